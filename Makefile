@@ -1,0 +1,49 @@
+# weft: one Deno program that is the CNI plugin, the node agent, its admin API and CLI.
+# `make demo` and `make test` are the two commands a newcomer runs (see README.md).
+
+DENO ?= node_modules/.bin/deno
+export DENO_NO_UPDATE_CHECK = 1
+
+.PHONY: deps bundle build lint fmt test demo bench image clean
+
+deps: node_modules/.bin/deno
+	@scripts/install-deps.sh
+
+node_modules/.bin/deno: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+# The artifact tested here: one JavaScript file with every dependency inside, runnable from
+# any directory with `deno run -A dist/weft.js` and no source tree beside it.
+bundle: node_modules/.bin/deno
+	$(DENO) bundle --quiet main.ts -o dist/weft.js
+
+# The artifact shipped: a single executable. `deno compile` downloads the Deno runtime
+# (denort) for the target; on a machine that cannot reach it this step fails, nothing else does.
+build: node_modules/.bin/deno
+	$(DENO) compile -A --output dist/weft main.ts
+
+lint: node_modules/.bin/deno
+	$(DENO) fmt --check
+	$(DENO) lint
+	$(DENO) check main.ts src/ tests/ bench/ scripts/
+
+fmt: node_modules/.bin/deno
+	$(DENO) fmt
+
+test: deps
+	$(DENO) run -A scripts/test.ts
+
+demo: deps bundle
+	$(DENO) run -A scripts/demo.ts
+
+bench: deps bundle
+	@for b in bench/*.ts; do echo "== $$b"; $(DENO) run -A $$b || exit 1; done
+
+# Container image with the compiled binary (needs a Docker engine and `make build`; neither
+# is available on the machine this project is developed on).
+image: build
+	docker build -f Containerfile -t weft:$$(cat src/version.ts | sed -n 's/.*"\(.*\)".*/\1/p') .
+
+clean:
+	rm -rf dist

@@ -1,0 +1,259 @@
+/**
+ * The agent: the composition root that owns one node's share of weft. It builds the pieces
+ * (IPAM, bridge, iptables, admin API, and later the mesh and data path), wires them together
+ * through their interfaces, and implements the admin API's `AgentPort` on top of them.
+ *
+ * Start-up order matters for restarts: the IPAM state is opened first so the bridge gets the
+ * same gateway address it had, and pods attached before the restart keep working throughout;
+ * nothing here tears down kernel state on stop, only `weft reset` does.
+ */
+import { createApi } from "../api/mod.ts";
+import {
+  type AgentPort,
+  type AllocationView,
+  type AttachmentRef,
+  BadRequestError,
+  ExhaustedError,
+  type IpamStatusView,
+  type StatusView,
+  UnavailableError,
+} from "../api/mod.ts";
+import {
+  cidrContains,
+  cidrWithin,
+  formatCidr,
+  formatIp,
+  macForAddress,
+  parseCidr,
+} from "../net/cidr.ts";
+import { type BridgeState, ensureBridge } from "../net/bridge.ts";
+import { ensureWeftRules } from "../net/iptables.ts";
+import { writeSysctl } from "../net/sysctl.ts";
+import {
+  type Allocation,
+  NodeIpam,
+  NoSpaceError,
+  NotReadyError,
+  openSqliteStore,
+} from "../ipam/mod.ts";
+import type { AgentConfig } from "./config.ts";
+import { AgentMetrics } from "./metrics.ts";
+import { VERSION } from "../version.ts";
+
+/** The bridge's own address is an allocation like a pod's, under this reserved container ID. */
+export const BRIDGE_CONTAINER_ID = "weft:bridge";
+
+export interface AgentOptions {
+  log?: (message: string) => void;
+  /** Skip kernel work (bridge, sysctl, iptables): for API-level tests of the composition. */
+  kernel?: boolean;
+}
+
+export class Agent implements AgentPort {
+  readonly config: AgentConfig;
+  readonly #ipam: NodeIpam;
+  readonly #metrics: AgentMetrics;
+  readonly #log: (message: string) => void;
+  readonly #startedAt = Date.now();
+  #bridge: BridgeState | undefined;
+  #bridgeAddress: number | undefined;
+  #server: Deno.HttpServer | undefined;
+  #peerName: string;
+
+  private constructor(
+    config: AgentConfig,
+    ipam: NodeIpam,
+    peerName: string,
+    options: AgentOptions,
+  ) {
+    this.config = config;
+    this.#ipam = ipam;
+    this.#peerName = peerName;
+    this.#log = options.log ?? ((message) => console.error(`weft: ${message}`));
+    this.#metrics = new AgentMetrics({ ipam: () => this.ipamStatus() });
+  }
+
+  /** Builds and starts an agent: IPAM, bridge, rules, then the admin API. */
+  static async launch(config: AgentConfig, options: AgentOptions = {}): Promise<Agent> {
+    await Deno.mkdir(config.stateDir, { recursive: true, mode: 0o700 });
+    const peerName = config.peerName ?? config.nickname ?? Deno.hostname();
+    const store = openSqliteStore(`${config.stateDir}/weft.db`);
+    const ipam = await NodeIpam.open({ store, clusterRange: config.ipallocRange, peerName });
+    const agent = new Agent(config, ipam, peerName, options);
+    try {
+      if (options.kernel !== false) await agent.#setUpNode();
+      agent.#serveApi();
+    } catch (error) {
+      await agent.stop();
+      throw error;
+    }
+    agent.#log(
+      `agent ${VERSION} ready: bridge ${config.bridge} ${agent.#bridgeCidr() ?? "(none)"}, ` +
+        `range ${
+          formatCidr(config.ipallocRange)
+        }, API http://${config.apiAddr.hostname}:${config.apiAddr.port}`,
+    );
+    return agent;
+  }
+
+  async #setUpNode(): Promise<void> {
+    const { bridge, ipallocRange } = this.config;
+    const gateway = await this.#ipam.allocate(BRIDGE_CONTAINER_ID, { ifname: bridge });
+    this.#bridgeAddress = gateway.address;
+    this.#bridge = await ensureBridge(bridge, {
+      address: this.#bridgeCidr()!,
+      mac: macForAddress(gateway.address),
+      mtu: this.config.mtu ?? 1500,
+      // An older gateway address of ours inside the pod range (e.g. after the range's owner
+      // changed) would answer ARP for an address now given to a pod elsewhere: remove it.
+      isStale: (cidr) => cidrContains(ipallocRange, parseCidr(cidr, { strict: false }).base),
+    });
+    await writeSysctl("net.ipv4.ip_forward", "1");
+    await ensureWeftRules({ podRange: formatCidr(ipallocRange), bridge });
+  }
+
+  #bridgeCidr(): string | undefined {
+    if (this.#bridgeAddress === undefined) return undefined;
+    return `${formatIp(this.#bridgeAddress)}/${this.config.ipallocRange.prefix}`;
+  }
+
+  #serveApi(): void {
+    const app = createApi(this);
+    const { hostname, port } = this.config.apiAddr;
+    try {
+      this.#server = Deno.serve({ hostname, port, onListen: () => {} }, app.fetch);
+    } catch (error) {
+      if (error instanceof Deno.errors.AddrInUse) {
+        throw new Error(
+          `Cannot serve the admin API on ${hostname}:${port}: the address is in use (is another weft agent running?)`,
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.#server?.shutdown();
+    this.#server = undefined;
+    this.#ipam.close();
+  }
+
+  /** Resolves when the API server has closed (the agent runs until then). */
+  get finished(): Promise<void> {
+    return this.#server?.finished ?? Promise.resolve();
+  }
+
+  // ---- AgentPort: what the admin API calls ----
+
+  #view(allocation: Allocation): AllocationView {
+    return {
+      containerID: allocation.containerId,
+      ifname: allocation.ifname,
+      address: `${formatIp(allocation.address)}/${this.config.ipallocRange.prefix}`,
+      gateway: this.#bridgeAddress === undefined ? "" : formatIp(this.#bridgeAddress),
+      mac: macForAddress(allocation.address),
+      createdAt: new Date(allocation.createdAt).toISOString(),
+    };
+  }
+
+  status(): StatusView {
+    const ipam = this.ipamStatus();
+    const bridgeReady = this.#bridgeAddress !== undefined;
+    const ready = ipam.ready && bridgeReady;
+    return {
+      version: VERSION,
+      ready,
+      reason: ready ? undefined : (ipam.reason ?? "the bridge has no address yet"),
+      peerName: this.#peerName,
+      nickname: this.config.nickname ?? Deno.hostname(),
+      range: formatCidr(this.config.ipallocRange),
+      bridge: {
+        name: this.config.bridge,
+        address: this.#bridgeCidr() ?? "",
+        mac: this.#bridge?.mac ?? "",
+        mtu: this.#bridge?.mtu ?? this.config.mtu ?? 1500,
+      },
+      ipam,
+      uptimeSeconds: Math.round((Date.now() - this.#startedAt) / 1000),
+    };
+  }
+
+  ipamStatus(): IpamStatusView {
+    const status = this.#ipam.status();
+    return {
+      range: formatCidr(this.config.ipallocRange),
+      ready: status.ready,
+      reason: status.reason,
+      size: status.size,
+      used: status.used,
+      free: status.free,
+      owned: status.owned,
+    };
+  }
+
+  async allocate(
+    containerID: string,
+    options: { ifname: string; subnet?: string },
+  ): Promise<AllocationView> {
+    if (containerID === BRIDGE_CONTAINER_ID) {
+      throw new BadRequestError(`Container ID "${containerID}" is reserved for the bridge`);
+    }
+    let subnet;
+    if (options.subnet !== undefined) {
+      try {
+        subnet = parseCidr(options.subnet);
+      } catch (error) {
+        throw new BadRequestError(`Invalid subnet: ${(error as Error).message}`);
+      }
+      if (!cidrWithin(subnet, this.config.ipallocRange)) {
+        throw new BadRequestError(
+          `Invalid subnet "${options.subnet}": not inside the pod range ${
+            formatCidr(this.config.ipallocRange)
+          }`,
+        );
+      }
+    }
+    if (this.#bridgeAddress === undefined && this.#server) {
+      throw new UnavailableError("The node's bridge has no address yet; try again shortly");
+    }
+    try {
+      return this.#view(await this.#ipam.allocate(containerID, { ifname: options.ifname, subnet }));
+    } catch (error) {
+      if (error instanceof NotReadyError) throw new UnavailableError(error.message);
+      if (error instanceof NoSpaceError) throw new ExhaustedError(error.message);
+      throw error;
+    }
+  }
+
+  lookup(containerID: string, ifname?: string): AllocationView[] {
+    return this.#ipam.lookup(containerID, ifname).map((a) => this.#view(a));
+  }
+
+  release(containerID: string, ifname?: string): Promise<AllocationView[]> {
+    if (containerID === BRIDGE_CONTAINER_ID) {
+      throw new BadRequestError(`Container ID "${containerID}" is reserved for the bridge`);
+    }
+    return Promise.resolve(this.#ipam.release(containerID, ifname).map((a) => this.#view(a)));
+  }
+
+  retainOnly(valid: AttachmentRef[]): Promise<AllocationView[]> {
+    const released = this.#ipam.retainOnly(
+      valid.map((v) => ({ containerId: v.containerID, ifname: v.ifname })),
+      { keep: (a) => a.containerId === BRIDGE_CONTAINER_ID },
+    );
+    return Promise.resolve(released.map((a) => this.#view(a)));
+  }
+
+  allocations(): AllocationView[] {
+    return this.#ipam.list().map((a) => this.#view(a));
+  }
+
+  metrics() {
+    return this.#metrics.render();
+  }
+
+  countRequest(route: string, method: string, status: number): void {
+    this.#metrics.countRequest(route, method, status);
+  }
+}

@@ -1,0 +1,242 @@
+/**
+ * The agent's configuration: command-line flags first, then environment variables, then
+ * defaults. Weave Net's environment names are accepted beside weft's own so a Weave Net
+ * DaemonSet migrates by changing nothing but the image. Every value is validated here, once,
+ * with a message naming the flag or variable, so the rest of the agent deals only in checked
+ * values.
+ */
+import { type Cidr, formatCidr, parseCidr, parseIp } from "../net/cidr.ts";
+
+export interface AgentConfig {
+  bridge: string;
+  ipallocRange: Cidr;
+  /** How the first split of the range is decided: `consensus=N`, `seed=a,b`, `observer`, or single-node "solo". */
+  ipallocInit: string;
+  apiAddr: { hostname: string; port: number };
+  stateDir: string;
+  /** Overrides the MTU the data path would pick. */
+  mtu?: number;
+  nickname?: string;
+  peerName?: string;
+  password?: string;
+  peers: string[];
+  port: number;
+  meshHost: string;
+  discovery: boolean;
+  connLimit: number;
+  tls?: { cert: string; key: string };
+  vxlanPort: number;
+  sleevePort: number;
+  datapathMode: "auto" | "fastdp" | "sleeve" | "none";
+  ipamReclaimAfterMs?: number;
+  nodeName?: string;
+  kubernetes: boolean;
+  kubeconfig?: string;
+}
+
+/** Flags as commander hands them over (all optional strings/booleans). */
+export interface AgentFlags {
+  bridge?: string;
+  ipallocRange?: string;
+  ipallocInit?: string;
+  apiAddr?: string;
+  stateDir?: string;
+  mtu?: string;
+  nickname?: string;
+  name?: string;
+  passwordFile?: string;
+  peers?: string;
+  port?: string;
+  host?: string;
+  discovery?: boolean;
+  connLimit?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  vxlanPort?: string;
+  sleevePort?: string;
+  datapath?: string;
+  ipamReclaimAfter?: string;
+  nodeName?: string;
+  kubernetes?: boolean;
+  kubeconfig?: string;
+}
+
+/** Every environment variable the agent reads; the manifests may use only these. */
+export const AGENT_ENV_NAMES = [
+  "IPALLOC_RANGE",
+  "IPALLOC_INIT",
+  "WEFT_BRIDGE",
+  "WEFT_API_ADDR",
+  "WEFT_STATE_DIR",
+  "WEFT_MTU",
+  "WEAVE_MTU",
+  "WEFT_NICKNAME",
+  "WEFT_PEER_NAME",
+  "WEFT_PASSWORD",
+  "WEAVE_PASSWORD",
+  "WEFT_PASSWORD_FILE",
+  "WEFT_PEERS",
+  "WEFT_PORT",
+  "CONN_LIMIT",
+  "WEFT_DATAPATH",
+  "WEFT_VXLAN_PORT",
+  "WEFT_SLEEVE_PORT",
+  "IPAM_RECLAIM_AFTER",
+  "NODE_NAME",
+  "KUBERNETES_SERVICE_HOST",
+  "KUBERNETES_SERVICE_PORT",
+  "WEFT_IPTABLES",
+] as const;
+
+export const DEFAULTS = {
+  bridge: "weave",
+  ipallocRange: "10.32.0.0/12",
+  apiAddr: "127.0.0.1:6784",
+  stateDir: "/var/lib/weft",
+  port: 6783,
+  vxlanPort: 6784,
+  sleevePort: 6783,
+  connLimit: 200,
+} as const;
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+function integer(text: string, what: string, min: number, max: number): number {
+  if (!/^\d+$/.test(text.trim()) || Number(text) < min || Number(text) > max) {
+    throw new ConfigError(
+      `Invalid ${what} "${text}": expected a whole number from ${min} to ${max}`,
+    );
+  }
+  return Number(text);
+}
+
+/** Parses `host:port` and insists on a loopback host: the admin API has no authentication. */
+export function parseApiAddr(text: string): { hostname: string; port: number } {
+  const match = /^(.*):(\d+)$/.exec(text);
+  if (!match) throw new ConfigError(`Invalid API address "${text}": expected host:port`);
+  const hostname = match[1].replace(/^\[|\]$/g, "") || "127.0.0.1";
+  const loopback = hostname === "localhost" || hostname === "::1" ||
+    (/^\d+\.\d+\.\d+\.\d+$/.test(hostname) && parseIp(hostname) >>> 24 === 127);
+  if (!loopback) {
+    throw new ConfigError(
+      `Invalid API address "${text}": the admin API has no authentication and listens on loopback only`,
+    );
+  }
+  return { hostname, port: integer(match[2], "API port", 1, 65535) };
+}
+
+/** Parses a duration like `90s`, `10m`, `2h` into milliseconds. */
+export function parseDuration(text: string, what: string): number {
+  const match = /^(\d+)(ms|s|m|h)$/.exec(text.trim());
+  if (!match) throw new ConfigError(`Invalid ${what} "${text}": expected e.g. 30s, 10m or 1h`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] as "ms" | "s" | "m" | "h"];
+  return Number(match[1]) * unit;
+}
+
+function splitList(text: string | undefined): string[] {
+  return (text ?? "").split(/[\s,]+/).map((s) => s.trim()).filter(Boolean);
+}
+
+export async function resolveAgentConfig(
+  flags: AgentFlags,
+  env: Record<string, string | undefined>,
+): Promise<AgentConfig> {
+  const pick = (flag: string | undefined, ...names: string[]) =>
+    flag ?? names.map((n) => env[n]).find((v) => v !== undefined && v !== "");
+
+  const rangeText = pick(flags.ipallocRange, "IPALLOC_RANGE") ?? DEFAULTS.ipallocRange;
+  let ipallocRange: Cidr;
+  try {
+    ipallocRange = parseCidr(rangeText);
+  } catch (error) {
+    throw new ConfigError(`Invalid --ipalloc-range/IPALLOC_RANGE: ${(error as Error).message}`);
+  }
+  if (ipallocRange.prefix > 30) {
+    throw new ConfigError(
+      `Invalid --ipalloc-range "${formatCidr(ipallocRange)}": too small for pods`,
+    );
+  }
+
+  const bridge = pick(flags.bridge, "WEFT_BRIDGE") ?? DEFAULTS.bridge;
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(bridge)) {
+    throw new ConfigError(`Invalid bridge name "${bridge}": 1 to 15 letters, digits, _ . -`);
+  }
+
+  const mtuText = pick(flags.mtu, "WEFT_MTU", "WEAVE_MTU");
+  const passwordFile = pick(flags.passwordFile, "WEFT_PASSWORD_FILE");
+  let password = env.WEFT_PASSWORD || env.WEAVE_PASSWORD || undefined;
+  if (passwordFile) {
+    try {
+      password = (await Deno.readTextFile(passwordFile)).trim();
+    } catch (error) {
+      throw new ConfigError(
+        `Cannot read password file "${passwordFile}": ${(error as Error).message}`,
+      );
+    }
+    if (!password) throw new ConfigError(`Password file "${passwordFile}" is empty`);
+  }
+  if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) {
+    throw new ConfigError("--tls-cert and --tls-key go together");
+  }
+  const datapathMode =
+    (pick(flags.datapath, "WEFT_DATAPATH") ?? "auto") as AgentConfig["datapathMode"];
+  if (!["auto", "fastdp", "sleeve", "none"].includes(datapathMode)) {
+    throw new ConfigError(
+      `Invalid --datapath "${datapathMode}": expected auto, fastdp, sleeve or none`,
+    );
+  }
+  const reclaim = pick(flags.ipamReclaimAfter, "IPAM_RECLAIM_AFTER");
+  const ipallocInit = pick(flags.ipallocInit, "IPALLOC_INIT") ?? "solo";
+  if (!/^(solo|observer|consensus(=\d+)?|seed=.+)$/.test(ipallocInit)) {
+    throw new ConfigError(
+      `Invalid --ipalloc-init "${ipallocInit}": expected consensus=N, seed=peer,peer, observer or solo`,
+    );
+  }
+  const nodeName = pick(flags.nodeName, "NODE_NAME");
+  const kubernetes = flags.kubernetes ?? Boolean(env.KUBERNETES_SERVICE_HOST && nodeName);
+
+  return {
+    bridge,
+    ipallocRange,
+    ipallocInit,
+    apiAddr: parseApiAddr(pick(flags.apiAddr, "WEFT_API_ADDR") ?? DEFAULTS.apiAddr),
+    stateDir: pick(flags.stateDir, "WEFT_STATE_DIR") ?? DEFAULTS.stateDir,
+    mtu: mtuText === undefined ? undefined : integer(mtuText, "MTU (--mtu/WEAVE_MTU)", 576, 65535),
+    nickname: pick(flags.nickname, "WEFT_NICKNAME") ?? nodeName,
+    peerName: pick(flags.name, "WEFT_PEER_NAME"),
+    password,
+    peers: splitList(pick(flags.peers, "WEFT_PEERS")),
+    port: integer(pick(flags.port, "WEFT_PORT") ?? String(DEFAULTS.port), "mesh port", 1, 65535),
+    meshHost: flags.host ?? "0.0.0.0",
+    discovery: flags.discovery ?? true,
+    connLimit: integer(
+      pick(flags.connLimit, "CONN_LIMIT") ?? String(DEFAULTS.connLimit),
+      "connection limit (--conn-limit/CONN_LIMIT)",
+      0,
+      100_000,
+    ),
+    tls: flags.tlsCert ? { cert: flags.tlsCert, key: flags.tlsKey! } : undefined,
+    vxlanPort: integer(
+      pick(flags.vxlanPort, "WEFT_VXLAN_PORT") ?? String(DEFAULTS.vxlanPort),
+      "VXLAN port",
+      1,
+      65535,
+    ),
+    sleevePort: integer(
+      pick(flags.sleevePort, "WEFT_SLEEVE_PORT") ?? String(DEFAULTS.sleevePort),
+      "sleeve port",
+      1,
+      65535,
+    ),
+    datapathMode,
+    ipamReclaimAfterMs: reclaim ? parseDuration(reclaim, "--ipam-reclaim-after") : undefined,
+    nodeName,
+    kubernetes,
+    kubeconfig: flags.kubeconfig,
+  };
+}

@@ -1,0 +1,205 @@
+import { Hono } from "hono";
+import type { Context } from "hono";
+import {
+  type AgentPort,
+  type AttachmentRef,
+  BadRequestError,
+  ExhaustedError,
+  UnavailableError,
+} from "./types.ts";
+
+/**
+ * Containers are named by the runtime; we accept what runtimes send (IDs, pod sandbox names)
+ * but nothing that could smuggle path or shell syntax into logs and state.
+ */
+const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,255}$/;
+const IFNAME = /^[^\s/:]{1,15}$/;
+
+function checkContainerId(id: string): string {
+  if (!CONTAINER_ID.test(id)) {
+    throw new BadRequestError(
+      `Invalid container ID "${id}": letters, digits and _ . : @ - only, up to 256 characters`,
+    );
+  }
+  return id;
+}
+
+function checkIfname(name: string | undefined, required: boolean): string | undefined {
+  if (name === undefined || name === "") {
+    if (required) return "eth0";
+    return undefined;
+  }
+  if (!IFNAME.test(name) || name === "." || name === "..") {
+    throw new BadRequestError(
+      `Invalid interface name "${name}": 1 to 15 characters, no spaces, "/" or ":"`,
+    );
+  }
+  return name;
+}
+
+async function jsonBody(c: Context): Promise<Record<string, unknown>> {
+  const text = await c.req.text();
+  if (!text.trim()) return {};
+  try {
+    const value = JSON.parse(text);
+    if (value === null || typeof value !== "object" || Array.isArray(value)) {
+      throw new BadRequestError("Request body must be a JSON object");
+    }
+    return value;
+  } catch (error) {
+    if (error instanceof BadRequestError) throw error;
+    throw new BadRequestError(`Request body is not valid JSON: ${(error as Error).message}`);
+  }
+}
+
+function optionalString(body: Record<string, unknown>, key: string): string | undefined {
+  const value = body[key];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== "string") throw new BadRequestError(`"${key}" must be a string`);
+  return value;
+}
+
+/**
+ * The API listens on loopback only, but a browser on the node could still be talked into
+ * sending it requests through a rebinding DNS name. Requiring a loopback Host header closes
+ * that door without any authentication to manage.
+ */
+function isLoopbackHost(host: string | undefined): boolean {
+  if (!host) return true;
+  const name = host.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
+  return name === "localhost" || name === "::1" || /^127\.\d+\.\d+\.\d+$/.test(name);
+}
+
+export function createApi(agent: AgentPort): Hono {
+  const app = new Hono();
+
+  app.use("*", async (c, next) => {
+    if (!isLoopbackHost(c.req.header("host"))) {
+      return c.json(
+        { error: `Refused: Host "${c.req.header("host")}" is not a loopback name` },
+        403,
+      );
+    }
+    await next();
+    agent.countRequest(c.req.routePath, c.req.method, c.res.status);
+  });
+
+  app.onError((error, c) => {
+    if (error instanceof BadRequestError) return c.json({ error: error.message }, error.status);
+    if (error instanceof UnavailableError) {
+      return c.json({ error: error.message, retry: true }, 503);
+    }
+    if (error instanceof ExhaustedError) return c.json({ error: error.message }, 507);
+    console.error(`weft api: ${c.req.method} ${c.req.path}:`, error);
+    return c.json({ error: `Internal error: ${(error as Error).message}` }, 500);
+  });
+
+  app.notFound((c) => c.json({ error: `No route for ${c.req.method} ${c.req.path}` }, 404));
+
+  app.get("/healthz", (c) => c.text("ok\n"));
+
+  app.get("/status", (c) => {
+    const status = agent.status();
+    return c.json(status, status.ready ? 200 : 503);
+  });
+
+  app.get("/status/ipam", (c) => c.json(agent.ipamStatus()));
+
+  app.get("/ip", (c) => c.json(agent.allocations()));
+
+  app.post("/ip/:containerID", async (c) => {
+    const containerID = checkContainerId(c.req.param("containerID"));
+    const body = await jsonBody(c);
+    const ifname = checkIfname(optionalString(body, "ifname") ?? c.req.query("ifname"), true)!;
+    const subnet = optionalString(body, "subnet") ?? c.req.query("subnet");
+    return c.json(await agent.allocate(containerID, { ifname, subnet }));
+  });
+
+  app.get("/ip/:containerID", (c) => {
+    const containerID = checkContainerId(c.req.param("containerID"));
+    const ifname = checkIfname(c.req.query("ifname"), false);
+    const found = agent.lookup(containerID, ifname);
+    if (found.length === 0) {
+      return c.json({
+        error: `No address allocated to ${containerID}${ifname ? "/" + ifname : ""}`,
+      }, 404);
+    }
+    return c.json(ifname ? found[0] : found);
+  });
+
+  app.delete("/ip/:containerID", async (c) => {
+    const containerID = checkContainerId(c.req.param("containerID"));
+    const ifname = checkIfname(c.req.query("ifname"), false);
+    await agent.release(containerID, ifname);
+    return c.body(null, 204);
+  });
+
+  app.post("/gc", async (c) => {
+    const body = await jsonBody(c);
+    if (!Array.isArray(body.valid)) {
+      throw new BadRequestError(`"valid" must be a list of {containerID, ifname}`);
+    }
+    const valid: AttachmentRef[] = body.valid.map((entry: unknown, index: number) => {
+      const item = entry as Record<string, unknown>;
+      if (typeof item?.containerID !== "string" || typeof item?.ifname !== "string") {
+        throw new BadRequestError(`"valid[${index}]" needs string containerID and ifname`);
+      }
+      return { containerID: item.containerID, ifname: item.ifname };
+    });
+    return c.json({ released: await agent.retainOnly(valid) });
+  });
+
+  app.get("/metrics", async (c) => {
+    const { contentType, body } = await agent.metrics();
+    return c.body(body, 200, { "content-type": contentType });
+  });
+
+  app.post("/expose", async (c) => {
+    if (!agent.expose) throw new BadRequestError("expose is not supported by this agent", 404);
+    return c.json(await agent.expose());
+  });
+  app.post("/hide", async (c) => {
+    if (!agent.hide) throw new BadRequestError("hide is not supported by this agent", 404);
+    return c.json(await agent.hide());
+  });
+
+  mountMeshRoutes(app, agent);
+  return app;
+}
+
+function mountMeshRoutes(app: Hono, agent: AgentPort) {
+  const mesh = () => {
+    if (!agent.mesh) throw new BadRequestError("This agent runs without a mesh", 404);
+    return agent.mesh;
+  };
+  const peerParam = (c: Context) => {
+    const peer = c.req.query("peer");
+    if (!peer || !/^[A-Za-z0-9_.:\[\]-]{1,255}$/.test(peer)) {
+      throw new BadRequestError(`Missing or invalid "peer" query parameter: "${peer ?? ""}"`);
+    }
+    return peer;
+  };
+  app.get("/status/peers", (c) => c.json(mesh().peers()));
+  app.get("/status/connections", (c) => c.json(mesh().connections()));
+  app.get("/status/targets", (c) => c.json(mesh().targets()));
+  app.post("/connect", (c) => {
+    const peer = peerParam(c);
+    mesh().connect(peer, { replace: c.req.query("replace") === "true" });
+    return c.json({ connecting: peer });
+  });
+  app.post("/forget", (c) => {
+    const peer = peerParam(c);
+    mesh().forget(peer);
+    return c.json({ forgotten: peer });
+  });
+  app.get("/ring", (c) => {
+    const ring = mesh().ring?.();
+    if (ring === undefined) throw new BadRequestError("No IPAM ring on this agent", 404);
+    return c.json(ring);
+  });
+  app.delete("/peer/:name", async (c) => {
+    const port = mesh();
+    if (!port.removePeer) throw new BadRequestError("rmpeer is not supported by this agent", 404);
+    return c.json(await port.removePeer(c.req.param("name")));
+  });
+}

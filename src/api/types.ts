@@ -1,0 +1,125 @@
+/**
+ * What the admin API needs from the agent, declared here so the API depends on an interface
+ * and the agent (or a test double) implements it. JSON shapes are the API's public contract:
+ * the CLI, the CNI plugin and people with curl all read them.
+ */
+
+export interface AllocationView {
+  containerID: string;
+  ifname: string;
+  /** With the cluster range's prefix, e.g. 10.32.0.5/12. */
+  address: string;
+  gateway: string;
+  mac: string;
+  createdAt: string;
+}
+
+export interface BridgeView {
+  name: string;
+  address: string;
+  mac: string;
+  mtu: number;
+}
+
+export interface StatusView {
+  version: string;
+  ready: boolean;
+  /** Why the agent is not ready yet, for people and for the CNI plugin's error message. */
+  reason?: string;
+  peerName: string;
+  nickname: string;
+  range: string;
+  bridge: BridgeView;
+  ipam: IpamStatusView;
+  mesh?: { peers: number; reachable: number; connections: number; established: number };
+  datapath?: { mode: string; mtu: number };
+  uptimeSeconds: number;
+}
+
+export interface IpamRangeView {
+  start: string;
+  end: string;
+  size: number;
+  used: number;
+}
+
+export interface IpamPeerView {
+  peer: string;
+  nickname?: string;
+  owned: number;
+  used?: number;
+  free?: number;
+  reachable: boolean;
+}
+
+export interface IpamStatusView {
+  range: string;
+  ready: boolean;
+  reason?: string;
+  size: number;
+  used: number;
+  free: number;
+  owned: IpamRangeView[];
+  peers?: IpamPeerView[];
+  unreachablePercentage?: number;
+  pendingRequests?: number;
+}
+
+export interface AttachmentRef {
+  containerID: string;
+  ifname: string;
+}
+
+/** Thrown by the agent side for bad input the API should answer with 4xx. */
+export class BadRequestError extends Error {
+  constructor(message: string, readonly status: 400 | 404 | 409 = 400) {
+    super(message);
+    this.name = "BadRequestError";
+  }
+}
+
+/** The agent is alive but cannot do this yet (IPAM waiting for its first split, ...): 503. */
+export class UnavailableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UnavailableError";
+  }
+}
+
+/** No free address anywhere this node could get one: 507, as Weave Net did. */
+export class ExhaustedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ExhaustedError";
+  }
+}
+
+/** Optional mesh operations; an agent without a mesh leaves `mesh` undefined and the routes 404. */
+export interface MeshPort {
+  peers(): unknown[];
+  connections(): unknown[];
+  targets(): string[];
+  connect(address: string, options: { replace: boolean }): void;
+  forget(address: string): void;
+  removePeer?(name: string): Promise<unknown>;
+  ring?(): unknown;
+}
+
+export interface AgentPort {
+  status(): StatusView;
+  ipamStatus(): IpamStatusView;
+  allocate(
+    containerID: string,
+    options: { ifname: string; subnet?: string },
+  ): Promise<AllocationView>;
+  lookup(containerID: string, ifname?: string): AllocationView[];
+  release(containerID: string, ifname?: string): Promise<AllocationView[]>;
+  retainOnly(valid: AttachmentRef[]): Promise<AllocationView[]>;
+  allocations(): AllocationView[];
+  /** Prometheus text exposition of the agent's metrics. */
+  metrics(): Promise<{ contentType: string; body: string }>;
+  countRequest(route: string, method: string, status: number): void;
+  expose?(): Promise<unknown>;
+  hide?(): Promise<unknown>;
+  mesh?: MeshPort;
+}

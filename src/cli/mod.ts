@@ -1,0 +1,307 @@
+/**
+ * The command line for people. Every subcommand but `launch`, `reset` and `version` is a call
+ * to the local agent's admin API and prints its answer as a table, or as JSON with `--json`,
+ * exactly as curl would get it. Errors are printed once, here, as one line without a stack
+ * trace, and give exit code 1 (2 for usage errors, from commander).
+ */
+import { Command, CommanderError, Option } from "commander";
+import { AgentUnreachableError, ApiClient, ApiError } from "../api/mod.ts";
+import type { IpamStatusView, StatusView } from "../api/mod.ts";
+import {
+  Agent,
+  type AgentFlags,
+  ConfigError,
+  DEFAULTS,
+  resetNode,
+  resolveAgentConfig,
+} from "../agent/mod.ts";
+import { VERSION } from "../version.ts";
+import { keyValues, table } from "./format.ts";
+
+function client(command: Command): ApiClient {
+  const { apiAddr } = command.optsWithGlobals() as { apiAddr?: string };
+  return new ApiClient(apiAddr ?? Deno.env.get("WEFT_API_ADDR") ?? DEFAULTS.apiAddr);
+}
+
+function print(value: unknown, json: boolean, render: () => string): void {
+  console.log(json ? JSON.stringify(value, null, 2) : render());
+}
+
+function renderStatus(s: StatusView): string {
+  return keyValues([
+    ["Version", s.version],
+    ["Ready", s.ready ? "yes" : `no (${s.reason ?? "unknown"})`],
+    ["Peer", `${s.peerName} (${s.nickname})`],
+    ["Range", s.range],
+    ["Bridge", `${s.bridge.name} ${s.bridge.address} mtu ${s.bridge.mtu}`],
+    ["Addresses", `${s.ipam.used} used, ${s.ipam.free} free on this node`],
+    ...(s.mesh
+      ? [
+        ["Peers", `${s.mesh.reachable} reachable of ${s.mesh.peers}`] as [string, string],
+        ["Connections", `${s.mesh.established} established of ${s.mesh.connections}`] as [
+          string,
+          string,
+        ],
+      ]
+      : []),
+    ...(s.datapath
+      ? [["Data path", `${s.datapath.mode} mtu ${s.datapath.mtu}`] as [string, string]]
+      : []),
+    ["Uptime", `${s.uptimeSeconds}s`],
+  ]);
+}
+
+function renderIpam(s: IpamStatusView): string {
+  const lines = [
+    keyValues([
+      ["Range", s.range],
+      ["Ready", s.ready ? "yes" : `no (${s.reason ?? "unknown"})`],
+      ["Owned here", `${s.used} used, ${s.free} free`],
+      ...(s.unreachablePercentage !== undefined
+        ? [
+          ["Unreachable", `${s.unreachablePercentage.toFixed(1)}% of the range`] as [
+            string,
+            string,
+          ],
+        ]
+        : []),
+    ]),
+    "",
+    table(["START", "END", "SIZE", "USED"], s.owned.map((r) => [r.start, r.end, r.size, r.used])),
+  ];
+  if (s.peers?.length) {
+    lines.push(
+      "",
+      table(
+        ["PEER", "NICKNAME", "OWNED", "USED", "FREE", "REACHABLE"],
+        s.peers.map((
+          p,
+        ) => [p.peer, p.nickname, p.owned, p.used, p.free, p.reachable ? "yes" : "NO"]),
+      ),
+    );
+  }
+  return lines.join("\n");
+}
+
+function renderRecords(records: unknown[]): string {
+  if (records.length === 0) return "(none)";
+  const rows = records.map((r) => r as Record<string, unknown>);
+  const keys = Object.keys(rows[0]).filter((k) =>
+    rows.every((r) => typeof r[k] !== "object" || r[k] === null)
+  );
+  return table(keys.map((k) => k.toUpperCase()), rows.map((r) => keys.map((k) => r[k] as string)));
+}
+
+export function buildCli(): Command {
+  const program = new Command("weft")
+    .description("weft: a pod network in the tradition of Weave Net")
+    .version(VERSION, "-v, --version")
+    .option(
+      "--api-addr <host:port>",
+      `the agent's admin API (env WEFT_API_ADDR, default ${DEFAULTS.apiAddr})`,
+    )
+    .showHelpAfterError()
+    .exitOverride();
+
+  program.command("launch")
+    .description("run the node agent (bridge, IPAM, mesh, data path, admin API) in the foreground")
+    .option("--bridge <name>", `bridge name (env WEFT_BRIDGE, default ${DEFAULTS.bridge})`)
+    .option(
+      "--ipalloc-range <cidr>",
+      `cluster pod range (env IPALLOC_RANGE, default ${DEFAULTS.ipallocRange})`,
+    )
+    .option(
+      "--ipalloc-init <mode>",
+      "first split of the range: consensus=N, seed=a,b, observer (env IPALLOC_INIT)",
+    )
+    .option(
+      "--state-dir <dir>",
+      `state directory (env WEFT_STATE_DIR, default ${DEFAULTS.stateDir})`,
+    )
+    .option("--mtu <bytes>", "pod and bridge MTU, overriding detection (env WEFT_MTU or WEAVE_MTU)")
+    .option("--nickname <name>", "a name for people (env WEFT_NICKNAME, default the hostname)")
+    .option(
+      "--name <peer>",
+      "this peer's name (env WEFT_PEER_NAME, default derived from the machine id)",
+    )
+    .option(
+      "--password-file <file>",
+      "file holding the shared secret (else env WEFT_PASSWORD or WEAVE_PASSWORD)",
+    )
+    .option("--peers <list>", "peers to connect to, host[:port],... (env WEFT_PEERS)")
+    .option("--port <port>", "mesh TCP port (env WEFT_PORT, default 6783)")
+    .option("--host <addr>", "address the mesh listens on (default 0.0.0.0)")
+    .option("--no-discovery", "connect only to the given peers, not to peers learnt through gossip")
+    .option("--conn-limit <n>", "maximum mesh connections (env CONN_LIMIT, default 200)")
+    .option("--tls-cert <file>", "serve the mesh over TLS with this certificate")
+    .option("--tls-key <file>", "key for --tls-cert")
+    .option("--vxlan-port <port>", "kernel VXLAN UDP port (env WEFT_VXLAN_PORT, default 6784)")
+    .option("--sleeve-port <port>", "userspace path UDP port (env WEFT_SLEEVE_PORT, default 6783)")
+    .addOption(
+      new Option("--datapath <mode>", "data path (env WEFT_DATAPATH)").choices([
+        "auto",
+        "fastdp",
+        "sleeve",
+        "none",
+      ]),
+    )
+    .option(
+      "--ipam-reclaim-after <duration>",
+      "reclaim space of peers unreachable this long, e.g. 1h (default off)",
+    )
+    .option("--node-name <name>", "Kubernetes Node name (env NODE_NAME)")
+    .option(
+      "--kubeconfig <file>",
+      "talk to Kubernetes with this kubeconfig instead of in-cluster config",
+    )
+    .action(async (flags: AgentFlags, command: Command) => {
+      const globals = command.optsWithGlobals() as { apiAddr?: string };
+      const config = await resolveAgentConfig(
+        { ...flags, apiAddr: globals.apiAddr },
+        Deno.env.toObject(),
+      );
+      const agent = await Agent.launch(config);
+      const stop = () => {
+        console.error("weft: stopping (kernel state is kept; `weft reset` removes it)");
+        agent.stop().then(() => Deno.exit(0));
+      };
+      Deno.addSignalListener("SIGTERM", stop);
+      Deno.addSignalListener("SIGINT", stop);
+      await agent.finished;
+    });
+
+  program.command("status")
+    .description("show the agent's status, or one part of it: ipam, peers, connections, targets")
+    .argument("[what]", "ipam | peers | connections | targets")
+    .option("--json", "print the API's JSON answer")
+    .action(async (what: string | undefined, options: { json?: boolean }, command: Command) => {
+      const api = client(command);
+      switch (what) {
+        case undefined: {
+          const status = await api.status();
+          print(status, Boolean(options.json), () => renderStatus(status));
+          if (!status.ready) Deno.exitCode = 1;
+          return;
+        }
+        case "ipam": {
+          const ipam = await api.ipamStatus();
+          return print(ipam, Boolean(options.json), () => renderIpam(ipam));
+        }
+        case "peers":
+        case "connections":
+        case "targets": {
+          const records = what === "peers"
+            ? await api.peers()
+            : what === "connections"
+            ? await api.connections()
+            : (await api.targets()).map((target) => ({ target }));
+          return print(records, Boolean(options.json), () => renderRecords(records));
+        }
+        default:
+          throw new ConfigError(
+            `Unknown status "${what}": expected ipam, peers, connections or targets`,
+          );
+      }
+    });
+
+  program.command("ps")
+    .description("list the addresses this node has handed out")
+    .option("--json", "print the API's JSON answer")
+    .action(async (options: { json?: boolean }, command: Command) => {
+      const allocations = await client(command).allocations();
+      print(allocations, Boolean(options.json), () =>
+        table(
+          ["CONTAINER", "IFNAME", "MAC", "ADDRESS"],
+          allocations.map((a) => [a.containerID, a.ifname, a.mac, a.address]),
+        ));
+    });
+
+  program.command("connect")
+    .description("connect to a peer")
+    .argument("<peer>", "host[:port]")
+    .option("--replace", "replace the list of target peers with this one")
+    .action(async (peer: string, options: { replace?: boolean }, command: Command) => {
+      console.log(JSON.stringify(await client(command).connect(peer, Boolean(options.replace))));
+    });
+
+  program.command("forget")
+    .description("stop connecting to a peer")
+    .argument("<peer>", "host[:port]")
+    .action(async (peer: string, _options: unknown, command: Command) => {
+      console.log(JSON.stringify(await client(command).forget(peer)));
+    });
+
+  program.command("rmpeer")
+    .description("reclaim the address space of a peer that is gone for good")
+    .argument("<name>", "peer name or nickname")
+    .action(async (name: string, _options: unknown, command: Command) => {
+      console.log(JSON.stringify(await client(command).removePeer(name), null, 2));
+    });
+
+  program.command("expose")
+    .description("give this node access to pods on every node through its bridge address")
+    .action(async (_options: unknown, command: Command) => {
+      console.log(JSON.stringify(await client(command).expose()));
+    });
+
+  program.command("hide")
+    .description("undo expose")
+    .action(async (_options: unknown, command: Command) => {
+      console.log(JSON.stringify(await client(command).hide()));
+    });
+
+  program.command("reset")
+    .description("remove weft from this node: pod veths, the bridge, iptables rules and state")
+    .option("--bridge <name>", "bridge name", DEFAULTS.bridge)
+    .option("--state-dir <dir>", "state directory", DEFAULTS.stateDir)
+    .option("--force", "reset even though an agent answers on the API address")
+    .action(
+      async (options: { bridge: string; stateDir: string; force?: boolean }, command: Command) => {
+        if (!options.force) {
+          const running = await client(command).status().then(() => true, () => false);
+          if (running) {
+            throw new ConfigError("An agent is running: stop it first (or pass --force)");
+          }
+        }
+        const report = await resetNode(options);
+        console.log(
+          `removed ${report.removedLinks.length} links${
+            report.removedLinks.length ? ` (${report.removedLinks.join(", ")})` : ""
+          }` +
+            `${
+              report.removedStateDir ? ` and ${options.stateDir}` : ""
+            }; weft's iptables chains are gone`,
+        );
+      },
+    );
+
+  program.command("version")
+    .description("print the version")
+    .action(() => console.log(`weft ${VERSION}`));
+
+  return program;
+}
+
+/** Runs the CLI; returns the exit code. */
+export async function runCli(argv: string[]): Promise<number> {
+  const program = buildCli();
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return typeof Deno.exitCode === "number" ? Deno.exitCode : 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      return error.exitCode === 0 || error.code === "commander.helpDisplayed" ||
+          error.code === "commander.version"
+        ? 0
+        : 2;
+    }
+    if (error instanceof ApiError) {
+      console.error(`weft: the agent answered ${error.status}: ${error.message}`);
+    } else if (error instanceof AgentUnreachableError || error instanceof ConfigError) {
+      console.error(`weft: ${error.message}`);
+    } else {
+      console.error(`weft: ${(error as Error).stack ?? error}`);
+    }
+    return 1;
+  }
+}

@@ -1,0 +1,32 @@
+/**
+ * The IPAM's error classes. The CNI edge maps them to codes: `NotReadyError` and
+ * `NoSpaceError` become "try again later" (11) because both can clear on their own (the
+ * first split is agreed, a peer donates space, a pod is deleted).
+ */
+
+/** No free address in what this node owns, and no peer could give it more. */
+export class NoSpaceError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "NoSpaceError";
+  }
+}
+
+/** The IPAM cannot hand out addresses yet, e.g. the initial split has not been agreed. */
+export class NotReadyError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "NotReadyError";
+  }
+}
+
+/**
+ * A request contradicts what is already recorded: the same (container, interface) asked for
+ * an address in another subnet, or a state file written for another cluster range.
+ */
+export class IpamConflictError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "IpamConflictError";
+  }
+}

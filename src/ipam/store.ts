@@ -1,0 +1,120 @@
+/**
+ * Where the IPAM keeps what must survive a restart: the allocations and a few named values
+ * (the cluster range, allocation cursors, the ring). The interface is synchronous on purpose:
+ * an allocation picks an address and records it in one uninterrupted step, so two concurrent
+ * requests in the agent can never see the same address as free.
+ */
+
+/** One address handed to one interface of one container. */
+export interface Allocation {
+  containerId: string;
+  ifname: string;
+  /** IPv4 address as an unsigned 32-bit number (see src/net/cidr.ts). */
+  address: number;
+  /** Milliseconds since the epoch, from the IPAM's clock. */
+  createdAt: number;
+}
+
+export interface Store {
+  /** Every stored allocation, in no particular order. */
+  loadAllocations(): Allocation[];
+  /** Inserts an allocation; throws if the address or the (containerId, ifname) key is taken. */
+  insertAllocation(allocation: Allocation): void;
+  /** Deletes one allocation; deleting a missing one is not an error. */
+  deleteAllocation(containerId: string, ifname: string): void;
+  /** Deletes every allocation (a peer that was reclaimed while away starts clean). */
+  clearAllocations(): void;
+  getValue(key: string): string | undefined;
+  setValue(key: string, value: string): void;
+  /** Runs `fn` atomically: all of its writes land, or none do when it throws. */
+  transaction<T>(fn: () => T): T;
+  close(): void;
+}
+
+/** Thrown by a store when an insert would break uniqueness; a bug if the IPAM ever sees it. */
+export class DuplicateAllocationError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "DuplicateAllocationError";
+  }
+}
+
+function keyOf(containerId: string, ifname: string): string {
+  return `${containerId}\u0000${ifname}`;
+}
+
+/** The in-memory store: for tests and for peers that need no persistence (simulations). */
+export class MemoryStore implements Store {
+  #allocations = new Map<string, Allocation>();
+  #addresses = new Set<number>();
+  #values = new Map<string, string>();
+  #closed = false;
+
+  loadAllocations(): Allocation[] {
+    this.#check();
+    return [...this.#allocations.values()].map((a) => ({ ...a }));
+  }
+
+  insertAllocation(allocation: Allocation): void {
+    this.#check();
+    const key = keyOf(allocation.containerId, allocation.ifname);
+    if (this.#allocations.has(key)) {
+      throw new DuplicateAllocationError(
+        `Allocation for container "${allocation.containerId}" interface "${allocation.ifname}" already exists`,
+      );
+    }
+    if (this.#addresses.has(allocation.address)) {
+      throw new DuplicateAllocationError(`Address ${allocation.address} is already allocated`);
+    }
+    this.#allocations.set(key, { ...allocation });
+    this.#addresses.add(allocation.address);
+  }
+
+  deleteAllocation(containerId: string, ifname: string): void {
+    this.#check();
+    const key = keyOf(containerId, ifname);
+    const found = this.#allocations.get(key);
+    if (!found) return;
+    this.#allocations.delete(key);
+    this.#addresses.delete(found.address);
+  }
+
+  clearAllocations(): void {
+    this.#check();
+    this.#allocations.clear();
+    this.#addresses.clear();
+  }
+
+  getValue(key: string): string | undefined {
+    this.#check();
+    return this.#values.get(key);
+  }
+
+  setValue(key: string, value: string): void {
+    this.#check();
+    this.#values.set(key, value);
+  }
+
+  transaction<T>(fn: () => T): T {
+    this.#check();
+    const allocations = new Map(this.#allocations);
+    const addresses = new Set(this.#addresses);
+    const values = new Map(this.#values);
+    try {
+      return fn();
+    } catch (error) {
+      this.#allocations = allocations;
+      this.#addresses = addresses;
+      this.#values = values;
+      throw error;
+    }
+  }
+
+  close(): void {
+    this.#closed = true;
+  }
+
+  #check(): void {
+    if (this.#closed) throw new Error("Cannot use IPAM memory store: it is closed");
+  }
+}
