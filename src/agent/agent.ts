@@ -31,6 +31,7 @@ import { ensureWeftRules } from "../net/iptables.ts";
 import { writeSysctl } from "../net/sysctl.ts";
 import {
   type Allocation,
+  IpamConflictError,
   NodeIpam,
   NoSpaceError,
   NotReadyError,
@@ -47,6 +48,8 @@ export interface AgentOptions {
   log?: (message: string) => void;
   /** Skip kernel work (bridge, sysctl, iptables): for API-level tests of the composition. */
   kernel?: boolean;
+  /** Skip serving the admin API on a socket (tests call `createApi(agent)` directly). */
+  serve?: boolean;
 }
 
 export class Agent implements AgentPort {
@@ -81,8 +84,8 @@ export class Agent implements AgentPort {
     const ipam = await NodeIpam.open({ store, clusterRange: config.ipallocRange, peerName });
     const agent = new Agent(config, ipam, peerName, options);
     try {
-      if (options.kernel !== false) await agent.#setUpNode();
-      agent.#serveApi();
+      await agent.#setUpNode(options.kernel !== false);
+      if (options.serve !== false) agent.#serveApi();
     } catch (error) {
       await agent.stop();
       throw error;
@@ -96,10 +99,11 @@ export class Agent implements AgentPort {
     return agent;
   }
 
-  async #setUpNode(): Promise<void> {
+  async #setUpNode(kernel: boolean): Promise<void> {
     const { bridge, ipallocRange } = this.config;
     const gateway = await this.#ipam.allocate(BRIDGE_CONTAINER_ID, { ifname: bridge });
     this.#bridgeAddress = gateway.address;
+    if (!kernel) return;
     this.#bridge = await ensureBridge(bridge, {
       address: this.#bridgeCidr()!,
       mac: macForAddress(gateway.address),
@@ -184,7 +188,7 @@ export class Agent implements AgentPort {
     return {
       range: formatCidr(this.config.ipallocRange),
       ready: status.ready,
-      reason: status.reason,
+      reason: status.waitingFor,
       size: status.size,
       used: status.used,
       free: status.free,
@@ -214,7 +218,7 @@ export class Agent implements AgentPort {
         );
       }
     }
-    if (this.#bridgeAddress === undefined && this.#server) {
+    if (this.#bridgeAddress === undefined) {
       throw new UnavailableError("The node's bridge has no address yet; try again shortly");
     }
     try {
@@ -222,6 +226,10 @@ export class Agent implements AgentPort {
     } catch (error) {
       if (error instanceof NotReadyError) throw new UnavailableError(error.message);
       if (error instanceof NoSpaceError) throw new ExhaustedError(error.message);
+      if (error instanceof IpamConflictError) throw new BadRequestError(error.message, 409);
+      if (error instanceof TypeError || error instanceof RangeError) {
+        throw new BadRequestError(error.message);
+      }
       throw error;
     }
   }

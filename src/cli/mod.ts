@@ -15,6 +15,7 @@ import {
   resetNode,
   resolveAgentConfig,
 } from "../agent/mod.ts";
+import { CommandError } from "../net/exec.ts";
 import { VERSION } from "../version.ts";
 import { keyValues, table } from "./format.ts";
 
@@ -297,7 +298,10 @@ export async function runCli(argv: string[]): Promise<number> {
     }
     if (error instanceof ApiError) {
       console.error(`weft: the agent answered ${error.status}: ${error.message}`);
-    } else if (error instanceof AgentUnreachableError || error instanceof ConfigError) {
+    } else if (
+      error instanceof AgentUnreachableError || error instanceof ConfigError ||
+      error instanceof CommandError
+    ) {
       console.error(`weft: ${error.message}`);
     } else {
       console.error(`weft: ${(error as Error).stack ?? error}`);

@@ -54,8 +54,12 @@ export function decodePeerBlob(text: string): PeerBlob {
       cause: error,
     });
   }
-  if (typeof raw !== "object" || raw === null) throw new PeerBlobError("Peer blob is not an object");
-  if (raw.v !== 1) throw new PeerBlobError(`Unsupported peer blob version ${JSON.stringify(raw.v)}`);
+  if (typeof raw !== "object" || raw === null) {
+    throw new PeerBlobError("Peer blob is not an object");
+  }
+  if (raw.v !== 1) {
+    throw new PeerBlobError(`Unsupported peer blob version ${JSON.stringify(raw.v)}`);
+  }
   if (!isIpv4(raw.ip)) throw new PeerBlobError(`Peer blob has bad ip ${JSON.stringify(raw.ip)}`);
   if (!isIpv4(raw.bridgeIp)) {
     throw new PeerBlobError(`Peer blob has bad bridgeIp ${JSON.stringify(raw.bridgeIp)}`);

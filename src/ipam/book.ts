@@ -162,7 +162,9 @@ export class AllocationBook {
       const piece = pieces[(first + step) % pieces.length];
       // The first piece is visited twice: from the cursor on, and at the very end below it.
       const start = step === 0 ? Math.max(piece.start, from) : piece.start;
-      const end = step === pieces.length ? Math.min(piece.end, Math.max(piece.start, from)) : piece.end;
+      const end = step === pieces.length
+        ? Math.min(piece.end, Math.max(piece.start, from))
+        : piece.end;
       if (end <= start || this.usedIn({ start, end }) >= end - start) continue;
       for (let address = start; address < end; address++) {
         if (this.#free(address, scope)) return address;

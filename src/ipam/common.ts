@@ -3,6 +3,23 @@ import { type Cidr, cidrWithin, formatCidr } from "../net/cidr.ts";
 import { IpamConflictError } from "./errors.ts";
 import type { Allocation, Store } from "./store.ts";
 
+/** What the agent needs from an IPAM; NodeIpam and ClusterIpam both provide it. */
+export interface Ipam {
+  allocate(
+    containerId: string,
+    options?: { ifname?: string; subnet?: Cidr },
+  ): Promise<Allocation>;
+  lookup(containerId: string, ifname?: string): Allocation[];
+  release(containerId: string, ifname?: string): Allocation[];
+  retainOnly(
+    valid: Array<{ containerId: string; ifname: string }>,
+    options?: { keep?: (allocation: Allocation) => boolean },
+  ): Allocation[];
+  list(): Allocation[];
+  status(): IpamStatus;
+  close(): void;
+}
+
 export const DEFAULT_IFNAME = "eth0";
 
 export interface OwnedRangeStatus {

@@ -11,4 +11,4 @@ export { IpamConflictError, NoSpaceError, NotReadyError } from "./errors.ts";
 export { type Allocation, DuplicateAllocationError, MemoryStore, type Store } from "./store.ts";
 export { openSqliteStore } from "./sqlite_store.ts";
 export { type AllocateOptions, NodeIpam, type NodeIpamOptions } from "./node_ipam.ts";
-export type { IpamStatus, OwnedRangeStatus } from "./common.ts";
+export type { Ipam, IpamStatus, OwnedRangeStatus } from "./common.ts";

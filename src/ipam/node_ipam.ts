@@ -7,7 +7,14 @@ import { type AddressRange, type Cidr, cidrToRange, formatCidr, formatRange } fr
 import { AllocationBook, normalizeRanges } from "./book.ts";
 import { IpamConflictError, NoSpaceError } from "./errors.ts";
 import type { Allocation, Store } from "./store.ts";
-import { checkRequest, DEFAULT_IFNAME, type IpamStatus, openCommon, retainFilter } from "./common.ts";
+import {
+  checkRequest,
+  DEFAULT_IFNAME,
+  type Ipam,
+  type IpamStatus,
+  openCommon,
+  retainFilter,
+} from "./common.ts";
 
 export interface NodeIpamOptions {
   store: Store;
@@ -24,7 +31,7 @@ export interface AllocateOptions {
   subnet?: Cidr;
 }
 
-export class NodeIpam {
+export class NodeIpam implements Ipam {
   #store: Store;
   #cluster: Cidr;
   #peerName: string;
@@ -157,5 +164,3 @@ export function existingOrConflict(existing: Allocation, subnet?: Cidr): Allocat
   }
   return existing;
 }
-
-

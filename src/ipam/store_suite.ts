@@ -5,9 +5,38 @@
 import assert from "node:assert/strict";
 import { DuplicateAllocationError, type Store } from "./store.ts";
 
-export function storeSuite(name: string, open: () => { store: Store; reopen: () => Store }) {
-  Deno.test(`${name}: inserted allocations load back`, () => {
-    const { store } = open();
+interface Opened {
+  store: Store;
+  reopen: () => Store;
+  cleanup?: () => void;
+}
+
+/** A view of `inner` whose close() does nothing: a memory store "restarting" as itself. */
+export function unclosable(inner: Store): Store {
+  return {
+    loadAllocations: () => inner.loadAllocations(),
+    insertAllocation: (a) => inner.insertAllocation(a),
+    deleteAllocation: (c, i) => inner.deleteAllocation(c, i),
+    clearAllocations: () => inner.clearAllocations(),
+    getValue: (k) => inner.getValue(k),
+    setValue: (k, v) => inner.setValue(k, v),
+    transaction: (fn) => inner.transaction(fn),
+    close: () => {},
+  };
+}
+
+export function storeSuite(name: string, make: () => Opened) {
+  const test = (title: string, fn: (opened: Opened) => void) =>
+    Deno.test(`${name}: ${title}`, () => {
+      const opened = make();
+      try {
+        fn(opened);
+      } finally {
+        opened.cleanup?.();
+      }
+    });
+
+  test("inserted allocations load back", ({ store }) => {
     store.insertAllocation({ containerId: "c1", ifname: "eth0", address: 10, createdAt: 5 });
     store.insertAllocation({ containerId: "c1", ifname: "net1", address: 11, createdAt: 6 });
     const loaded = store.loadAllocations().sort((a, b) => a.address - b.address);
@@ -18,23 +47,23 @@ export function storeSuite(name: string, open: () => { store: Store; reopen: () 
     store.close();
   });
 
-  Deno.test(`${name}: a taken address or key is refused`, () => {
-    const { store } = open();
+  test("a taken address or key is refused", ({ store }) => {
     store.insertAllocation({ containerId: "c1", ifname: "eth0", address: 10, createdAt: 1 });
     assert.throws(
-      () => store.insertAllocation({ containerId: "c2", ifname: "eth0", address: 10, createdAt: 1 }),
+      () =>
+        store.insertAllocation({ containerId: "c2", ifname: "eth0", address: 10, createdAt: 1 }),
       DuplicateAllocationError,
     );
     assert.throws(
-      () => store.insertAllocation({ containerId: "c1", ifname: "eth0", address: 12, createdAt: 1 }),
+      () =>
+        store.insertAllocation({ containerId: "c1", ifname: "eth0", address: 12, createdAt: 1 }),
       DuplicateAllocationError,
     );
     assert.equal(store.loadAllocations().length, 1);
     store.close();
   });
 
-  Deno.test(`${name}: delete frees the address, deleting twice is fine`, () => {
-    const { store } = open();
+  test("delete frees the address, deleting twice is fine", ({ store }) => {
     store.insertAllocation({ containerId: "c1", ifname: "eth0", address: 10, createdAt: 1 });
     store.deleteAllocation("c1", "eth0");
     store.deleteAllocation("c1", "eth0");
@@ -45,8 +74,7 @@ export function storeSuite(name: string, open: () => { store: Store; reopen: () 
     store.close();
   });
 
-  Deno.test(`${name}: values overwrite and a failed transaction leaves nothing`, () => {
-    const { store } = open();
+  test("values overwrite and a failed transaction leaves nothing", ({ store }) => {
     assert.equal(store.getValue("k"), undefined);
     store.setValue("k", "1");
     store.setValue("k", "2");
@@ -63,8 +91,7 @@ export function storeSuite(name: string, open: () => { store: Store; reopen: () 
     store.close();
   });
 
-  Deno.test(`${name}: state survives reopening where the store persists`, () => {
-    const { store, reopen } = open();
+  test("state survives reopening where the store persists", ({ store, reopen }) => {
     store.insertAllocation({ containerId: "c1", ifname: "eth0", address: 7, createdAt: 1 });
     store.setValue("ring", "x");
     store.close();

@@ -1,28 +1,19 @@
-import { MemoryStore, type Store } from "./store.ts";
+import { MemoryStore } from "./store.ts";
 import { openSqliteStore } from "./sqlite_store.ts";
-import { storeSuite } from "./store_suite.ts";
+import { storeSuite, unclosable } from "./store_suite.ts";
 
 storeSuite("MemoryStore", () => {
   const store = new MemoryStore();
   // A memory store "reopens" as itself minus the closed flag: the shared object stands in for
   // the process memory a restarted simulation peer keeps.
-  return { store: reopenable(store), reopen: () => reopenable(store) };
+  return { store: unclosable(store), reopen: () => unclosable(store) };
 });
 
 storeSuite("SqliteStore", () => {
-  const path = Deno.makeTempFileSync({ prefix: "weft-ipam-", suffix: ".db" });
-  return { store: openSqliteStore(path), reopen: () => openSqliteStore(path) };
-});
-
-function reopenable(inner: Store): Store {
+  const dir = Deno.makeTempDirSync({ prefix: "weft-ipam-" });
   return {
-    loadAllocations: () => inner.loadAllocations(),
-    insertAllocation: (a) => inner.insertAllocation(a),
-    deleteAllocation: (c, i) => inner.deleteAllocation(c, i),
-    clearAllocations: () => inner.clearAllocations(),
-    getValue: (k) => inner.getValue(k),
-    setValue: (k, v) => inner.setValue(k, v),
-    transaction: (fn) => inner.transaction(fn),
-    close: () => {},
+    store: openSqliteStore(`${dir}/ipam.db`),
+    reopen: () => openSqliteStore(`${dir}/ipam.db`),
+    cleanup: () => Deno.removeSync(dir, { recursive: true }),
   };
-}
+});

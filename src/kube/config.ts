@@ -84,7 +84,13 @@ async function loadInCluster(
     namespace = undefined;
   }
   const hostPart = host.includes(":") ? `[${host}]` : host;
-  return { server: `https://${hostPart}:${port}`, caPem, tokenFile, namespace, source: "in-cluster" };
+  return {
+    server: `https://${hostPart}:${port}`,
+    caPem,
+    tokenFile,
+    namespace,
+    source: "in-cluster",
+  };
 }
 
 async function readRequired(

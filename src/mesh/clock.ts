@@ -4,7 +4,7 @@
  */
 
 /** An opaque timer handle; only meaningful to the clock that made it. */
-export type TimerId = number;
+export type TimerId = unknown;
 
 /** The little the mesh needs from time: a reading in milliseconds and one-shot timers. */
 export interface Clock {
@@ -17,13 +17,13 @@ export interface Clock {
 export const systemClock: Clock = {
   now: () => Date.now(),
   setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (id) => clearTimeout(id),
+  clearTimeout: (id) => clearTimeout(id as number),
 };
 
 interface PendingTimer {
   at: number;
   seq: number;
-  id: TimerId;
+  id: number;
   fn: () => void;
 }
 
@@ -36,7 +36,7 @@ export class SimClock implements Clock {
   #now: number;
   #seq = 0;
   #heap: PendingTimer[] = [];
-  #cancelled = new Set<TimerId>();
+  #cancelled = new Set<unknown>();
 
   constructor(options: { start?: number } = {}) {
     this.#now = options.start ?? 1_700_000_000_000;
@@ -46,7 +46,7 @@ export class SimClock implements Clock {
     return this.#now;
   }
 
-  setTimeout(fn: () => void, ms: number): TimerId {
+  setTimeout(fn: () => void, ms: number): number {
     const id = ++this.#seq;
     this.#push({ at: this.#now + Math.max(0, ms), seq: id, id, fn });
     return id;

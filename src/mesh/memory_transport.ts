@@ -87,7 +87,10 @@ export class MemoryTransport implements Transport {
     const server = network.listeners.get(address);
     if (!server || network.blocked(this.address, address)) {
       const wait = server ? network.connectTimeoutMs : network.latency();
-      network.clock.setTimeout(() => link.close(server ? "connect timeout" : "connection refused"), wait);
+      network.clock.setTimeout(
+        () => link.close(server ? "connect timeout" : "connection refused"),
+        wait,
+      );
       return link;
     }
     const accepted = new MemoryLink(network, address, local, server);
@@ -109,7 +112,9 @@ export class MemoryTransport implements Transport {
   }
 
   close(): Promise<void> {
-    if (this.network.listeners.get(this.address) === this) this.network.listeners.delete(this.address);
+    if (this.network.listeners.get(this.address) === this) {
+      this.network.listeners.delete(this.address);
+    }
     for (const link of [...this.links]) link.close("transport closed");
     return Promise.resolve();
   }

@@ -67,7 +67,9 @@ function fail(what: string, value: unknown): never {
 
 /** Checks that an untrusted value is a well-formed record; throws `MalformedFrameError` if not. */
 export function parseRecord(value: unknown): PeerRecord {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) fail("not an object", value);
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    fail("not an object", value);
+  }
   const v = value as Record<string, unknown>;
   if (typeof v.name !== "string" || !NAME.test(v.name)) fail("bad name", v.name);
   if (typeof v.nickname !== "string" || v.nickname.length > 256) fail("bad nickname", v.nickname);

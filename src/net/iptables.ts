@@ -62,7 +62,8 @@ async function iptables(args: string[], allowFailure = false) {
 }
 
 async function restore(content: string): Promise<void> {
-  const command = (await iptablesCommand()).replace(/^iptables/, "iptables-restore");
+  const base = await iptablesCommand();
+  const command = base === "iptables" ? "iptables-restore" : `${base}-restore`;
   await run([command, "-w", "5", "--noflush"], { stdin: content });
 }
 

@@ -10,10 +10,20 @@
  */
 
 import { CommandError, run } from "./exec.ts";
-import { commandInNetns, IpBatchError, ipBatch, ipJsonQueries, type NetnsOptions } from "./netns.ts";
+import {
+  commandInNetns,
+  ipBatch,
+  IpBatchError,
+  ipJsonQueries,
+  type NetnsOptions,
+} from "./netns.ts";
 
 export class LinkExistsError extends Error {
-  constructor(readonly linkName: string, readonly where: string, options: { cause?: unknown } = {}) {
+  constructor(
+    readonly linkName: string,
+    readonly where: string,
+    options: { cause?: unknown } = {},
+  ) {
     super(`Cannot create interface "${linkName}" in ${where}: it already exists`, options);
     this.name = "LinkExistsError";
   }
@@ -227,4 +237,3 @@ interface RawLink {
   linkinfo?: { info_slave_data?: { hairpin?: boolean } };
   addr_info?: { family: string; local: string; prefixlen: number }[];
 }
-

@@ -1,0 +1,87 @@
+import assert from "node:assert/strict";
+import { ConfigError, parseApiAddr, parseDuration, resolveAgentConfig } from "./config.ts";
+import { formatCidr } from "../net/cidr.ts";
+
+Deno.test("defaults match Weave Net's", async () => {
+  const config = await resolveAgentConfig({}, {});
+  assert.equal(config.bridge, "weave");
+  assert.equal(formatCidr(config.ipallocRange), "10.32.0.0/12");
+  assert.deepEqual(config.apiAddr, { hostname: "127.0.0.1", port: 6784 });
+  assert.equal(config.port, 6783);
+  assert.equal(config.vxlanPort, 6784);
+  assert.equal(config.connLimit, 200);
+  assert.equal(config.stateDir, "/var/lib/weft");
+  assert.equal(config.mtu, undefined);
+});
+
+Deno.test("Weave Net's environment names configure weft", async () => {
+  const config = await resolveAgentConfig({}, {
+    IPALLOC_RANGE: "10.100.0.0/16",
+    WEAVE_PASSWORD: "s3cret",
+    WEAVE_MTU: "8916",
+    CONN_LIMIT: "30",
+  });
+  assert.equal(formatCidr(config.ipallocRange), "10.100.0.0/16");
+  assert.equal(config.password, "s3cret");
+  assert.equal(config.mtu, 8916);
+  assert.equal(config.connLimit, 30);
+});
+
+Deno.test("flags win over environment, WEFT_ names over WEAVE_ names", async () => {
+  const config = await resolveAgentConfig({ ipallocRange: "10.0.0.0/16", mtu: "1400" }, {
+    IPALLOC_RANGE: "10.100.0.0/16",
+    WEFT_MTU: "1300",
+    WEAVE_MTU: "1200",
+    WEFT_PASSWORD: "a",
+    WEAVE_PASSWORD: "b",
+  });
+  assert.equal(formatCidr(config.ipallocRange), "10.0.0.0/16");
+  assert.equal(config.mtu, 1400);
+  assert.equal(config.password, "a");
+  assert.equal((await resolveAgentConfig({}, { WEFT_MTU: "1300", WEAVE_MTU: "1200" })).mtu, 1300);
+});
+
+Deno.test("bad values are refused with a message naming them", async () => {
+  const cases: Array<[Record<string, string>, Record<string, string>, RegExp]> = [
+    [{ ipallocRange: "10.32.0.1/12" }, {}, /ipalloc-range.*10\.32\.0\.1\/12/],
+    [{}, { IPALLOC_RANGE: "banana" }, /banana/],
+    [{ mtu: "70000" }, {}, /MTU.*70000/],
+    [{ bridge: "a-bridge-name-too-long" }, {}, /a-bridge-name-too-long/],
+    [{ apiAddr: "0.0.0.0:6784" }, {}, /loopback only/],
+    [{ connLimit: "-1" }, {}, /-1/],
+    [{ datapath: "warp" }, {}, /warp/],
+    [{ ipallocInit: "paxos" }, {}, /paxos/],
+    [{ passwordFile: "/nonexistent/weft-password" }, {}, /nonexistent/],
+    [{ tlsCert: "cert.pem" }, {}, /go together/],
+  ];
+  for (const [flags, env, message] of cases) {
+    await assert.rejects(
+      resolveAgentConfig(flags, env),
+      (e: Error) => e instanceof ConfigError && message.test(e.message),
+    );
+  }
+});
+
+Deno.test("the password file is read and trimmed", async () => {
+  const file = await Deno.makeTempFile();
+  try {
+    await Deno.writeTextFile(file, "from-file\n");
+    const config = await resolveAgentConfig({ passwordFile: file }, { WEFT_PASSWORD: "env" });
+    assert.equal(config.password, "from-file");
+  } finally {
+    await Deno.remove(file);
+  }
+});
+
+Deno.test("API addresses must be loopback", () => {
+  assert.deepEqual(parseApiAddr("127.0.0.2:7000"), { hostname: "127.0.0.2", port: 7000 });
+  assert.deepEqual(parseApiAddr("[::1]:6784"), { hostname: "::1", port: 6784 });
+  assert.throws(() => parseApiAddr("10.0.0.1:6784"), /loopback/);
+  assert.throws(() => parseApiAddr("localhost"), /host:port/);
+});
+
+Deno.test("durations", () => {
+  assert.equal(parseDuration("90s", "x"), 90_000);
+  assert.equal(parseDuration("2h", "x"), 7_200_000);
+  assert.throws(() => parseDuration("soon", "--ipam-reclaim-after"), /--ipam-reclaim-after "soon"/);
+});

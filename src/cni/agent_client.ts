@@ -1,0 +1,160 @@
+/**
+ * The plugin's view of the node agent: five calls over plain HTTP on loopback.
+ *
+ * The plugin declares the interface it needs (`AgentApi`) so the dispatcher can be tested with
+ * the in-memory agent in memory.ts, and keeps its own small fetch client rather than the
+ * admin API's client, so that starting the plugin loads nothing but this file.
+ */
+
+import type { Attachment } from "./config.ts";
+import { CniCode, CniError, toCniError } from "./errors.ts";
+
+export interface Allocation {
+  containerID: string;
+  ifname: string;
+  /** Address with the cluster range's prefix, e.g. 10.32.0.5/12. */
+  address: string;
+  gateway: string;
+  mac: string;
+}
+
+export interface AgentStatus {
+  ready: boolean;
+  bridge?: { name: string; address: string; mtu: number };
+  range?: string;
+  [field: string]: unknown;
+}
+
+export interface AgentApi {
+  status(): Promise<AgentStatus>;
+  allocate(containerID: string, options: { ifname: string; subnet?: string }): Promise<Allocation>;
+  /** Releases the allocation for one interface, or every one of the container without ifname. */
+  release(containerID: string, options?: { ifname?: string }): Promise<void>;
+  lookup(containerID: string, options: { ifname: string }): Promise<Allocation | undefined>;
+  gc(valid: Attachment[]): Promise<{ released: unknown[] }>;
+}
+
+/** The agent could not be reached at all (refused, reset, timed out). */
+export class AgentUnreachableError extends Error {
+  constructor(readonly address: string, options: { cause?: unknown } = {}) {
+    const reason = options.cause instanceof Error ? `: ${options.cause.message}` : "";
+    super(`Cannot reach the weft agent at ${address}${reason}`, options);
+    this.name = "AgentUnreachableError";
+  }
+}
+
+/** The agent answered with an error status; `retry` when it said trying later may help. */
+export class AgentResponseError extends Error {
+  constructor(
+    readonly status: number,
+    readonly agentMessage: string,
+    readonly retry: boolean,
+    readonly request: string,
+  ) {
+    super(`Weft agent answered ${status} to ${request}: ${agentMessage}`);
+    this.name = "AgentResponseError";
+  }
+}
+
+export interface HttpAgentOptions {
+  /** Milliseconds before a request is abandoned as unreachable. */
+  timeoutMs?: number;
+}
+
+export class HttpAgentClient implements AgentApi {
+  readonly #base: string;
+  readonly #address: string;
+  readonly #timeoutMs: number;
+
+  constructor(address: string, options: HttpAgentOptions = {}) {
+    this.#address = address;
+    this.#base = (address.includes("://") ? address : `http://${address}`).replace(/\/$/, "");
+    this.#timeoutMs = options.timeoutMs ?? 30_000;
+  }
+
+  async status(): Promise<AgentStatus> {
+    return await this.#request<AgentStatus>("GET", "/status") as AgentStatus;
+  }
+
+  async allocate(
+    containerID: string,
+    options: { ifname: string; subnet?: string },
+  ): Promise<Allocation> {
+    const body: Record<string, string> = { ifname: options.ifname };
+    if (options.subnet) body.subnet = options.subnet;
+    return await this.#request<Allocation>("POST", `/ip/${encodeURIComponent(containerID)}`, {
+      body,
+    }) as Allocation;
+  }
+
+  async release(containerID: string, options: { ifname?: string } = {}): Promise<void> {
+    const query = options.ifname ? `?ifname=${encodeURIComponent(options.ifname)}` : "";
+    await this.#request("DELETE", `/ip/${encodeURIComponent(containerID)}${query}`);
+  }
+
+  async lookup(containerID: string, options: { ifname: string }): Promise<Allocation | undefined> {
+    return await this.#request<Allocation>(
+      "GET",
+      `/ip/${encodeURIComponent(containerID)}?ifname=${encodeURIComponent(options.ifname)}`,
+      { notFoundIsUndefined: true },
+    );
+  }
+
+  async gc(valid: Attachment[]): Promise<{ released: unknown[] }> {
+    return await this.#request<{ released: unknown[] }>("POST", "/gc", { body: { valid } }) ??
+      { released: [] };
+  }
+
+  async #request<T>(
+    method: string,
+    path: string,
+    options: { body?: unknown; notFoundIsUndefined?: boolean } = {},
+  ): Promise<T | undefined> {
+    const request = `${method} ${path}`;
+    let response: Response;
+    try {
+      response = await fetch(`${this.#base}${path}`, {
+        method,
+        headers: options.body === undefined ? undefined : { "content-type": "application/json" },
+        body: options.body === undefined ? undefined : JSON.stringify(options.body),
+        signal: AbortSignal.timeout(this.#timeoutMs),
+      });
+    } catch (error) {
+      throw new AgentUnreachableError(this.#address, { cause: error });
+    }
+    const text = await response.text();
+    if (response.status === 404 && options.notFoundIsUndefined) return undefined;
+    let body: unknown = undefined;
+    try {
+      body = text ? JSON.parse(text) : undefined;
+    } catch {
+      body = undefined;
+    }
+    if (!response.ok) {
+      const fields = (body ?? {}) as { error?: unknown; retry?: unknown };
+      const message = typeof fields.error === "string" ? fields.error : text.trim() || "no body";
+      throw new AgentResponseError(response.status, message, fields.retry === true, request);
+    }
+    return body as T;
+  }
+}
+
+/**
+ * How an agent failure reads to the runtime: unreachable or "not ready" is code 11 (the
+ * runtime retries), no free address is 11 with the agent's words, bad input is 7, the rest 103.
+ */
+export function agentErrorToCni(error: unknown): CniError {
+  if (error instanceof AgentUnreachableError) {
+    return new CniError(CniCode.tryAgainLater, error.message, { cause: error });
+  }
+  if (error instanceof AgentResponseError) {
+    if (error.retry || error.status === 503 || error.status === 507) {
+      return new CniError(CniCode.tryAgainLater, error.message, { cause: error });
+    }
+    if (error.status === 400) {
+      return new CniError(CniCode.invalidConfig, error.message, { cause: error });
+    }
+    return new CniError(CniCode.agentRejected, error.message, { cause: error });
+  }
+  return toCniError(error);
+}

@@ -1,0 +1,71 @@
+import assert from "node:assert/strict";
+import { deriveDirectionKeys, ReplayWindow, SleeveCipher } from "./crypto.ts";
+
+const secret = new Uint8Array(32).map((_, i) => i * 7);
+
+function pair(): [SleeveCipher, SleeveCipher] {
+  return [
+    new SleeveCipher(deriveDirectionKeys(secret, { local: "a", remote: "b" })),
+    new SleeveCipher(deriveDirectionKeys(secret, { local: "b", remote: "a" })),
+  ];
+}
+
+Deno.test("each direction gets its own key and the peer mirrors them", () => {
+  const ab = deriveDirectionKeys(secret, { local: "a", remote: "b" });
+  const ba = deriveDirectionKeys(secret, { local: "b", remote: "a" });
+  assert.deepEqual(ab.send, ba.receive);
+  assert.deepEqual(ab.receive, ba.send);
+  assert.notDeepEqual(ab.send, ab.receive);
+});
+
+Deno.test("sealed datagram opens on the other side and hides the plaintext", () => {
+  const [a, b] = pair();
+  const header = new Uint8Array([1, 2, 3]);
+  const text = new TextEncoder().encode("MARKER-plaintext-MARKER");
+  const counter = a.nextCounter();
+  const sealed = a.seal(header, counter, text);
+  assert.equal(new TextDecoder().decode(sealed).includes("MARKER"), false);
+  assert.deepEqual(b.open(header, counter, sealed), text);
+});
+
+Deno.test("tampered body, header or counter is dropped", () => {
+  const [a, b] = pair();
+  const header = new Uint8Array([9, 9]);
+  const counter = a.nextCounter();
+  const sealed = a.seal(header, counter, new Uint8Array(100).fill(1));
+  const flipped = sealed.slice();
+  flipped[5] ^= 1;
+  assert.equal(b.open(header, counter, flipped), undefined);
+  assert.equal(b.open(new Uint8Array([9, 8]), counter, sealed), undefined);
+  assert.equal(b.open(header, counter + 1, sealed), undefined);
+  // A sender cannot be impersonated by the receiver's own direction.
+  assert.equal(a.open(header, counter, sealed), undefined);
+  assert.notEqual(b.open(header, counter, sealed), undefined);
+});
+
+Deno.test("a replayed datagram is dropped, reordered ones inside the window are not", () => {
+  const [a, b] = pair();
+  const header = new Uint8Array([0]);
+  const sealed = [1, 2, 3].map(() => {
+    const c = a.nextCounter();
+    return { c, s: a.seal(header, c, new Uint8Array([c])) };
+  });
+  assert.deepEqual(b.open(header, sealed[2].c, sealed[2].s), new Uint8Array([3]));
+  assert.deepEqual(b.open(header, sealed[0].c, sealed[0].s), new Uint8Array([1]));
+  assert.equal(b.open(header, sealed[0].c, sealed[0].s), undefined);
+  assert.equal(b.open(header, sealed[2].c, sealed[2].s), undefined);
+  assert.deepEqual(b.open(header, sealed[1].c, sealed[1].s), new Uint8Array([2]));
+});
+
+Deno.test("replay window refuses counters older than its size", () => {
+  const w = new ReplayWindow(64);
+  w.record(1000);
+  assert.equal(w.fresh(1000 - 64), false);
+  assert.equal(w.fresh(1000 - 63), true);
+  w.record(1000 - 63);
+  assert.equal(w.fresh(1000 - 63), false);
+  w.record(5000);
+  assert.equal(w.fresh(4999), true);
+  assert.equal(w.fresh(1000), false);
+  assert.equal(w.fresh(0), false);
+});

@@ -1,0 +1,69 @@
+/**
+ * Pure reading of Node objects: which address a peer is reached on, and the peer list a set of
+ * Nodes implies. Kept apart from the watcher so the rules are tested without any HTTP.
+ */
+
+/** The slice of a v1 Node that weft reads. */
+export interface KubeNode {
+  metadata: { name: string; uid?: string; resourceVersion?: string };
+  status?: { addresses?: { type: string; address: string }[] };
+}
+
+export interface KubeNodeList {
+  metadata: { resourceVersion?: string };
+  items: KubeNode[];
+}
+
+/** What the watcher remembers of a Node. */
+export interface NodeSummary {
+  name: string;
+  /** Tells apart two Nodes that had the same name at different times. */
+  uid: string;
+  /** Where this node's weft listens, or undefined while the Node reports no usable address. */
+  address?: string;
+}
+
+const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
+
+/**
+ * InternalIP first (the address nodes reach each other on inside a cluster), ExternalIP only as
+ * a fallback; within a type IPv4 wins because the mesh underlay is IPv4.
+ */
+export function nodeAddress(node: KubeNode): string | undefined {
+  const addresses = node.status?.addresses ?? [];
+  for (const type of ["InternalIP", "ExternalIP"]) {
+    const ofType = addresses.filter((a) => a.type === type && a.address);
+    const chosen = ofType.find((a) => IPV4.test(a.address)) ?? ofType[0];
+    if (chosen) return chosen.address;
+  }
+  return undefined;
+}
+
+export function summarizeNode(node: KubeNode): NodeSummary {
+  return {
+    name: node.metadata.name,
+    uid: node.metadata.uid ?? "",
+    address: nodeAddress(node),
+  };
+}
+
+/** The other nodes' addresses, sorted and without duplicates; `self` is left out by name. */
+export function peerAddresses(nodes: Iterable<NodeSummary>, self: string): string[] {
+  const addresses = new Set<string>();
+  for (const node of nodes) {
+    if (node.name !== self && node.address) addresses.add(node.address);
+  }
+  return [...addresses].sort();
+}
+
+/**
+ * Nodes present in `before` but gone (or replaced by a new object of the same name, i.e. a
+ * different uid) in `after`: what a relist must report as deleted, since the watch that would
+ * have said so was lost.
+ */
+export function vanishedNodes(
+  before: ReadonlyMap<string, NodeSummary>,
+  after: ReadonlyMap<string, NodeSummary>,
+): NodeSummary[] {
+  return [...before.values()].filter((old) => after.get(old.name)?.uid !== old.uid);
+}
