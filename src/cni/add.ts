@@ -44,8 +44,7 @@ export async function add(context: HandlerContext): Promise<CniResult> {
     );
   } catch (error) {
     const failure = agentErrorToCni(error);
-    await undo(failure, [() => kernel.deleteHostLink(hostName)]);
-    throw failure;
+    throw await undo(failure, [() => kernel.deleteHostLink(hostName)]);
   }
 
   try {
@@ -58,11 +57,10 @@ export async function add(context: HandlerContext): Promise<CniResult> {
     });
   } catch (error) {
     const failure = kernelErrorToCni(error);
-    await undo(failure, [
+    throw await undo(failure, [
       () => kernel.deleteHostLink(hostName),
       () => agent.release(env.containerID, { ifname: env.ifname }),
     ]);
-    throw failure;
   }
 
   const ours: CniResult = {
@@ -108,10 +106,11 @@ function checkAllocation(allocation: Allocation): Allocation {
 }
 
 /**
- * Runs clean-up steps in order, all of them even when one fails; failures are added to the
- * error's details so the operator learns what may be left behind.
+ * Runs clean-up steps in order, all of them even when one fails, and returns the error to
+ * throw: the original one, with any clean-up failure added to its details so the operator
+ * learns what may be left behind.
  */
-async function undo(failure: CniError, steps: (() => Promise<unknown>)[]): Promise<void> {
+async function undo(failure: CniError, steps: (() => Promise<unknown>)[]): Promise<CniError> {
   const problems: string[] = [];
   for (const step of steps) {
     try {
@@ -120,8 +119,10 @@ async function undo(failure: CniError, steps: (() => Promise<unknown>)[]): Promi
       problems.push(error instanceof Error ? error.message : String(error));
     }
   }
-  if (problems.length) {
-    (failure as { details: string }).details = [failure.details, "clean-up failed:", ...problems]
-      .filter(Boolean).join(" ");
-  }
+  if (!problems.length) return failure;
+  const details = [failure.details, `clean-up failed: ${problems.join("; ")}`].filter(Boolean);
+  return new CniError(failure.code, failure.message, {
+    details: details.join(" "),
+    cause: failure,
+  });
 }

@@ -93,7 +93,7 @@ export class KubeClient {
     const controller = new AbortController();
     const forwardAbort = () => controller.abort(signal?.reason);
     signal?.addEventListener("abort", forwardAbort, { once: true });
-    let idleTimer: number | undefined;
+    let idleTimer: ReturnType<typeof setTimeout> | undefined;
     let stalled = false;
     const arm = () => {
       clearTimeout(idleTimer);

@@ -1,0 +1,79 @@
+/**
+ * The plugin's edge: read env and stdin, pick the verb's handler from one table, print its
+ * result, and turn any failure into the spec's error JSON exactly once. Env, stdin and stdout
+ * are parameters, so the whole edge runs in unit tests without a process or a kernel.
+ */
+
+import { type AgentApi, HttpAgentClient } from "./agent_client.ts";
+import { add } from "./add.ts";
+import { check } from "./check.ts";
+import { parseEnvironment, peekVersion } from "./config.ts";
+import { type Handler, HandlerContext } from "./context.ts";
+import { del } from "./del.ts";
+import { toCniError } from "./errors.ts";
+import { gc } from "./gc.ts";
+import { linuxKernel, type PodKernel } from "./kernel.ts";
+import {
+  assertVerbAllowed,
+  type CniCommand,
+  isSupportedVersion,
+  LATEST_VERSION,
+  versionResult,
+} from "./spec.ts";
+import { status } from "./status.ts";
+
+export interface PluginIo {
+  env: Record<string, string>;
+  stdin: ReadableStream<Uint8Array>;
+  stdout: { write(p: Uint8Array): Promise<number> };
+}
+
+export interface PluginOptions {
+  /** Builds the agent client for the config's address (tests pass an in-memory agent). */
+  agentFor?: (address: string) => AgentApi;
+  kernel?: PodKernel;
+}
+
+// deno-lint-ignore require-await
+async function version(context: HandlerContext): Promise<object> {
+  return versionResult(peekVersion(context.stdin));
+}
+
+const HANDLERS: Record<CniCommand, Handler> = {
+  VERSION: version,
+  ADD: add,
+  DEL: del,
+  CHECK: check,
+  STATUS: status,
+  GC: gc,
+};
+
+/** Runs one plugin invocation and returns the exit code (0 success, 1 CNI error). */
+export async function runPlugin(io: PluginIo, options: PluginOptions = {}): Promise<number> {
+  const stdin = await new Response(io.stdin).text();
+  const requested = peekVersion(stdin);
+  const replyVersion = isSupportedVersion(requested) ? requested : LATEST_VERSION;
+  try {
+    const env = parseEnvironment(io.env);
+    const context = new HandlerContext(env, {
+      stdin,
+      kernel: options.kernel ?? linuxKernel,
+      agentFor: options.agentFor ?? ((address) => new HttpAgentClient(address)),
+    });
+    if (env.command !== "VERSION") assertVerbAllowed(env.command, context.config.cniVersion);
+    const output = await HANDLERS[env.command](context);
+    if (output !== undefined) await writeJson(io.stdout, output);
+    return 0;
+  } catch (error) {
+    await writeJson(io.stdout, toCniError(error).toJson(replyVersion));
+    return 1;
+  }
+}
+
+async function writeJson(stdout: PluginIo["stdout"], value: unknown): Promise<void> {
+  let bytes = new TextEncoder().encode(JSON.stringify(value) + "\n");
+  while (bytes.length) {
+    const written = await stdout.write(bytes);
+    bytes = bytes.subarray(written);
+  }
+}

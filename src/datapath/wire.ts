@@ -1,0 +1,223 @@
+/**
+ * The sleeve wire format. One UDP datagram = a fixed 40-byte header + a body. The header is in
+ * clear (relays must read it) but authenticated as AEAD additional data when the hop is
+ * encrypted. Peers are named by 8-byte ids (a hash of the mesh name) so the header has a fixed
+ * size and the MTU arithmetic does not depend on name lengths.
+ *
+ *   0 magic 'W' | 1 version | 2 kind | 3 flags | 4 ttl | 5..7 zero
+ *   8 hop sender id | 16 origin id | 24 destination id | 32 counter (u64, 0 when plain)
+ *
+ * A data body is a run of records, u32 length + one TAP frame (virtio-net header + Ethernet
+ * frame), so many small frames share a datagram and a 64 KB TSO superframe travels as one.
+ */
+import { createHash } from "node:crypto";
+import { type SleeveCipher, TAG_BYTES } from "./crypto.ts";
+
+export const HEADER_BYTES = 40;
+const MAGIC = 0x57;
+const VERSION = 1;
+const FLAG_ENCRYPTED = 1;
+/** Largest UDP payload over IPv4. */
+export const MAX_DATAGRAM = 65507;
+/** Largest data body in one datagram, leaving room for the header and an AEAD tag. */
+export const MAX_BODY = MAX_DATAGRAM - HEADER_BYTES - TAG_BYTES;
+export const RECORD_HEADER_BYTES = 4;
+
+export enum Kind {
+  Data = 1,
+  Heartbeat = 2,
+  HeartbeatAck = 3,
+  /** Fast-path probe: travels inside a VXLAN packet to the peer's bridge address. */
+  Probe = 4,
+  ProbeAck = 5,
+}
+
+/** A peer's 8-byte wire id, as 16 hex digits (the form used as a map key). */
+export function peerId(name: string): string {
+  return createHash("sha256").update(name).digest("hex").slice(0, 16);
+}
+
+function writeId(view: Uint8Array, offset: number, id: string): void {
+  for (let i = 0; i < 8; i++) view[offset + i] = parseInt(id.slice(i * 2, i * 2 + 2), 16);
+}
+
+function readId(view: Uint8Array, offset: number): string {
+  let out = "";
+  for (let i = 0; i < 8; i++) out += view[offset + i].toString(16).padStart(2, "0");
+  return out;
+}
+
+export interface DatagramHeader {
+  kind: Kind;
+  ttl: number;
+  /** Who sent this hop (decides which key opens it). */
+  sender: string;
+  /** Where the payload started and where it is going (differs from sender when relayed). */
+  origin: string;
+  destination: string;
+}
+
+export interface DecodedDatagram extends DatagramHeader {
+  encrypted: boolean;
+  counter: number;
+  /** The 40 header bytes, needed as additional data to open an encrypted body. */
+  header: Uint8Array;
+  /** Plain body, or ciphertext + tag when `encrypted`. */
+  payload: Uint8Array;
+}
+
+/** Builds one datagram; with a cipher the body is sealed under the next counter. */
+export function encodeDatagram(
+  header: DatagramHeader,
+  body: Uint8Array,
+  options: { cipher?: SleeveCipher } = {},
+): Uint8Array {
+  const counter = options.cipher ? options.cipher.nextCounter() : 0;
+  const head = new Uint8Array(HEADER_BYTES);
+  head[0] = MAGIC;
+  head[1] = VERSION;
+  head[2] = header.kind;
+  head[3] = options.cipher ? FLAG_ENCRYPTED : 0;
+  head[4] = header.ttl;
+  writeId(head, 8, header.sender);
+  writeId(head, 16, header.origin);
+  writeId(head, 24, header.destination);
+  new DataView(head.buffer).setBigUint64(32, BigInt(counter));
+  const payload = options.cipher ? options.cipher.seal(head, counter, body) : body;
+  const out = new Uint8Array(HEADER_BYTES + payload.length);
+  out.set(head, 0);
+  out.set(payload, HEADER_BYTES);
+  return out;
+}
+
+/** Parses the header; undefined for anything that is not a weft sleeve datagram. */
+export function decodeDatagram(datagram: Uint8Array): DecodedDatagram | undefined {
+  if (datagram.length < HEADER_BYTES || datagram[0] !== MAGIC || datagram[1] !== VERSION) {
+    return undefined;
+  }
+  const kind = datagram[2];
+  if (kind < Kind.Data || kind > Kind.ProbeAck) return undefined;
+  const view = new DataView(datagram.buffer, datagram.byteOffset, datagram.length);
+  return {
+    kind,
+    encrypted: (datagram[3] & FLAG_ENCRYPTED) !== 0,
+    ttl: datagram[4],
+    sender: readId(datagram, 8),
+    origin: readId(datagram, 16),
+    destination: readId(datagram, 24),
+    counter: Number(view.getBigUint64(32)),
+    header: datagram.subarray(0, HEADER_BYTES),
+    payload: datagram.subarray(HEADER_BYTES),
+  };
+}
+
+/** Packs frames as length-prefixed records (caller keeps the total under MAX_BODY). */
+export function packRecords(frames: Uint8Array[]): Uint8Array {
+  let total = 0;
+  for (const frame of frames) total += RECORD_HEADER_BYTES + frame.length;
+  const out = new Uint8Array(total);
+  const view = new DataView(out.buffer);
+  let offset = 0;
+  for (const frame of frames) {
+    view.setUint32(offset, frame.length);
+    out.set(frame, offset + RECORD_HEADER_BYTES);
+    offset += RECORD_HEADER_BYTES + frame.length;
+  }
+  return out;
+}
+
+export class MalformedBodyError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "MalformedBodyError";
+  }
+}
+
+/** Splits a data body into frames (views into `body`, no copies). */
+export function unpackRecords(body: Uint8Array): Uint8Array[] {
+  const view = new DataView(body.buffer, body.byteOffset, body.length);
+  const frames: Uint8Array[] = [];
+  let offset = 0;
+  while (offset < body.length) {
+    if (offset + RECORD_HEADER_BYTES > body.length) {
+      throw new MalformedBodyError(`Truncated record header at byte ${offset} of ${body.length}`);
+    }
+    const length = view.getUint32(offset);
+    const start = offset + RECORD_HEADER_BYTES;
+    if (start + length > body.length) {
+      throw new MalformedBodyError(`Record of ${length} bytes at byte ${offset} overruns body`);
+    }
+    frames.push(body.subarray(start, start + length));
+    offset = start + length;
+  }
+  return frames;
+}
+
+export function encodeSequence(seq: number): Uint8Array {
+  const out = new Uint8Array(4);
+  new DataView(out.buffer).setUint32(0, seq >>> 0);
+  return out;
+}
+
+export function decodeSequence(body: Uint8Array): number | undefined {
+  if (body.length < 4) return undefined;
+  return new DataView(body.buffer, body.byteOffset, 4).getUint32(0);
+}
+
+function macBytes(mac: string): number[] {
+  return mac.split(":").map((part) => parseInt(part, 16));
+}
+
+function ipBytes(ip: string): number[] {
+  return ip.split(".").map(Number);
+}
+
+function ipv4Checksum(header: Uint8Array): number {
+  let sum = 0;
+  for (let i = 0; i < header.length; i += 2) sum += (header[i] << 8) | header[i + 1];
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return ~sum & 0xffff;
+}
+
+export interface VxlanProbeAddresses {
+  vni: number;
+  sourceMac: string;
+  destinationMac: string;
+  sourceIp: string;
+  destinationIp: string;
+  sourcePort: number;
+  destinationPort: number;
+}
+
+/**
+ * Wraps `payload` as UDP in IPv4 in Ethernet in a VXLAN header: the UDP payload to send to the
+ * peer's VXLAN port. The peer's kernel decapsulates it like any fast-path frame, so an answer
+ * proves the VXLAN port is open in that direction and the peer's bridge delivers.
+ */
+export function encodeVxlanProbe(payload: Uint8Array, to: VxlanProbeAddresses): Uint8Array {
+  const out = new Uint8Array(8 + 14 + 20 + 8 + payload.length);
+  const view = new DataView(out.buffer);
+  out[0] = 0x08; // VNI present
+  out[4] = (to.vni >>> 16) & 255;
+  out[5] = (to.vni >>> 8) & 255;
+  out[6] = to.vni & 255;
+  out.set(macBytes(to.destinationMac), 8);
+  out.set(macBytes(to.sourceMac), 14);
+  view.setUint16(20, 0x0800);
+  const ipStart = 22;
+  out[ipStart] = 0x45;
+  view.setUint16(ipStart + 2, 20 + 8 + payload.length);
+  view.setUint16(ipStart + 6, 0x4000); // DF: a probe must not be fragmented
+  out[ipStart + 8] = 64;
+  out[ipStart + 9] = 17;
+  out.set(ipBytes(to.sourceIp), ipStart + 12);
+  out.set(ipBytes(to.destinationIp), ipStart + 16);
+  view.setUint16(ipStart + 10, ipv4Checksum(out.subarray(ipStart, ipStart + 20)));
+  const udpStart = ipStart + 20;
+  view.setUint16(udpStart, to.sourcePort);
+  view.setUint16(udpStart + 2, to.destinationPort);
+  view.setUint16(udpStart + 4, 8 + payload.length);
+  // UDP checksum 0 = none, allowed over IPv4.
+  out.set(payload, udpStart + 8);
+  return out;
+}

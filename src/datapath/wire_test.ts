@@ -1,0 +1,89 @@
+import assert from "node:assert/strict";
+import { deriveDirectionKeys, SleeveCipher } from "./crypto.ts";
+import {
+  decodeDatagram,
+  encodeDatagram,
+  encodeVxlanProbe,
+  HEADER_BYTES,
+  Kind,
+  MalformedBodyError,
+  packRecords,
+  peerId,
+  unpackRecords,
+} from "./wire.ts";
+
+const header = {
+  kind: Kind.Data,
+  ttl: 4,
+  sender: peerId("b"),
+  origin: peerId("a"),
+  destination: peerId("c"),
+};
+
+Deno.test("peer ids are stable 16-hex-digit names", () => {
+  assert.equal(peerId("node1"), peerId("node1"));
+  assert.notEqual(peerId("node1"), peerId("node2"));
+  assert.match(peerId("x"), /^[0-9a-f]{16}$/);
+});
+
+Deno.test("plain datagram round-trips header and records", () => {
+  const frames = [new Uint8Array([1, 2, 3]), new Uint8Array(0), new Uint8Array(1500).fill(7)];
+  const datagram = encodeDatagram(header, packRecords(frames));
+  const decoded = decodeDatagram(datagram)!;
+  assert.equal(decoded.kind, Kind.Data);
+  assert.equal(decoded.ttl, 4);
+  assert.equal(decoded.encrypted, false);
+  assert.equal(decoded.sender, header.sender);
+  assert.equal(decoded.origin, header.origin);
+  assert.equal(decoded.destination, header.destination);
+  assert.deepEqual(unpackRecords(decoded.payload), frames);
+});
+
+Deno.test("encrypted datagram opens only with the right key and only once", () => {
+  const secret = new Uint8Array(32).fill(3);
+  const tx = new SleeveCipher(deriveDirectionKeys(secret, { local: "b", remote: "c" }));
+  const rx = new SleeveCipher(deriveDirectionKeys(secret, { local: "c", remote: "b" }));
+  const body = new TextEncoder().encode("SECRET-MARKER");
+  const datagram = encodeDatagram(header, body, { cipher: tx });
+  assert.equal(new TextDecoder().decode(datagram).includes("SECRET-MARKER"), false);
+  const decoded = decodeDatagram(datagram)!;
+  assert.equal(decoded.encrypted, true);
+  assert.equal(decoded.counter, 1);
+  assert.deepEqual(rx.open(decoded.header, decoded.counter, decoded.payload), body);
+  assert.equal(rx.open(decoded.header, decoded.counter, decoded.payload), undefined);
+  // Rewriting the clear header (e.g. the destination) breaks the tag.
+  const again = encodeDatagram(header, body, { cipher: tx });
+  again[30] ^= 1;
+  const forged = decodeDatagram(again)!;
+  assert.equal(rx.open(forged.header, forged.counter, forged.payload), undefined);
+});
+
+Deno.test("foreign or truncated datagrams are ignored, bad bodies rejected", () => {
+  assert.equal(decodeDatagram(new Uint8Array(10)), undefined);
+  assert.equal(decodeDatagram(new Uint8Array(HEADER_BYTES + 5)), undefined);
+  const body = packRecords([new Uint8Array(10)]);
+  assert.throws(() => unpackRecords(body.subarray(0, 8)), MalformedBodyError);
+  assert.throws(() => unpackRecords(body.subarray(0, 2)), MalformedBodyError);
+});
+
+Deno.test("VXLAN probe carries a valid IPv4 header addressed to the peer bridge", () => {
+  const payload = new Uint8Array([9, 9, 9]);
+  const packet = encodeVxlanProbe(payload, {
+    vni: 0x123456,
+    sourceMac: "0a:58:0a:20:00:01",
+    destinationMac: "0a:58:0a:20:00:02",
+    sourceIp: "10.32.0.1",
+    destinationIp: "10.32.0.2",
+    sourcePort: 6783,
+    destinationPort: 6783,
+  });
+  assert.deepEqual([...packet.subarray(0, 8)], [8, 0, 0, 0, 0x12, 0x34, 0x56, 0]);
+  assert.deepEqual([...packet.subarray(8, 14)], [0x0a, 0x58, 10, 32, 0, 2]);
+  const ip = packet.subarray(22, 42);
+  let sum = 0;
+  for (let i = 0; i < 20; i += 2) sum += (ip[i] << 8) | ip[i + 1];
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  assert.equal(sum, 0xffff, "IPv4 header checksum verifies");
+  assert.deepEqual([...ip.subarray(16, 20)], [10, 32, 0, 2]);
+  assert.deepEqual([...packet.subarray(50)], [9, 9, 9]);
+});

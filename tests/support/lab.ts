@@ -1,0 +1,496 @@
+/**
+ * A lab: a small weft cluster on one machine, made of network namespaces.
+ *
+ *   <prefix>-ul        the underlay: one bridge `br0` standing in for the node network
+ *   <prefix>-n1..nN    the nodes: `eth0` on the underlay (192.168.77.1N/24), a weft agent each,
+ *                      started from the bundled artifact exactly as a user would run it
+ *   <prefix>-n1-<pod>  pods: namespaces attached to their node by the real CNI plugin
+ *
+ * Faults are injected where an operator would see them: a cut link or a partition is iptables
+ * DROP rules on the nodes' underlay interface (kept in a chain of the lab's own), a dead node is
+ * a killed agent. Everything the lab makes carries its prefix, and `destroy()` (or a sweep of a
+ * crashed run's leftovers at the next `create()`) removes it all, also when a test failed.
+ * Test traffic never leaves these namespaces.
+ */
+import { type Artifact, artifact } from "./artifact.ts";
+
+const LAB_CHAIN = "LAB-FAULTS";
+const decoder = new TextDecoder();
+
+export interface CommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command, optionally inside a network namespace; never throws for a non-zero exit. */
+export async function sh(
+  command: string[],
+  options: { netns?: string; stdin?: string; env?: Record<string, string> } = {},
+): Promise<CommandResult> {
+  const full = options.netns ? ["ip", "netns", "exec", options.netns, ...command] : command;
+  const child = new Deno.Command(full[0], {
+    args: full.slice(1),
+    stdin: options.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+    env: options.env,
+  }).spawn();
+  if (options.stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(options.stdin));
+    await writer.close();
+  }
+  const out = await child.output();
+  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
+}
+
+/** Like `sh` but throws with the command's stderr when it fails. */
+export async function must(command: string[], options: { netns?: string; stdin?: string } = {}) {
+  const result = await sh(command, options);
+  if (result.code !== 0) {
+    throw new Error(
+      `${options.netns ? `[${options.netns}] ` : ""}${command.join(" ")} failed (${result.code}): ${
+        result.stderr || result.stdout
+      }`,
+    );
+  }
+  return result.stdout;
+}
+
+/** Removes every namespace whose name starts with `prefix` (left by a crashed run). */
+export async function sweepNamespaces(prefix: string): Promise<void> {
+  const list = await sh(["ip", "netns", "list"]);
+  for (const line of list.stdout.split("\n")) {
+    const name = line.split(" ")[0];
+    if (name && name.startsWith(prefix + "-")) {
+      // kill anything still running in it first, or the namespace lingers until it exits
+      const pids = await sh(["ip", "netns", "pids", name]);
+      for (const pid of pids.stdout.split(/\s+/).filter(Boolean)) {
+        await sh(["kill", "-9", pid]);
+      }
+      await sh(["ip", "netns", "del", name]);
+    }
+  }
+}
+
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false>,
+  options: { timeoutMs?: number; intervalMs?: number } = {},
+): Promise<T> {
+  const deadline = Date.now() + (options.timeoutMs ?? 20_000);
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe();
+      if (value !== undefined && value !== false) return value as T;
+    } catch (error) {
+      last = error;
+    }
+    await new Promise((r) => setTimeout(r, options.intervalMs ?? 200));
+  }
+  throw new Error(`Timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`);
+}
+
+export interface LabNode {
+  index: number;
+  netns: string;
+  underlayIp: string;
+  stateDir: string;
+  logFile: string;
+  agent?: Deno.ChildProcess;
+  extraArgs: string[];
+}
+
+export interface LabPod {
+  name: string;
+  node: number;
+  netns: string;
+  containerID: string;
+  ifname: string;
+  /** Address without prefix. */
+  ip: string;
+  result: Record<string, unknown>;
+}
+
+export interface LabOptions {
+  nodes: number;
+  /** Namespace prefix, unique per test file (e.g. "wtl1"); at most 6 characters. */
+  prefix: string;
+  password?: string;
+  ipallocRange?: string;
+  /** Extra `weft launch` arguments for every node. */
+  agentArgs?: string[];
+  /** Start the agents right away (default true). */
+  start?: boolean;
+  /** Underlay MTU (default 1500). */
+  underlayMtu?: number;
+}
+
+export class Lab {
+  readonly prefix: string;
+  readonly nodes: LabNode[] = [];
+  readonly pods: LabPod[] = [];
+  readonly options: LabOptions;
+  readonly workDir: string;
+  artifact!: Artifact;
+
+  private constructor(options: LabOptions, workDir: string) {
+    this.options = options;
+    this.prefix = options.prefix;
+    this.workDir = workDir;
+  }
+
+  get underlay(): string {
+    return `${this.prefix}-ul`;
+  }
+
+  static async create(options: LabOptions): Promise<Lab> {
+    if (options.prefix.length > 6) {
+      throw new Error(`Lab prefix "${options.prefix}" is over 6 characters`);
+    }
+    await sweepNamespaces(options.prefix);
+    const lab = new Lab(options, await Deno.makeTempDir({ prefix: `weft-lab-${options.prefix}-` }));
+    try {
+      lab.artifact = await artifact();
+      await lab.#buildNetwork();
+      if (options.start !== false) {
+        await Promise.all(lab.nodes.map((n) => lab.startAgent(n.index)));
+      }
+    } catch (error) {
+      await lab.destroy();
+      throw error;
+    }
+    return lab;
+  }
+
+  async #buildNetwork(): Promise<void> {
+    const ul = this.underlay;
+    const mtu = this.options.underlayMtu ?? 1500;
+    await must(["ip", "netns", "add", ul]);
+    await must(["ip", "-n", ul, "link", "set", "lo", "up"]);
+    await must(["ip", "-n", ul, "link", "add", "br0", "mtu", String(mtu), "type", "bridge"]);
+    await must(["ip", "-n", ul, "link", "set", "br0", "up"]);
+    for (let index = 1; index <= this.options.nodes; index++) {
+      const netns = `${this.prefix}-n${index}`;
+      const node: LabNode = {
+        index,
+        netns,
+        underlayIp: `192.168.77.${10 + index}`,
+        stateDir: `${this.workDir}/n${index}/state`,
+        logFile: `${this.workDir}/n${index}/agent.log`,
+        extraArgs: [],
+      };
+      await Deno.mkdir(`${this.workDir}/n${index}`, { recursive: true });
+      await must(["ip", "netns", "add", netns]);
+      await must(["ip", "-n", netns, "link", "set", "lo", "up"]);
+      const outer = `${this.prefix}n${index}`;
+      await must([
+        "ip",
+        "-n",
+        ul,
+        "link",
+        "add",
+        outer,
+        "mtu",
+        String(mtu),
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        netns,
+      ]);
+      await must(["ip", "-n", ul, "link", "set", outer, "master", "br0", "up"]);
+      await must(["ip", "-n", netns, "link", "set", "eth0", "mtu", String(mtu), "up"]);
+      await must(["ip", "-n", netns, "addr", "add", `${node.underlayIp}/24`, "dev", "eth0"]);
+      this.nodes.push(node);
+    }
+  }
+
+  node(index: number): LabNode {
+    const node = this.nodes[index - 1];
+    if (!node) throw new Error(`The lab has no node ${index}`);
+    return node;
+  }
+
+  /** `weft launch` arguments for a node: its peers are every other node's underlay address. */
+  launchArgs(index: number): string[] {
+    const node = this.node(index);
+    const peers = this.nodes.filter((n) => n.index !== index).map((n) => n.underlayIp);
+    return [
+      "launch",
+      "--state-dir",
+      node.stateDir,
+      "--nickname",
+      `node${index}`,
+      "--host",
+      node.underlayIp,
+      ...(this.options.ipallocRange ? ["--ipalloc-range", this.options.ipallocRange] : []),
+      ...(peers.length ? ["--peers", peers.join(",")] : []),
+      ...(this.options.agentArgs ?? []),
+      ...node.extraArgs,
+    ];
+  }
+
+  async startAgent(index: number, options: { wait?: boolean } = {}): Promise<void> {
+    const node = this.node(index);
+    if (node.agent) throw new Error(`node${index}'s agent is already running`);
+    const env: Record<string, string> = { ...Deno.env.toObject(), LOG: node.logFile };
+    delete env.WEFT_PASSWORD;
+    delete env.WEAVE_PASSWORD;
+    if (this.options.password) env.WEFT_PASSWORD = this.options.password;
+    // exec all the way down (sh, ip netns exec, the weft wrapper), so the child's pid is the
+    // agent's own and a signal reaches it directly
+    node.agent = new Deno.Command("sh", {
+      args: [
+        "-c",
+        'exec "$@" >>"$LOG" 2>&1',
+        "sh",
+        "ip",
+        "netns",
+        "exec",
+        node.netns,
+        this.artifact.weft,
+        ...this.launchArgs(index),
+      ],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+      env,
+      clearEnv: true,
+    }).spawn();
+    if (options.wait !== false) await this.waitReady(index);
+  }
+
+  /** Waits until the node's agent answers /status with ready. */
+  async waitReady(index: number, timeoutMs = 30_000): Promise<Record<string, unknown>> {
+    return await waitFor(`node${index}'s agent to be ready`, async () => {
+      const node = this.node(index);
+      if (node.agent) {
+        const exited = await Promise.race([
+          node.agent.status.then((s) => s),
+          new Promise<undefined>((r) => setTimeout(() => r(undefined), 0)),
+        ]);
+        if (exited) {
+          throw new Error(`node${index}'s agent exited (${exited.code}): ${await this.log(index)}`);
+        }
+      }
+      const status = await this.api(index, "GET", "/status");
+      return status.code === 200 ? status.json as Record<string, unknown> : undefined;
+    }, { timeoutMs });
+  }
+
+  async stopAgent(index: number, signal: Deno.Signal = "SIGTERM"): Promise<void> {
+    const node = this.node(index);
+    const agent = node.agent;
+    if (!agent) return;
+    node.agent = undefined;
+    // `ip netns exec` execs the agent, so the child's pid is the agent's
+    try {
+      agent.kill(signal);
+    } catch {
+      // already gone
+    }
+    const timer = setTimeout(() => {
+      try {
+        agent.kill("SIGKILL");
+      } catch { /* gone */ }
+    }, 5000);
+    await agent.status;
+    clearTimeout(timer);
+  }
+
+  async restartAgent(index: number): Promise<void> {
+    await this.stopAgent(index);
+    await this.startAgent(index);
+  }
+
+  log(index: number): Promise<string> {
+    return Deno.readTextFile(this.node(index).logFile).catch(() => "");
+  }
+
+  /** Calls a node's admin API from inside the node (it listens on the node's loopback only). */
+  async api(
+    index: number,
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ code: number; json: unknown; text: string }> {
+    const args = [
+      "curl",
+      "-s",
+      "-X",
+      method,
+      "-o",
+      "-",
+      "-w",
+      "\n%{http_code}",
+      `http://127.0.0.1:6784${path}`,
+    ];
+    if (body !== undefined) {
+      args.push("-H", "content-type: application/json", "-d", JSON.stringify(body));
+    }
+    const result = await sh(args, { netns: this.node(index).netns });
+    const lines = result.stdout.trimEnd().split("\n");
+    const code = Number(lines.pop());
+    const text = lines.join("\n");
+    let json: unknown;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
+    }
+    return { code: code || 0, json, text };
+  }
+
+  /** Runs the weft CLI on a node. */
+  weft(index: number, args: string[]): Promise<CommandResult> {
+    return sh([this.artifact.weft, ...args], { netns: this.node(index).netns });
+  }
+
+  /** Creates a pod namespace on a node and attaches it with the CNI plugin (ADD). */
+  async addPod(
+    index: number,
+    name: string,
+    options: { ifname?: string; config?: Record<string, unknown> } = {},
+  ): Promise<LabPod> {
+    const node = this.node(index);
+    const netns = `${node.netns}-${name}`;
+    await must(["ip", "netns", "add", netns]);
+    await must(["ip", "-n", netns, "link", "set", "lo", "up"]);
+    const containerID = `${this.prefix}-${index}-${name}`;
+    const ifname = options.ifname ?? "eth0";
+    const result = await this.cni(index, "ADD", {
+      containerID,
+      netns,
+      ifname,
+      config: options.config,
+    });
+    if (result.code !== 0) {
+      await sh(["ip", "netns", "del", netns]);
+      throw new Error(
+        `CNI ADD of ${name} on node${index} failed: ${result.stdout}${result.stderr}`,
+      );
+    }
+    const json = JSON.parse(result.stdout);
+    const pod: LabPod = {
+      name,
+      node: index,
+      netns,
+      containerID,
+      ifname,
+      ip: String(json.ips[0].address).split("/")[0],
+      result: json,
+    };
+    this.pods.push(pod);
+    return pod;
+  }
+
+  async delPod(pod: LabPod): Promise<CommandResult> {
+    const result = await this.cni(pod.node, "DEL", pod);
+    await sh(["ip", "netns", "del", pod.netns]);
+    this.pods.splice(this.pods.indexOf(pod), 1);
+    return result;
+  }
+
+  /** The network config the runtime would pass (one plugin of the conflist, at 1.1.0). */
+  netConfig(extra: Record<string, unknown> = {}): Record<string, unknown> {
+    return { cniVersion: "1.1.0", name: "weft", type: "weft", ...extra };
+  }
+
+  /** Runs the CNI plugin on a node as the runtime would: env plus config on stdin. */
+  cni(
+    index: number,
+    command: string,
+    options: {
+      containerID: string;
+      netns?: string;
+      ifname?: string;
+      config?: Record<string, unknown>;
+    },
+  ): Promise<CommandResult> {
+    const env: Record<string, string> = {
+      PATH: Deno.env.get("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin",
+      CNI_COMMAND: command,
+      CNI_CONTAINERID: options.containerID,
+      CNI_NETNS: options.netns ? `/var/run/netns/${options.netns}` : "",
+      CNI_IFNAME: options.ifname ?? "eth0",
+      CNI_PATH: `${this.artifact.binDir}:/usr/lib/cni`,
+    };
+    return sh([
+      "env",
+      "-i",
+      ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
+      this.artifact.weft,
+    ], {
+      netns: this.node(index).netns,
+      stdin: JSON.stringify(this.netConfig(options.config)),
+    });
+  }
+
+  /** Pings from a pod; true when at least one reply came back. */
+  async ping(
+    from: LabPod | string,
+    to: string,
+    options: { count?: number; timeout?: number } = {},
+  ) {
+    const netns = typeof from === "string" ? from : from.netns;
+    const result = await sh([
+      "ping",
+      "-c",
+      String(options.count ?? 1),
+      "-W",
+      String(options.timeout ?? 2),
+      "-q",
+      to,
+    ], { netns });
+    return result.code === 0;
+  }
+
+  /** Drops all underlay traffic between two nodes, both ways. */
+  async cutLink(a: number, b: number): Promise<void> {
+    for (const [from, to] of [[a, b], [b, a]]) {
+      const netns = this.node(from).netns;
+      await sh(["iptables", "-w", "-N", LAB_CHAIN], { netns });
+      await sh(["iptables", "-w", "-C", "INPUT", "-j", LAB_CHAIN], { netns }).then((r) =>
+        r.code === 0
+          ? undefined
+          : must(["iptables", "-w", "-I", "INPUT", "-j", LAB_CHAIN], { netns })
+      );
+      await sh(["iptables", "-w", "-C", "OUTPUT", "-j", LAB_CHAIN], { netns }).then((r) =>
+        r.code === 0
+          ? undefined
+          : must(["iptables", "-w", "-I", "OUTPUT", "-j", LAB_CHAIN], { netns })
+      );
+      const peer = this.node(to).underlayIp;
+      await must(["iptables", "-w", "-A", LAB_CHAIN, "-s", peer, "-j", "DROP"], { netns });
+      await must(["iptables", "-w", "-A", LAB_CHAIN, "-d", peer, "-j", "DROP"], { netns });
+    }
+  }
+
+  /** Cuts every link between the two groups. */
+  async partition(groupA: number[], groupB: number[]): Promise<void> {
+    for (const a of groupA) for (const b of groupB) await this.cutLink(a, b);
+  }
+
+  /** Removes every injected fault. */
+  async heal(): Promise<void> {
+    for (const node of this.nodes) {
+      await sh(["iptables", "-w", "-F", LAB_CHAIN], { netns: node.netns });
+    }
+  }
+
+  /** Kills every agent and removes every namespace and file the lab made. */
+  async destroy(): Promise<void> {
+    await Promise.all(this.nodes.map((n) => this.stopAgent(n.index, "SIGKILL").catch(() => {})));
+    await sweepNamespaces(this.prefix);
+    await Deno.remove(this.workDir, { recursive: true }).catch(() => {});
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.destroy();
+  }
+}
