@@ -73,7 +73,9 @@ export class HttpAgentClient implements AgentApi {
   }
 
   async status(): Promise<AgentStatus> {
-    return await this.#request<AgentStatus>("GET", "/status") as AgentStatus;
+    // A not-ready agent answers 503 with its status (and a reason); that is an answer, not a
+    // failure, so STATUS can pass the reason on.
+    return await this.#request<AgentStatus>("GET", "/status", { okStatuses: [503] }) as AgentStatus;
   }
 
   async allocate(
@@ -108,7 +110,7 @@ export class HttpAgentClient implements AgentApi {
   async #request<T>(
     method: string,
     path: string,
-    options: { body?: unknown; notFoundIsUndefined?: boolean } = {},
+    options: { body?: unknown; notFoundIsUndefined?: boolean; okStatuses?: number[] } = {},
   ): Promise<T | undefined> {
     const request = `${method} ${path}`;
     let response: Response;
@@ -130,7 +132,7 @@ export class HttpAgentClient implements AgentApi {
     } catch {
       body = undefined;
     }
-    if (!response.ok) {
+    if (!response.ok && !(options.okStatuses?.includes(response.status) && body)) {
       const fields = (body ?? {}) as { error?: unknown; retry?: unknown };
       const message = typeof fields.error === "string" ? fields.error : text.trim() || "no body";
       throw new AgentResponseError(response.status, message, fields.retry === true, request);

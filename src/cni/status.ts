@@ -8,9 +8,9 @@ import { CniCode, CniError } from "./errors.ts";
 
 export async function status(context: HandlerContext): Promise<undefined> {
   const address = context.config.agent;
-  let ready: boolean;
+  let answer;
   try {
-    ready = (await context.agent.status())?.ready === true;
+    answer = await context.agent.status();
   } catch (error) {
     throw new CniError(
       CniCode.pluginNotAvailable,
@@ -18,8 +18,12 @@ export async function status(context: HandlerContext): Promise<undefined> {
       { cause: error },
     );
   }
-  if (!ready) {
-    throw new CniError(CniCode.pluginNotAvailable, `Weft agent at ${address} is not ready yet`);
+  if (answer?.ready !== true) {
+    const reason = typeof answer?.reason === "string" ? `: ${answer.reason}` : "";
+    throw new CniError(
+      CniCode.pluginNotAvailable,
+      `Weft agent at ${address} is not ready yet${reason}`,
+    );
   }
   return undefined;
 }
