@@ -37,6 +37,7 @@ import {
   NotReadyError,
   openSqliteStore,
 } from "../ipam/mod.ts";
+import { Mesh } from "../mesh/mod.ts";
 import type { AgentConfig } from "./config.ts";
 import { AgentMetrics } from "./metrics.ts";
 import { VERSION } from "../version.ts";
@@ -50,6 +51,8 @@ export interface AgentOptions {
   kernel?: boolean;
   /** Skip serving the admin API on a socket (tests call `createApi(agent)` directly). */
   serve?: boolean;
+  /** Skip starting the mesh (no listening socket, no dialling): for API-level tests. */
+  mesh?: boolean;
 }
 
 export class Agent implements AgentPort {
@@ -61,31 +64,55 @@ export class Agent implements AgentPort {
   #bridge: BridgeState | undefined;
   #bridgeAddress: number | undefined;
   #server: Deno.HttpServer | undefined;
-  #peerName: string;
+  readonly #mesh: Mesh;
+  readonly mesh: AgentPort["mesh"];
 
-  private constructor(
-    config: AgentConfig,
-    ipam: NodeIpam,
-    peerName: string,
-    options: AgentOptions,
-  ) {
+  private constructor(config: AgentConfig, ipam: NodeIpam, mesh: Mesh, options: AgentOptions) {
     this.config = config;
     this.#ipam = ipam;
-    this.#peerName = peerName;
+    this.#mesh = mesh;
     this.#log = options.log ?? ((message) => console.error(`weft: ${message}`));
-    this.#metrics = new AgentMetrics({ ipam: () => this.ipamStatus() });
+    this.#metrics = new AgentMetrics({
+      ipam: () => this.ipamStatus(),
+      mesh: () => this.#mesh.metrics(),
+    });
+    this.mesh = {
+      peers: () => mesh.peers(),
+      connections: () => mesh.connections(),
+      targets: () => mesh.targets(),
+      connect: (address, options) => mesh.connect(address, options),
+      forget: (address) => mesh.forget(address),
+    };
   }
 
   /** Builds and starts an agent: IPAM, bridge, rules, then the admin API. */
   static async launch(config: AgentConfig, options: AgentOptions = {}): Promise<Agent> {
     await Deno.mkdir(config.stateDir, { recursive: true, mode: 0o700 });
-    const peerName = config.peerName ?? config.nickname ?? Deno.hostname();
+    const log = options.log ?? ((message: string) => console.error(`weft: ${message}`));
+    const mesh = await Mesh.create({
+      stateDir: config.stateDir,
+      name: config.peerName,
+      nickname: config.nickname,
+      password: config.password,
+      host: config.meshHost,
+      port: config.port,
+      peers: config.peers,
+      discovery: config.discovery,
+      connLimit: config.connLimit,
+      tls: config.tls,
+      log: (message) => log(`mesh: ${message}`),
+    });
     const store = openSqliteStore(`${config.stateDir}/weft.db`);
-    const ipam = await NodeIpam.open({ store, clusterRange: config.ipallocRange, peerName });
-    const agent = new Agent(config, ipam, peerName, options);
+    const ipam = await NodeIpam.open({
+      store,
+      clusterRange: config.ipallocRange,
+      peerName: mesh.name,
+    });
+    const agent = new Agent(config, ipam, mesh, options);
     try {
       await agent.#setUpNode(options.kernel !== false);
       if (options.serve !== false) agent.#serveApi();
+      if (options.mesh !== false) await mesh.start();
     } catch (error) {
       await agent.stop();
       throw error;
@@ -140,6 +167,7 @@ export class Agent implements AgentPort {
   async stop(): Promise<void> {
     await this.#server?.shutdown();
     this.#server = undefined;
+    await this.#mesh.stop();
     this.#ipam.close();
   }
 
@@ -169,8 +197,8 @@ export class Agent implements AgentPort {
       version: VERSION,
       ready,
       reason: ready ? undefined : (ipam.reason ?? "the bridge has no address yet"),
-      peerName: this.#peerName,
-      nickname: this.config.nickname ?? Deno.hostname(),
+      peerName: this.#mesh.name,
+      nickname: this.#mesh.nickname,
       range: formatCidr(this.config.ipallocRange),
       bridge: {
         name: this.config.bridge,
@@ -179,7 +207,19 @@ export class Agent implements AgentPort {
         mtu: this.#bridge?.mtu ?? this.config.mtu ?? 1500,
       },
       ipam,
+      mesh: this.#meshSummary(),
       uptimeSeconds: Math.round((Date.now() - this.#startedAt) / 1000),
+    };
+  }
+
+  #meshSummary(): StatusView["mesh"] {
+    const peers = this.#mesh.peers().filter((p) => !p.self);
+    const connections = this.#mesh.connections();
+    return {
+      peers: peers.length,
+      reachable: peers.filter((p) => p.reachable).length,
+      connections: connections.length,
+      established: connections.filter((c) => c.state === "established").length,
     };
   }
 

@@ -15,7 +15,12 @@ async function withApi(
 ) {
   const stateDir = await Deno.makeTempDir({ prefix: "weft-api-test-" });
   const config = await resolveAgentConfig({ stateDir, ipallocRange: "10.32.0.0/28" }, env);
-  const agent = await Agent.launch(config, { kernel: false, serve: false, log: () => {} });
+  const agent = await Agent.launch(config, {
+    kernel: false,
+    serve: false,
+    mesh: false,
+    log: () => {},
+  });
   const app = createApi(agent);
   try {
     await fn(
@@ -143,10 +148,20 @@ Deno.test("allocations survive an agent restart on the same state directory", as
   const stateDir = await Deno.makeTempDir({ prefix: "weft-api-test-" });
   try {
     const config = await resolveAgentConfig({ stateDir }, {});
-    const first = await Agent.launch(config, { kernel: false, serve: false, log: () => {} });
+    const first = await Agent.launch(config, {
+      kernel: false,
+      serve: false,
+      mesh: false,
+      log: () => {},
+    });
     const a = await first.allocate("pod-r", { ifname: "eth0" });
     await first.stop();
-    const second = await Agent.launch(config, { kernel: false, serve: false, log: () => {} });
+    const second = await Agent.launch(config, {
+      kernel: false,
+      serve: false,
+      mesh: false,
+      log: () => {},
+    });
     try {
       assert.equal(second.lookup("pod-r", "eth0")[0].address, a.address);
       assert.equal(second.status().bridge.address, first.status().bridge.address);

@@ -8,6 +8,7 @@
 
 import type { Attachment } from "./config.ts";
 import { CniCode, CniError, toCniError } from "./errors.ts";
+import { type HttpAnswer, httpRequest } from "./http1.ts";
 
 export interface Allocation {
   containerID: string;
@@ -62,13 +63,13 @@ export interface HttpAgentOptions {
 }
 
 export class HttpAgentClient implements AgentApi {
-  readonly #base: string;
+  readonly #hostPort: string;
   readonly #address: string;
   readonly #timeoutMs: number;
 
   constructor(address: string, options: HttpAgentOptions = {}) {
     this.#address = address;
-    this.#base = (address.includes("://") ? address : `http://${address}`).replace(/\/$/, "");
+    this.#hostPort = address.replace(/^http:\/\//, "").replace(/\/$/, "");
     this.#timeoutMs = options.timeoutMs ?? 30_000;
   }
 
@@ -113,18 +114,19 @@ export class HttpAgentClient implements AgentApi {
     options: { body?: unknown; notFoundIsUndefined?: boolean; okStatuses?: number[] } = {},
   ): Promise<T | undefined> {
     const request = `${method} ${path}`;
-    let response: Response;
+    let answer: HttpAnswer;
     try {
-      response = await fetch(`${this.#base}${path}`, {
+      answer = await httpRequest(this.#hostPort, {
         method,
-        headers: options.body === undefined ? undefined : { "content-type": "application/json" },
+        path,
         body: options.body === undefined ? undefined : JSON.stringify(options.body),
-        signal: AbortSignal.timeout(this.#timeoutMs),
+        timeoutMs: this.#timeoutMs,
       });
     } catch (error) {
       throw new AgentUnreachableError(this.#address, { cause: error });
     }
-    const text = await response.text();
+    const text = answer.body;
+    const response = { status: answer.status, ok: answer.status >= 200 && answer.status < 300 };
     if (response.status === 404 && options.notFoundIsUndefined) return undefined;
     let body: unknown = undefined;
     try {

@@ -164,7 +164,7 @@ export function parseConfig(text: string): WeftConfig {
     throw invalidConfig(`Invalid "bridge" ${JSON.stringify(bridge)}: not an interface name`);
   }
   const agent = optionalString(conf, "agent") ?? DEFAULT_AGENT;
-  if (!/^(https?:\/\/)?[^\s/]+:\d{1,5}\/?$/.test(agent)) {
+  if (!/^(http:\/\/)?[^\s/]+:\d{1,5}\/?$/.test(agent)) {
     throw invalidConfig(`Invalid "agent" ${JSON.stringify(agent)}: expected host:port`);
   }
   let mtu: number | undefined;

@@ -81,6 +81,8 @@ export class FakeKubeApi {
   readonly patches: RecordedPatch[] = [];
   /** `"<verb> <resource>"` per request that passed auth, in arrival order. */
   readonly requests: string[] = [];
+  /** ConfigMap writes refused with 409 (stale resourceVersion or already exists). */
+  conflicts = 0;
   /** Awaited before each ConfigMap write is checked, so a test can slip a rival write in. */
   beforeConfigMapWrite?: () => Promise<void>;
 
@@ -163,7 +165,7 @@ export class FakeKubeApi {
   breakWatches(): void {
     for (const watch of this.#watches) {
       try {
-        watch.controller.error(new Error("API server went away"));
+        watch.controller.error(new Error("fake API server crashed (a test simulating an outage)"));
       } catch { /* already closed */ }
     }
     this.#watches.clear();
@@ -353,6 +355,7 @@ export class FakeKubeApi {
     const stored = this.#configMaps.get(key);
     if (pathName === undefined) {
       if (stored) {
+        this.conflicts++;
         return json(status(409, "AlreadyExists", `configmaps "${name}" already exists`), 409);
       }
       const created = {
@@ -366,6 +369,7 @@ export class FakeKubeApi {
     if (!stored) return json(status(404, "NotFound", `configmaps "${name}" not found`), 404);
     const precondition = body.metadata?.resourceVersion;
     if (precondition && precondition !== stored.metadata.resourceVersion) {
+      this.conflicts++;
       return json(
         status(
           409,

@@ -500,6 +500,11 @@ export class Mesh {
     if (!this.#running || this.#targets.get(target.address) !== target) return;
     target.lastError = reason;
     target.session = undefined;
+    if (target.peer !== undefined && this.#byPeer.has(target.peer)) {
+      // Lost a duplicate race: the pair is connected the other way round.
+      target.state = "established";
+      return;
+    }
     if (target.isSelf) {
       target.state = "failed";
       return;
@@ -649,26 +654,27 @@ export class Mesh {
     if (this.#outbox.size === 0) return;
     const settled = !this.#routesDirty;
     const tree = this.#routes.treeNeighbors;
-    const perNeighbor = new Map<Session, string[]>();
-    for (const [name, from] of this.#outbox) {
-      const encoded = this.#meta.get(name)?.encoded;
-      if (encoded === undefined) continue;
-      const viaTree = settled && (from === undefined || tree.has(from));
-      for (const [peer, session] of this.#byPeer) {
-        if (peer === from || (viaTree && !tree.has(peer))) continue;
-        let list = perNeighbor.get(session);
-        if (!list) perNeighbor.set(session, list = []);
-        list.push(encoded);
+    const names = [...this.#outbox.keys()];
+    // Most neighbours get the same subset: encode each distinct subset once.
+    const frames = new Map<string, string[]>();
+    for (const [peer, session] of this.#byPeer) {
+      const picked: number[] = [];
+      names.forEach((name, i) => {
+        const from = this.#outbox.get(name);
+        const viaTree = settled && (from === undefined || tree.has(from));
+        if (peer !== from && (!viaTree || tree.has(peer))) picked.push(i);
+      });
+      if (picked.length === 0) continue;
+      const key = picked.length === names.length ? "all" : picked.join(",");
+      let list = frames.get(key);
+      if (!list) {
+        const encoded = picked.map((i) => this.#meta.get(names[i])?.encoded)
+          .filter((e): e is string => e !== undefined);
+        frames.set(key, list = this.#frames(encoded));
       }
+      for (const frame of list) session.sendText(frame);
     }
     this.#outbox.clear();
-    const cache = new Map<string, string[]>();
-    for (const [session, list] of perNeighbor) {
-      const key = list.length < 64 ? list.join("\u0001") : `${list.length}:${list[0]}:${list.at(-1)}`;
-      let frames = cache.get(key);
-      if (!frames || frames.length === 0) cache.set(key, frames = this.#frames(list));
-      for (const frame of frames) session.sendText(frame);
-    }
   }
 
   /** Encodes records into gossip frames that stay well under the frame limit. */
@@ -807,7 +813,7 @@ export class Mesh {
       throw new MalformedFrameError("Message frame with missing fields");
     }
     if (dst === this.name) this.#deliver(ch, p, src);
-    else if (ttl > 1) this.#forward({ ...frame, ttl: ttl - 1 });
+    else if (ttl > 1) this.#forward({ ...frame, dst, ttl: ttl - 1 });
   }
 
   #forward(frame: Frame & { dst: string }): boolean {

@@ -101,8 +101,9 @@ export class WebSocketTransport implements Transport {
           if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
             return new Response("weft mesh: WebSocket only\n", { status: 426 });
           }
-          const { socket, response } = Deno.upgradeWebSocket(request, { idleTimeout: 0 });
+          // read the peer's address before upgrading: afterwards the request is gone
           const remote = formatAddress(info.remoteAddr.hostname, info.remoteAddr.port);
+          const { socket, response } = Deno.upgradeWebSocket(request, { idleTimeout: 0 });
           const link = new WebSocketLink(socket, remote, (l) => this.#links.delete(l));
           this.#links.add(link);
           onAccept(link);

@@ -19,7 +19,9 @@ export interface FakeAgentOptions {
 }
 
 /** The request handler, separate from the listener so unit tests can call it directly. */
-export function fakeAgentHandler(options: FakeAgentOptions = {}): (r: Request) => Promise<Response> {
+export function fakeAgentHandler(
+  options: FakeAgentOptions = {},
+): (r: Request) => Promise<Response> {
   const agent = new MemoryAgent(options);
   agent.ready = options.ready ?? true;
   return async (request) => {
@@ -31,7 +33,9 @@ export function fakeAgentHandler(options: FakeAgentOptions = {}): (r: Request) =
         const status = await agent.status();
         return Response.json(status, { status: status.ready ? 200 : 503 });
       }
-      if (request.method === "GET" && url.pathname === "/ip") return Response.json(agent.allocations);
+      if (request.method === "GET" && url.pathname === "/ip") {
+        return Response.json(agent.allocations);
+      }
       if (ip && request.method === "POST") {
         const body = await request.json().catch(() => ({}));
         if (typeof body.ifname !== "string") return error(400, '"ifname" is required');
@@ -74,14 +78,17 @@ if (import.meta.main) {
     return index >= 0 ? args[index + 1] : undefined;
   };
   const [hostname, port] = (flag("--addr") ?? "127.0.0.1:6784").split(":");
-  Deno.serve({
-    hostname,
-    port: Number(port),
-    onListen: () => console.log("fake agent listening"),
-  }, fakeAgentHandler({
-    range: flag("--range"),
-    gateway: flag("--gateway"),
-    bridge: flag("--bridge"),
-    ready: !args.includes("--not-ready"),
-  }));
+  Deno.serve(
+    {
+      hostname,
+      port: Number(port),
+      onListen: () => console.log("fake agent listening"),
+    },
+    fakeAgentHandler({
+      range: flag("--range"),
+      gateway: flag("--gateway"),
+      bridge: flag("--bridge"),
+      ready: !args.includes("--not-ready"),
+    }),
+  );
 }

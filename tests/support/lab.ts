@@ -224,6 +224,10 @@ export class Lab {
       "launch",
       "--state-dir",
       node.stateDir,
+      // lab nodes share this machine's /etc/machine-id like cloned VMs would, so each is
+      // named explicitly (a real node derives its name from its own machine id)
+      "--name",
+      `02:1a:b0:00:00:${index.toString(16).padStart(2, "0")}`,
       "--nickname",
       `node${index}`,
       "--host",

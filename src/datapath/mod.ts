@@ -1,0 +1,37 @@
+/**
+ * The data path: how frames between pods on different nodes travel.
+ *
+ * Design notes. The agent drives a `Datapath` from mesh events; the data path never imports the
+ * mesh, and what a node tells its peers about its data path is an opaque blob only this folder
+ * decodes, so the two can evolve apart. The kernel implementation prefers VXLAN (fast, never
+ * encrypted here: this kernel has no IPsec) and falls back per peer to a userspace sleeve over a
+ * TAP, which can relay through the mesh's next hop and encrypt with keys from the mesh handshake.
+ * Path choice, the wire format, key handling and the forwarding-table plan are pure modules with
+ * tests beside them; only kernel.ts and src/net touch the system.
+ */
+import { KernelDatapath, type KernelDatapathOptions } from "./kernel.ts";
+import type { Datapath } from "./types.ts";
+
+export type {
+  Datapath,
+  DatapathMode,
+  DatapathPeer,
+  Endpoint,
+  PathKind,
+  PeerPathStatus,
+} from "./types.ts";
+export { MemoryDatapath, type MemoryDatapathOptions } from "./memory.ts";
+export {
+  type DatapathCounters,
+  DatapathStateError,
+  KernelDatapath,
+  type KernelDatapathOptions,
+  SLEEVE_OVERHEAD,
+  VXLAN_OVERHEAD,
+} from "./kernel.ts";
+export { PeerBlobError } from "./blob.ts";
+
+/** Builds the kernel data path; call `start()` inside the node's network namespace. */
+export function createDatapath(options: KernelDatapathOptions): Promise<Datapath> {
+  return Promise.resolve(new KernelDatapath(options));
+}
