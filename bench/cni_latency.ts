@@ -5,7 +5,10 @@
  * stdin, through `ip netns exec` into the node). The two plugins alternate so drift on the
  * machine hits both alike. Prints p50/p95 per operation and the weft/reference ratio.
  *
- *   deno run -A bench/cni_latency.ts [--runs 30] [--agent fake|real]
+ *   deno run -A bench/cni_latency.ts [--runs 30] [--agent fake|real] [--plugin-only]
+ *
+ * `--plugin-only` measures a bundle of the plugin alone (tests/support/cni_entry.ts) instead
+ * of the full artifact, to separate the plugin's own cost from loading the whole program.
  */
 
 import {
@@ -17,6 +20,7 @@ import {
   sweep,
 } from "../tests/support/plugin.ts";
 import { must } from "../tests/support/lab.ts";
+import { writeWrapper } from "../tests/support/artifact.ts";
 
 const PREFIX = "wtc-bench";
 const flag = (name: string) => {
@@ -25,6 +29,20 @@ const flag = (name: string) => {
 };
 const runs = Number(flag("--runs") ?? 30);
 const agentKind = (flag("--agent") ?? "fake") as "fake" | "real";
+const pluginOnly = Deno.args.includes("--plugin-only");
+
+async function installPluginOnly(binDir: string): Promise<void> {
+  const bundle = `${binDir}/weft-cni.js`;
+  const entry = new URL("../tests/support/cni_entry.ts", import.meta.url).pathname;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["bundle", "--quiet", entry, "-o", bundle],
+    cwd: new URL("..", import.meta.url).pathname,
+  }).output();
+  if (out.code !== 0) {
+    throw new Error(`bundling the plugin failed: ${new TextDecoder().decode(out.stderr)}`);
+  }
+  await writeWrapper(`${binDir}/weft`, bundle);
+}
 
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -45,7 +63,7 @@ const hostLocalDir = await Deno.makeTempDir({ prefix: "weft-bench-hostlocal-" })
 const node = await createNetns(`${PREFIX}-node`);
 let agent: Awaited<ReturnType<typeof startAgent>> | undefined;
 try {
-  await installPlugin(binDir);
+  await (pluginOnly ? installPluginOnly(binDir) : installPlugin(binDir));
   agent = await startAgent(node, { kind: agentKind });
   // 1.0.0: the newest version Debian's reference plugins speak
   const weftConfig = { cniVersion: "1.0.0", name: "weft", type: "weft" };

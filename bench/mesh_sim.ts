@@ -136,7 +136,11 @@ async function memoryChild(remotes: number): Promise<void> {
         address: `10.1.${(i + k) % 250}.1:6783`,
       })),
       data: {
-        datapath: JSON.stringify({ vtep: `10.1.${i % 250}.1`, mac: "02:42:ac:11:00:02", mtu: 1450 }),
+        datapath: JSON.stringify({
+          vtep: `10.1.${i % 250}.1`,
+          mac: "02:42:ac:11:00:02",
+          mtu: 1450,
+        }),
         ipam: JSON.stringify({ ranges: [[`10.32.${i}.0`, `10.32.${i}.255`]], free: 200 }),
       },
     });
@@ -169,7 +173,14 @@ async function memoryChild(remotes: number): Promise<void> {
 
 async function measureMemory(remotes: number) {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--v8-flags=--expose-gc", import.meta.filename!, "--memory-child", String(remotes)],
+    args: [
+      "run",
+      "-A",
+      "--v8-flags=--expose-gc",
+      import.meta.filename!,
+      "--memory-child",
+      String(remotes),
+    ],
     stdout: "piped",
   });
   const output = await child.output();
@@ -193,7 +204,9 @@ if (import.meta.main) {
       console.error(`  simulated N=${n} in ${Math.round(rows.at(-1)!.wallMs)} ms wall`);
     }
     const fmt = (x: number, d = 0) => (Number.isNaN(x) ? "never" : x.toFixed(d));
-    console.log(`\nMesh simulation: each peer dials ${degree} random peers, password on, 1-2 ms links`);
+    console.log(
+      `\nMesh simulation: each peer dials ${degree} random peers, password on, 1-2 ms links`,
+    );
     console.log(
       "| N | converge (sim ms) | spread one change (sim ms) | target | bytes/peer/s quiet (avg / max) | target | wall ms |",
     );
@@ -212,7 +225,9 @@ if (import.meta.main) {
     console.log("|---|---|---|");
     for (const m of [baseline, memory]) {
       console.log(
-        `| ${m.held - 1} | ${(m.heapDelta / 1024).toFixed(0)} KiB | ${(m.rss / 1048576).toFixed(1)} MiB |`,
+        `| ${m.held - 1} | ${(m.heapDelta / 1024).toFixed(0)} KiB | ${
+          (m.rss / 1048576).toFixed(1)
+        } MiB |`,
       );
     }
   }

@@ -1,0 +1,54 @@
+/** The CLI as people meet it: the bundled artifact, run from a directory with no source tree. */
+import assert from "node:assert/strict";
+import { artifact } from "./support/artifact.ts";
+import { sh } from "./support/lab.ts";
+
+async function weft(args: string[], env: Record<string, string> = {}) {
+  const { weft } = await artifact();
+  const cwd = await Deno.makeTempDir();
+  try {
+    const out = await new Deno.Command(weft, { args, cwd, env, stdout: "piped", stderr: "piped" })
+      .output();
+    const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+    return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+  }
+}
+
+Deno.test("version and help work from any directory", async () => {
+  const version = await weft(["version"]);
+  assert.equal(version.code, 0);
+  assert.match(version.stdout, /^weft \d+\.\d+\.\d+/);
+  const help = await weft(["--help"]);
+  assert.equal(help.code, 0);
+  for (const command of ["launch", "status", "ps", "reset", "connect", "forget", "rmpeer"]) {
+    assert.match(help.stdout, new RegExp(`\\b${command}\\b`));
+  }
+  const launchHelp = await weft(["launch", "--help"]);
+  assert.match(launchHelp.stdout, /--ipalloc-range/);
+});
+
+Deno.test("an unknown command is a usage error (exit 2) with help", async () => {
+  const result = await weft(["frobnicate"]);
+  assert.equal(result.code, 2);
+  assert.match(result.stderr, /unknown command 'frobnicate'/);
+});
+
+Deno.test("talking to an agent that is not running says so, in one line", async () => {
+  // an unused loopback port in a fresh namespace: nothing listens there
+  const netns = "wtcli-ns";
+  await sh(["ip", "netns", "del", netns]);
+  await sh(["ip", "netns", "add", netns]);
+  try {
+    const { weft: bin } = await artifact();
+    const result = await sh([bin, "status"], { netns });
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /Cannot reach the weft agent at 127\.0\.0\.1:6784.*weft launch/);
+    assert.equal(result.stderr.trim().split("\n").length, 1);
+    const unknown = await sh([bin, "status", "everything"], { netns });
+    assert.equal(unknown.code, 1);
+  } finally {
+    await sh(["ip", "netns", "del", netns]);
+  }
+});

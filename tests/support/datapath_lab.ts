@@ -1,0 +1,364 @@
+/**
+ * A lab of node namespaces on a shared underlay, for the data path tests and bench.
+ *
+ * Every name starts with the caller's prefix (the data path owns `wtd`), so a crashed run is
+ * swept by the next one and other engineers' namespaces are never touched. All links are
+ * created inside the lab's namespaces (`ip -n`), never in the root namespace.
+ */
+import { run } from "../../src/net/exec.ts";
+import { macForAddress, parseIp } from "../../src/net/cidr.ts";
+import type { PeerPathStatus } from "../../src/datapath/mod.ts";
+
+const DENO = Deno.execPath();
+const NODE_SCRIPT = new URL("./datapath_node.ts", import.meta.url).pathname;
+
+async function sh(command: string[], options: { allowFailure?: boolean } = {}): Promise<string> {
+  return (await run(command, options)).stdout;
+}
+
+/** Kills processes inside, then deletes, every namespace whose name starts with `prefix`. */
+export async function sweepLab(prefix: string): Promise<void> {
+  const list = await sh(["ip", "netns", "list"]);
+  const names = list.split("\n").map((l) => l.split(" ")[0]).filter((n) => n.startsWith(prefix));
+  for (const name of names) {
+    const pids = (await sh(["ip", "netns", "pids", name], { allowFailure: true })).trim();
+    for (const pid of pids.split(/\s+/).filter(Boolean)) {
+      try {
+        Deno.kill(Number(pid), "SIGKILL");
+      } catch { /* already gone */ }
+    }
+  }
+  for (const name of names) await sh(["ip", "netns", "del", name], { allowFailure: true });
+}
+
+export interface LabOptions {
+  nodes?: number;
+  podsPerNode?: number;
+  /** Underlay MTU on every node link. */
+  underlayMtu?: number;
+}
+
+export interface NodeOptions {
+  mode?: "auto" | "fastdp" | "sleeve";
+  encrypt?: boolean;
+  mtu?: number;
+}
+
+export class LabNode {
+  readonly index: number;
+  readonly name: string;
+  blob = "";
+  mtu = 0;
+  #child?: Deno.ChildProcess;
+  #writer?: WritableStreamDefaultWriter<Uint8Array>;
+  #replies: Array<(value: Record<string, unknown>) => void> = [];
+  #nextId = 1;
+  #stderr = "";
+
+  constructor(index: number, name: string) {
+    this.index = index;
+    this.name = name;
+  }
+
+  get running(): boolean {
+    return this.#child !== undefined;
+  }
+
+  get log(): string {
+    return this.#stderr;
+  }
+
+  async start(config: Record<string, unknown>): Promise<void> {
+    const child = new Deno.Command("ip", {
+      args: ["netns", "exec", this.name, DENO, "run", "-A", NODE_SCRIPT, JSON.stringify(config)],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    this.#child = child;
+    this.#writer = child.stdin.getWriter();
+    (async () => {
+      for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+        this.#stderr += chunk;
+      }
+    })();
+    const ready = new Promise<Record<string, unknown>>((resolve) => this.#replies.push(resolve));
+    (async () => {
+      let pending = "";
+      for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+        pending += chunk;
+        let newline;
+        while ((newline = pending.indexOf("\n")) >= 0) {
+          const reply = JSON.parse(pending.slice(0, newline));
+          pending = pending.slice(newline + 1);
+          this.#replies.shift()?.(reply);
+        }
+      }
+      for (const waiter of this.#replies.splice(0)) waiter({ ok: false, error: "node exited" });
+    })();
+    const first = await ready;
+    if (!first.ready) {
+      throw new Error(`Node ${this.name} failed to start: ${first.error}\n${this.#stderr}`);
+    }
+    this.blob = first.blob as string;
+    this.mtu = first.mtu as number;
+  }
+
+  async command(
+    op: string,
+    fields: Record<string, unknown> = {},
+  ): Promise<Record<string, unknown>> {
+    if (!this.#writer) throw new Error(`Node ${this.name} is not running`);
+    const reply = new Promise<Record<string, unknown>>((resolve) => this.#replies.push(resolve));
+    const line = JSON.stringify({ op, id: this.#nextId++, ...fields }) + "\n";
+    await this.#writer.write(new TextEncoder().encode(line));
+    const answer = await reply;
+    if (!answer.ok) throw new Error(`Node ${this.name} ${op} failed: ${answer.error}`);
+    return answer;
+  }
+
+  async status(): Promise<PeerPathStatus[]> {
+    return (await this.command("status")).status as PeerPathStatus[];
+  }
+
+  async stop(): Promise<void> {
+    const child = this.#child;
+    if (!child) return;
+    this.#child = undefined;
+    try {
+      await this.command("stop");
+    } catch { /* exited already */ }
+    await this.#writer?.close().catch(() => {});
+    const timer = setTimeout(() => {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* gone */ }
+    }, 5000);
+    await child.status;
+    clearTimeout(timer);
+  }
+}
+
+export class Lab {
+  readonly prefix: string;
+  readonly underlay: string;
+  readonly nodes: LabNode[] = [];
+  readonly podsPerNode: number;
+
+  private constructor(prefix: string, nodes: number, podsPerNode: number) {
+    this.prefix = prefix;
+    this.underlay = `${prefix}u`;
+    this.podsPerNode = podsPerNode;
+    for (let i = 1; i <= nodes; i++) this.nodes.push(new LabNode(i, `${prefix}n${i}`));
+  }
+
+  nodeUnderlayIp(i: number): string {
+    return `192.168.77.${i}`;
+  }
+
+  bridgeIp(i: number): string {
+    return `10.32.0.${i}`;
+  }
+
+  podNs(i: number, k: number): string {
+    return `${this.prefix}n${i}p${k}`;
+  }
+
+  podIp(i: number, k: number): string {
+    return `10.32.${i}.${k}`;
+  }
+
+  /** Builds the underlay, the nodes with their `weave` bridges, and the pods. */
+  static async create(prefix: string, options: LabOptions = {}): Promise<Lab> {
+    await sweepLab(prefix);
+    const lab = new Lab(prefix, options.nodes ?? 3, options.podsPerNode ?? 1);
+    try {
+      await lab.#build(options.underlayMtu ?? 1500);
+    } catch (error) {
+      await lab.destroy();
+      throw error;
+    }
+    return lab;
+  }
+
+  async #build(underlayMtu: number): Promise<void> {
+    const u = this.underlay;
+    await sh(["ip", "netns", "add", u]);
+    await sh(["ip", "-n", u, "link", "add", "ul", "type", "bridge"]);
+    await sh(["ip", "-n", u, "link", "set", "ul", "mtu", String(underlayMtu), "up"]);
+    for (const node of this.nodes) {
+      const i = node.index;
+      const ns = node.name;
+      await sh(["ip", "netns", "add", ns]);
+      await sh(["ip", "-n", ns, "link", "set", "lo", "up"]);
+      await sh([
+        "ip",
+        "-n",
+        ns,
+        "link",
+        "add",
+        "eth0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        `n${i}`,
+        "netns",
+        u,
+      ]);
+      await sh([
+        "ip",
+        "-n",
+        u,
+        "link",
+        "set",
+        `n${i}`,
+        "mtu",
+        String(underlayMtu),
+        "master",
+        "ul",
+        "up",
+      ]);
+      await sh(["ip", "-n", ns, "link", "set", "eth0", "mtu", String(underlayMtu), "up"]);
+      await sh(["ip", "-n", ns, "addr", "add", `${this.nodeUnderlayIp(i)}/24`, "dev", "eth0"]);
+      const bridgeIp = this.bridgeIp(i);
+      await sh(["ip", "-n", ns, "link", "add", "weave", "type", "bridge"]);
+      await sh([
+        "ip",
+        "-n",
+        ns,
+        "link",
+        "set",
+        "weave",
+        "address",
+        macForAddress(parseIp(bridgeIp)),
+        "up",
+      ]);
+      await sh(["ip", "-n", ns, "addr", "add", `${bridgeIp}/12`, "dev", "weave"]);
+      for (let k = 1; k <= this.podsPerNode; k++) await this.addPod(i, k);
+    }
+  }
+
+  async addPod(i: number, k: number): Promise<void> {
+    const ns = this.nodes[i - 1].name;
+    const pod = this.podNs(i, k);
+    const ip = this.podIp(i, k);
+    await sh(["ip", "netns", "add", pod]);
+    await sh(["ip", "-n", pod, "link", "set", "lo", "up"]);
+    await sh([
+      "ip",
+      "-n",
+      pod,
+      "link",
+      "add",
+      "eth0",
+      "type",
+      "veth",
+      "peer",
+      "name",
+      `vethp${k}`,
+      "netns",
+      ns,
+    ]);
+    await sh(["ip", "-n", pod, "link", "set", "eth0", "address", macForAddress(parseIp(ip)), "up"]);
+    await sh(["ip", "-n", pod, "addr", "add", `${ip}/12`, "dev", "eth0"]);
+    await sh(["ip", "-n", pod, "route", "add", "default", "via", this.bridgeIp(i)]);
+    await sh(["ip", "-n", ns, "link", "set", `vethp${k}`, "master", "weave", "up"]);
+  }
+
+  async removePod(i: number, k: number): Promise<void> {
+    await sh(["ip", "netns", "del", this.podNs(i, k)]);
+  }
+
+  /** The pod MTU every pod veth (both ends) must use, as the CNI plugin would set it. */
+  async setPodMtu(i: number, mtu: number): Promise<void> {
+    const ns = this.nodes[i - 1].name;
+    for (let k = 1; k <= this.podsPerNode; k++) {
+      await sh(["ip", "-n", this.podNs(i, k), "link", "set", "eth0", "mtu", String(mtu)], {
+        allowFailure: true,
+      });
+      await sh(["ip", "-n", ns, "link", "set", `vethp${k}`, "mtu", String(mtu)], {
+        allowFailure: true,
+      });
+    }
+  }
+
+  endpoints(i: number, pods = this.podsPerNode): Array<{ mac: string; ip: string }> {
+    const list = [{ mac: macForAddress(parseIp(this.bridgeIp(i))), ip: this.bridgeIp(i) }];
+    for (let k = 1; k <= pods; k++) {
+      list.push({ mac: macForAddress(parseIp(this.podIp(i, k))), ip: this.podIp(i, k) });
+    }
+    return list;
+  }
+
+  /** Starts every node's data path and sets pod MTUs from what it reports. */
+  async startNodes(options: NodeOptions | ((i: number) => NodeOptions) = {}): Promise<void> {
+    await Promise.all(this.nodes.map(async (node) => {
+      const extra = typeof options === "function" ? options(node.index) : options;
+      await node.start({
+        name: node.name,
+        bridge: "weave",
+        underlayIp: this.nodeUnderlayIp(node.index),
+        endpoints: this.endpoints(node.index),
+        heartbeatMs: 300,
+        timings: { deadAfterMs: 1500, settleMs: 1000 },
+        ...extra,
+      });
+      await this.setPodMtu(node.index, node.mtu);
+    }));
+  }
+
+  /**
+   * Tells every node about every other node, as the agent would from mesh events. `keys` gives a
+   * session key (hex) per pair "a-b" (a < b); `nextHop(from, to)` the mesh route.
+   */
+  async introduce(options: {
+    keys?: (a: number, b: number) => string | undefined;
+    nextHop?: (from: number, to: number) => number | undefined;
+  } = {}): Promise<void> {
+    await Promise.all(this.nodes.map(async (from) => {
+      for (const to of this.nodes) {
+        if (to === from) continue;
+        const hop = options.nextHop?.(from.index, to.index);
+        const key = options.keys?.(Math.min(from.index, to.index), Math.max(from.index, to.index));
+        await from.command("upsert", {
+          peer: {
+            name: to.name,
+            data: to.blob,
+            nextHop: hop === undefined ? undefined : this.nodes[hop - 1].name,
+            sessionKey: key,
+          },
+        });
+      }
+    }));
+  }
+
+  /** Runs a command inside a lab namespace. */
+  exec(ns: string, command: string[], options: { allowFailure?: boolean } = {}) {
+    return run(["ip", "netns", "exec", ns, ...command], options);
+  }
+
+  /** Polls `check` every 200 ms until it holds or `attempts` run out; returns its last value. */
+  async waitFor<T>(
+    probe: () => Promise<T>,
+    check: (value: T) => boolean,
+    attempts = 50,
+  ): Promise<T> {
+    let value = await probe();
+    for (let i = 0; i < attempts && !check(value); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      value = await probe();
+    }
+    return value;
+  }
+
+  async pathTo(from: number, to: number): Promise<PeerPathStatus | undefined> {
+    const status = await this.nodes[from - 1].status();
+    return status.find((s) => s.peer === this.nodes[to - 1].name);
+  }
+
+  async destroy(): Promise<void> {
+    await Promise.all(this.nodes.map((node) => node.stop().catch(() => {})));
+    await sweepLab(this.prefix);
+  }
+}
