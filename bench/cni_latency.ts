@@ -146,7 +146,9 @@ try {
     } | ${(cells[1] / cells[3]).toFixed(2).padStart(9)} |`;
   };
   console.log(
-    `CNI latency, ${runs} runs each, ms (weft agent: ${agentKind}; reference: bridge + host-local)`,
+    `CNI latency, ${runs} runs each, ms (weft ${
+      pluginOnly ? "plugin-only bundle" : "artifact"
+    }, ${agentKind} agent; reference: bridge + host-local)`,
   );
   console.log("| op  |  weft p50 |  weft p95 |   ref p50 |   ref p95 | ratio p50 | ratio p95 |");
   console.log("| --- | --------- | --------- | --------- | --------- | --------- | --------- |");

@@ -38,6 +38,8 @@ import {
   openSqliteStore,
 } from "../ipam/mod.ts";
 import { Mesh } from "../mesh/mod.ts";
+import { createDatapath, type Datapath } from "../datapath/mod.ts";
+import { DatapathSync } from "./datapath_sync.ts";
 import type { AgentConfig } from "./config.ts";
 import { AgentMetrics } from "./metrics.ts";
 import { VERSION } from "../version.ts";
@@ -66,6 +68,8 @@ export class Agent implements AgentPort {
   #server: Deno.HttpServer | undefined;
   readonly #mesh: Mesh;
   readonly mesh: AgentPort["mesh"];
+  #datapath: Datapath | undefined;
+  #datapathSync: DatapathSync | undefined;
 
   private constructor(config: AgentConfig, ipam: NodeIpam, mesh: Mesh, options: AgentOptions) {
     this.config = config;
@@ -78,7 +82,7 @@ export class Agent implements AgentPort {
     });
     this.mesh = {
       peers: () => mesh.peers(),
-      connections: () => mesh.connections(),
+      connections: () => this.#connections(),
       targets: () => mesh.targets(),
       connect: (address, options) => mesh.connect(address, options),
       forget: (address) => mesh.forget(address),
@@ -111,6 +115,7 @@ export class Agent implements AgentPort {
     const agent = new Agent(config, ipam, mesh, options);
     try {
       await agent.#setUpNode(options.kernel !== false);
+      if (options.kernel !== false && config.datapathMode !== "none") await agent.#startDatapath();
       if (options.serve !== false) agent.#serveApi();
       if (options.mesh !== false) await mesh.start();
     } catch (error) {
@@ -134,13 +139,58 @@ export class Agent implements AgentPort {
     this.#bridge = await ensureBridge(bridge, {
       address: this.#bridgeCidr()!,
       mac: macForAddress(gateway.address),
-      mtu: this.config.mtu ?? 1500,
+      mtu: this.config.mtu ?? (this.config.datapathMode === "none" ? 1500 : undefined),
       // An older gateway address of ours inside the pod range (e.g. after the range's owner
       // changed) would answer ARP for an address now given to a pod elsewhere: remove it.
       isStale: (cidr) => cidrContains(ipallocRange, parseCidr(cidr, { strict: false }).base),
     });
     await writeSysctl("net.ipv4.ip_forward", "1");
     await ensureWeftRules({ podRange: formatCidr(ipallocRange), bridge });
+  }
+
+  async #startDatapath(): Promise<void> {
+    const { config } = this;
+    const datapath = await createDatapath({
+      name: this.#mesh.name,
+      bridge: config.bridge,
+      underlayIp: config.meshHost === "0.0.0.0" ? undefined : config.meshHost,
+      vxlanPort: config.vxlanPort,
+      udpPort: config.sleevePort,
+      mtu: config.mtu,
+      encrypt: config.encrypt,
+      mode: config.datapathMode === "none" ? undefined : config.datapathMode,
+      log: (message) => this.#log(`datapath: ${message}`),
+    });
+    await datapath.start();
+    this.#datapath = datapath;
+    this.#datapathSync = new DatapathSync(this.#mesh, datapath, { log: this.#log });
+    this.#publishEndpoints();
+    this.#datapathSync.start();
+  }
+
+  /** Tells the other nodes (through the data path's blob in the mesh) which MACs live here. */
+  #publishEndpoints(): void {
+    this.#datapathSync?.publishEndpoints(
+      this.#ipam.list().map((a) => ({ mac: macForAddress(a.address), ip: formatIp(a.address) })),
+    );
+  }
+
+  /** Mesh connections, each with the data path's word on how pod traffic to that peer travels. */
+  #connections() {
+    const paths = new Map((this.#datapath?.status() ?? []).map((p) => [p.peer, p]));
+    return this.#mesh.connections().map((connection) => {
+      const path = connection.peer ? paths.get(connection.peer) : undefined;
+      return path
+        ? {
+          ...connection,
+          path: path.path,
+          encrypted: path.encrypted,
+          pathMtu: path.mtu,
+          pathHealthy: path.healthy,
+          reason: path.reason,
+        }
+        : connection;
+    });
   }
 
   #bridgeCidr(): string | undefined {
@@ -167,6 +217,8 @@ export class Agent implements AgentPort {
   async stop(): Promise<void> {
     await this.#server?.shutdown();
     this.#server = undefined;
+    await this.#datapathSync?.stop();
+    await this.#datapath?.stop();
     await this.#mesh.stop();
     this.#ipam.close();
   }
@@ -204,10 +256,13 @@ export class Agent implements AgentPort {
         name: this.config.bridge,
         address: this.#bridgeCidr() ?? "",
         mac: this.#bridge?.mac ?? "",
-        mtu: this.#bridge?.mtu ?? this.config.mtu ?? 1500,
+        mtu: this.#datapath?.mtu() ?? this.#bridge?.mtu ?? this.config.mtu ?? 1500,
       },
       ipam,
       mesh: this.#meshSummary(),
+      datapath: this.#datapath
+        ? { mode: this.config.datapathMode, mtu: this.#datapath.mtu() }
+        : undefined,
       uptimeSeconds: Math.round((Date.now() - this.#startedAt) / 1000),
     };
   }
@@ -262,7 +317,9 @@ export class Agent implements AgentPort {
       throw new UnavailableError("The node's bridge has no address yet; try again shortly");
     }
     try {
-      return this.#view(await this.#ipam.allocate(containerID, { ifname: options.ifname, subnet }));
+      const allocation = await this.#ipam.allocate(containerID, { ifname: options.ifname, subnet });
+      this.#publishEndpoints();
+      return this.#view(allocation);
     } catch (error) {
       if (error instanceof NotReadyError) throw new UnavailableError(error.message);
       if (error instanceof NoSpaceError) throw new ExhaustedError(error.message);
@@ -282,7 +339,9 @@ export class Agent implements AgentPort {
     if (containerID === BRIDGE_CONTAINER_ID) {
       throw new BadRequestError(`Container ID "${containerID}" is reserved for the bridge`);
     }
-    return Promise.resolve(this.#ipam.release(containerID, ifname).map((a) => this.#view(a)));
+    const released = this.#ipam.release(containerID, ifname);
+    if (released.length) this.#publishEndpoints();
+    return Promise.resolve(released.map((a) => this.#view(a)));
   }
 
   retainOnly(valid: AttachmentRef[]): Promise<AllocationView[]> {
@@ -290,6 +349,7 @@ export class Agent implements AgentPort {
       valid.map((v) => ({ containerId: v.containerID, ifname: v.ifname })),
       { keep: (a) => a.containerId === BRIDGE_CONTAINER_ID },
     );
+    if (released.length) this.#publishEndpoints();
     return Promise.resolve(released.map((a) => this.#view(a)));
   }
 

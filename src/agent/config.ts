@@ -19,6 +19,8 @@ export interface AgentConfig {
   nickname?: string;
   peerName?: string;
   password?: string;
+  /** Encrypt pod traffic between nodes (default when a password is set). */
+  encrypt: boolean;
   peers: string[];
   port: number;
   meshHost: string;
@@ -45,6 +47,7 @@ export interface AgentFlags {
   nickname?: string;
   name?: string;
   passwordFile?: string;
+  encrypt?: boolean;
   peers?: string;
   port?: string;
   host?: string;
@@ -210,6 +213,7 @@ export async function resolveAgentConfig(
     nickname: pick(flags.nickname, "WEFT_NICKNAME") ?? nodeName,
     peerName: pick(flags.name, "WEFT_PEER_NAME"),
     password,
+    encrypt: Boolean(password) && flags.encrypt !== false,
     peers: splitList(pick(flags.peers, "WEFT_PEERS")),
     port: integer(pick(flags.port, "WEFT_PORT") ?? String(DEFAULTS.port), "mesh port", 1, 65535),
     meshHost: flags.host ?? "0.0.0.0",

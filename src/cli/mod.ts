@@ -129,6 +129,10 @@ export function buildCli(): Command {
       "--password-file <file>",
       "file holding the shared secret (else env WEFT_PASSWORD or WEAVE_PASSWORD)",
     )
+    .option(
+      "--no-encrypt",
+      "with a password: authenticate peers but carry pod traffic unencrypted (allows kernel VXLAN)",
+    )
     .option("--peers <list>", "peers to connect to, host[:port],... (env WEFT_PEERS)")
     .option("--port <port>", "mesh TCP port (env WEFT_PORT, default 6783)")
     .option("--host <addr>", "address the mesh listens on (default 0.0.0.0)")

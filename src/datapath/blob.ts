@@ -16,8 +16,8 @@ export interface PeerBlob {
   /** The bridge's MAC and address: fast-path probes are addressed to the bridge itself. */
   bridgeMac: string;
   bridgeIp: string;
-  /** Largest pod MTU this node's underlay allows on the fast path. */
-  mtu: number;
+  /** MTU of this node's underlay link: each side's path MTU is bounded by both ends. */
+  underlayMtu: number;
   endpoints: Endpoint[];
 }
 
@@ -72,8 +72,8 @@ export function decodePeerBlob(text: string): PeerBlob {
   if (!Number.isInteger(raw.vni) || (raw.vni as number) < 0 || (raw.vni as number) >= 1 << 24) {
     throw new PeerBlobError(`Peer blob has bad vni ${JSON.stringify(raw.vni)}`);
   }
-  if (!Number.isInteger(raw.mtu) || (raw.mtu as number) < 576) {
-    throw new PeerBlobError(`Peer blob has bad mtu ${JSON.stringify(raw.mtu)}`);
+  if (!Number.isInteger(raw.underlayMtu) || (raw.underlayMtu as number) < 576) {
+    throw new PeerBlobError(`Peer blob has bad underlayMtu ${JSON.stringify(raw.underlayMtu)}`);
   }
   if (typeof raw.bridgeMac !== "string" || !MAC.test(raw.bridgeMac)) {
     throw new PeerBlobError(`Peer blob has bad bridgeMac ${JSON.stringify(raw.bridgeMac)}`);
@@ -94,7 +94,7 @@ export function decodePeerBlob(text: string): PeerBlob {
     vni: raw.vni as number,
     bridgeMac: raw.bridgeMac,
     bridgeIp: raw.bridgeIp,
-    mtu: raw.mtu as number,
+    underlayMtu: raw.underlayMtu as number,
     endpoints,
   };
 }

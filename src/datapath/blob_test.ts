@@ -9,7 +9,7 @@ const sample: PeerBlob = {
   vni: 7,
   bridgeMac: "0a:58:0a:20:00:01",
   bridgeIp: "10.32.0.1",
-  mtu: 1450,
+  underlayMtu: 1500,
   endpoints: [{ mac: "0a:58:0a:20:00:05", ip: "10.32.0.5" }],
 };
 

@@ -11,7 +11,7 @@ function blob(ip: string, bridgeMac: string, macs: string[]): PeerBlob {
     vni: 1,
     bridgeMac,
     bridgeIp: "10.32.0.9",
-    mtu: 1450,
+    underlayMtu: 1500,
     endpoints: macs.map((mac, i) => ({ mac, ip: `10.32.1.${i}` })),
   };
 }

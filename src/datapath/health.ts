@@ -76,9 +76,11 @@ export function choosePath(now: number, inputs: PathInputs): PathChoice {
   const fastdpAllowed = mode !== "sleeve" && !mustEncrypt;
   const sleeveAllowed = mode !== "fastdp" && (!mustEncrypt || hasKey);
   const relayAllowed = mode !== "fastdp" && relayVia !== undefined;
-  // Staying on the fast path needs only liveness; returning to it needs a settled streak.
+  // Staying on (or starting with) the fast path needs only liveness; moving traffic back to it
+  // from another path needs a settled streak, so a flapping port does not flap the traffic.
+  const fromOtherPath = inputs.current === "sleeve" || inputs.current === "relay";
   const fastdpUsable = fastdpAllowed &&
-    (inputs.current === "fastdp" ? fastdp.alive(now) : fastdp.settled(now));
+    (fromOtherPath ? fastdp.settled(now) : fastdp.alive(now));
   if (fastdpUsable) {
     return {
       path: "fastdp",

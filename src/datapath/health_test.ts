@@ -28,8 +28,14 @@ Deno.test("nothing answered: the peer is down and the reason says why", () => {
   assert.match(choice.reason, /fastdp silent/);
 });
 
-Deno.test("fast path is preferred once settled, sleeve carries traffic meanwhile", () => {
+Deno.test("a new peer starts on the fast path as soon as it answers", () => {
   const i = inputs();
+  i.fastdp.answered(0);
+  assert.equal(choosePath(100, i).path, "fastdp");
+});
+
+Deno.test("back from sleeve only once the fast path settled, sleeve carries traffic meanwhile", () => {
+  const i = inputs({ current: "sleeve" });
   answer(i.fastdp, 0, 600);
   answer(i.sleeve, 0, 600);
   assert.equal(choosePath(500, i).path, "sleeve");

@@ -276,7 +276,7 @@ export class KernelDatapath implements Datapath {
       vni: this.#options.vni,
       bridgeMac: this.#bridge.mac,
       bridgeIp: this.#bridge.ip,
-      mtu: this.#podMtu,
+      underlayMtu: this.#underlay.mtu,
       endpoints: this.#endpoints,
     });
   }
@@ -341,14 +341,14 @@ export class KernelDatapath implements Datapath {
     const underlay = this.#underlay?.mtu ?? 0;
     return [...this.#peers.values()].map((state) => {
       const { path, encrypted, reason, healthy } = state.choice;
-      const fastdpMtu = Math.min(underlay, state.blob.mtu + VXLAN_OVERHEAD) - VXLAN_OVERHEAD;
-      const sleeveMtu = Math.min(underlay, state.blob.mtu + VXLAN_OVERHEAD) - SLEEVE_OVERHEAD;
+      const pathUnderlay = Math.min(underlay, state.blob.underlayMtu);
+      const overhead = path === "fastdp" ? VXLAN_OVERHEAD : SLEEVE_OVERHEAD;
       return {
         peer: state.name,
         path,
         encrypted,
         reason,
-        mtu: path === "fastdp" ? fastdpMtu : sleeveMtu,
+        mtu: pathUnderlay - overhead,
         healthy,
       };
     });

@@ -57,7 +57,7 @@ export class MemoryDatapath implements Datapath {
       vni: 1,
       bridgeMac: this.#options.bridgeMac,
       bridgeIp: this.#options.bridgeIp,
-      mtu: this.#options.mtu,
+      underlayMtu: this.#options.mtu + 50,
       endpoints: this.#endpoints,
     });
   }
@@ -98,7 +98,7 @@ export class MemoryDatapath implements Datapath {
           : encrypted
           ? "encryption required and VXLAN is not encrypted (in memory)"
           : "in memory",
-        mtu: Math.min(this.#options.mtu, blob.mtu),
+        mtu: Math.min(this.#options.mtu, blob.underlayMtu - 50),
         healthy: true,
       };
     });

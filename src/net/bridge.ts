@@ -61,7 +61,8 @@ export interface EnsureBridgeOptions {
   /** The bridge's own address with the pod range's prefix, e.g. 10.32.0.1/12. */
   address: string;
   mac: string;
-  mtu: number;
+  /** Leave the MTU alone when undefined (the data path sets it to what its paths carry). */
+  mtu?: number;
   /**
    * Addresses on the bridge that weft may remove when they are not `address` (earlier gateway
    * addresses of this node inside the pod range); others are the operator's and stay.
@@ -87,7 +88,8 @@ export async function ensureBridge(
     // and go, breaking other nodes' forwarding entries): set one explicitly.
     script.push(`link add name ${name} type bridge`);
   }
-  script.push(`link set dev ${name} address ${options.mac} mtu ${options.mtu}`);
+  const mtu = options.mtu === undefined ? "" : ` mtu ${options.mtu}`;
+  script.push(`link set dev ${name} address ${options.mac}${mtu}`);
   script.push(`link set dev ${name} up`);
   await ip(["-batch", "-"], { stdin: script.join("\n") + "\n" });
   const state = await readBridge(name);
