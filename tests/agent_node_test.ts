@@ -111,3 +111,27 @@ Deno.test("launch refuses bad configuration with a clear message and makes nothi
     await lab.destroy();
   }
 });
+
+Deno.test("expose and hide control the node's access to pods, and survive a restart", async () => {
+  const lab = await Lab.create({ nodes: 1, prefix: "wtax" });
+  try {
+    const netns = lab.node(1).netns;
+    const pod = await lab.addPod(1, "p");
+    const other = await lab.addPod(1, "q");
+    assert.ok(await lab.ping(netns, pod.ip), "the node reaches its pod when exposed (the default)");
+
+    const hide = await lab.weft(1, ["hide"]);
+    assert.equal(hide.code, 0, hide.stderr);
+    assert.ok(!(await lab.ping(netns, pod.ip)), "hidden: the node cannot open connections to pods");
+    assert.ok(await lab.ping(pod, "10.32.0.1"), "hidden: pods still reach their gateway");
+    assert.ok(await lab.ping(pod, other.ip), "hidden: pods still reach each other");
+
+    await lab.restartAgent(1);
+    assert.ok(!(await lab.ping(netns, pod.ip)), "hide survives an agent restart");
+
+    assert.equal((await lab.weft(1, ["expose"])).code, 0);
+    assert.ok(await lab.ping(netns, pod.ip), "exposed again");
+  } finally {
+    await lab.destroy();
+  }
+});

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import {
   KubeClient,
+  KubeConnectionError,
   KubeForbiddenError,
   KubeGoneError,
   type KubeNode,
@@ -12,7 +13,7 @@ import {
   setNetworkAvailable,
   type WatchEvent,
 } from "../src/kube/mod.ts";
-import { startFakeCluster } from "./kube_fixture.ts";
+import { startFakeCluster, waitFor } from "./kube_fixture.ts";
 
 Deno.test("list sends the bearer token and returns the NodeList", async () => {
   const cluster = startFakeCluster();
@@ -236,5 +237,22 @@ Deno.test("in-cluster config over TLS: the CA is trusted and a rotated token fil
     client?.close();
     await server?.shutdown();
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a watch that goes silent past idleTimeoutMs fails as a broken connection", async () => {
+  const cluster = startFakeCluster();
+  try {
+    const events = cluster.client.watch("/api/v1/nodes", { idleTimeoutMs: 50 });
+    await assert.rejects(
+      async () => {
+        for await (const _ of events) { /* the fake sends nothing */ }
+      },
+      (error: Error) =>
+        error instanceof KubeConnectionError && /was silent for 50 ms/.test(error.message),
+    );
+    await waitFor("the server to see the watch closed", () => cluster.api.openWatches === 0);
+  } finally {
+    await cluster.close();
   }
 });

@@ -145,7 +145,41 @@ export class Agent implements AgentPort {
       isStale: (cidr) => cidrContains(ipallocRange, parseCidr(cidr, { strict: false }).base),
     });
     await writeSysctl("net.ipv4.ip_forward", "1");
-    await ensureWeftRules({ podRange: formatCidr(ipallocRange), bridge });
+    await this.#applyRules();
+  }
+
+  /** Whether the pod network is hidden from the node: a file in the state dir, so it survives restarts. */
+  get #hiddenMarker(): string {
+    return `${this.config.stateDir}/hidden`;
+  }
+
+  async #isExposed(): Promise<boolean> {
+    try {
+      await Deno.stat(this.#hiddenMarker);
+      return false;
+    } catch {
+      return true;
+    }
+  }
+
+  async #applyRules(): Promise<boolean> {
+    const exposed = await this.#isExposed();
+    await ensureWeftRules({
+      podRange: formatCidr(this.config.ipallocRange),
+      bridge: this.config.bridge,
+      exposed,
+    });
+    return exposed;
+  }
+
+  async expose(): Promise<{ exposed: boolean; address: string }> {
+    await Deno.remove(this.#hiddenMarker).catch(() => {});
+    return { exposed: await this.#applyRules(), address: this.#bridgeCidr() ?? "" };
+  }
+
+  async hide(): Promise<{ exposed: boolean; address: string }> {
+    await Deno.writeTextFile(this.#hiddenMarker, "the pod network is hidden from this node\n");
+    return { exposed: await this.#applyRules(), address: this.#bridgeCidr() ?? "" };
   }
 
   async #startDatapath(): Promise<void> {

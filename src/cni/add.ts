@@ -1,11 +1,12 @@
 /**
- * ADD: veth first, address second, pod configuration last.
+ * ADD: veth and address at the same time, pod configuration after both.
  *
- * The veth is made before asking the agent for an address because creating it is also the
- * "interface already exists" test: when it fails nothing was allocated, so a second ADD for a
- * live attachment can never release the first one's address (the agent's allocation is
- * idempotent per container and interface, so it would hand back the very same address).
- * Each later failure undoes exactly the steps before it.
+ * The agent's allocation is idempotent per (container, interface), so a second ADD for a live
+ * attachment would get the live one's address back, and undoing that ADD must not release it.
+ * The node-side veth name is derived from the same pair, so checking that it does not exist
+ * yet (sysfs, no process) proves the attachment is not live; after that, creating the veth
+ * and asking the agent can overlap, since undoing either is safe. Each failure undoes exactly
+ * the steps that succeeded.
  */
 
 import { randomMac } from "../net/link.ts";
@@ -24,28 +25,45 @@ export async function add(context: HandlerContext): Promise<CniResult> {
   }
   const mtu = config.mtu ?? await bridgeMtu(context);
   const hostName = await hostVethName(env.containerID, env.ifname);
+  if (await kernel.hostLinkExists(hostName, { bridge: config.bridge })) {
+    throw new CniError(
+      CniCode.interfaceExists,
+      `Container ${env.containerID} already has interface "${env.ifname}" on this node ` +
+        `(host veth "${hostName}" exists)`,
+    );
+  }
   const hostMac = randomMac();
-  try {
-    await kernel.createVeth(hostName, {
+  const [veth, allocated] = await Promise.allSettled([
+    kernel.createVeth(hostName, {
       peerName: env.ifname,
       peerNetns: env.netns,
       bridge: config.bridge,
       mtu,
       hostMac,
-    });
-  } catch (error) {
-    throw kernelErrorToCni(error);
+    }),
+    agent.allocate(env.containerID, { ifname: env.ifname, subnet: config.subnet })
+      .then(async (allocation) => {
+        try {
+          return checkAllocation(allocation);
+        } catch (error) {
+          throw await undo(error as CniError, [
+            () => agent.release(env.containerID, { ifname: env.ifname }),
+          ]);
+        }
+      }),
+  ]);
+  if (veth.status === "rejected") {
+    const failure = kernelErrorToCni(veth.reason);
+    throw allocated.status === "fulfilled"
+      ? await undo(failure, [() => agent.release(env.containerID, { ifname: env.ifname })])
+      : failure;
   }
-
-  let allocation: Allocation;
-  try {
-    allocation = checkAllocation(
-      await agent.allocate(env.containerID, { ifname: env.ifname, subnet: config.subnet }),
-    );
-  } catch (error) {
-    const failure = agentErrorToCni(error);
+  if (allocated.status === "rejected") {
+    const reason = allocated.reason;
+    const failure = reason instanceof CniError ? reason : agentErrorToCni(reason);
     throw await undo(failure, [() => kernel.deleteHostLink(hostName)]);
   }
+  const allocation: Allocation = allocated.value;
 
   try {
     await kernel.configurePod(env.netns, {

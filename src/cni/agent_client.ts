@@ -46,14 +46,19 @@ export class AgentUnreachableError extends Error {
 
 /** The agent answered with an error status; `retry` when it said trying later may help. */
 export class AgentResponseError extends Error {
+  readonly agentMessage: string;
+  readonly retry: boolean;
+  readonly request: string;
+
   constructor(
     readonly status: number,
-    readonly agentMessage: string,
-    readonly retry: boolean,
-    readonly request: string,
+    options: { message: string; request: string; retry?: boolean },
   ) {
-    super(`Weft agent answered ${status} to ${request}: ${agentMessage}`);
+    super(`Weft agent answered ${status} to ${options.request}: ${options.message}`);
     this.name = "AgentResponseError";
+    this.agentMessage = options.message;
+    this.retry = options.retry ?? false;
+    this.request = options.request;
   }
 }
 
@@ -137,7 +142,11 @@ export class HttpAgentClient implements AgentApi {
     if (!response.ok && !(options.okStatuses?.includes(response.status) && body)) {
       const fields = (body ?? {}) as { error?: unknown; retry?: unknown };
       const message = typeof fields.error === "string" ? fields.error : text.trim() || "no body";
-      throw new AgentResponseError(response.status, message, fields.retry === true, request);
+      throw new AgentResponseError(response.status, {
+        message,
+        request,
+        retry: fields.retry === true,
+      });
     }
     return body as T;
   }

@@ -70,10 +70,15 @@ export function parseEnvironment(env: Record<string, string | undefined>): CniEn
         `or whitespace`,
     );
   }
+  const netns = env.CNI_NETNS ?? "";
+  if (/[\s"'\\]/.test(netns)) {
+    // the path is handed to `ip -batch`, whose lines are split on whitespace
+    throw invalidEnv(`Invalid CNI_NETNS "${netns}": a namespace path with whitespace or quotes`);
+  }
   return {
     command,
     containerID,
-    netns: env.CNI_NETNS ?? "",
+    netns,
     ifname,
     path: (env.CNI_PATH ?? "").split(":").filter(Boolean),
     args: parseCniArgs(env.CNI_ARGS ?? ""),

@@ -71,6 +71,13 @@ Deno.test("environment: a container ID with a slash is code 4", () => {
   );
 });
 
+Deno.test("environment: a CNI_NETNS path with a space is code 4", () => {
+  assert.equal(
+    codeOf(() => parseEnvironment({ ...fullEnv, CNI_NETNS: "/var/run/netns/a b" })),
+    CniCode.invalidEnvironment,
+  );
+});
+
 Deno.test("environment: CNI_ARGS pair without '=' is code 4", () => {
   assert.equal(codeOf(() => parseCniArgs("A=1;oops")), CniCode.invalidEnvironment);
 });

@@ -134,7 +134,7 @@ Deno.test("ADD: agent not ready (503) is code 11", async () => {
 Deno.test("ADD: no free address (507) is code 11 with the agent's message", async () => {
   const world = setup();
   world.kernel.addNetns("/var/run/netns/pod2");
-  const small = { ...config, subnet: "10.32.9.0/30" };
+  const small = { ...config, subnet: "10.32.9.5/32" };
   assert.equal((await invoke(world, env("ADD"), small)).code, 0);
   const run = await invoke(
     world,
@@ -310,9 +310,19 @@ Deno.test("errors: JSON with cniVersion, code, msg, details and exit 1", async (
 Deno.test("errors: an unexpected agent status is code 103", async () => {
   const world = setup();
   world.agent.allocate = () =>
-    Promise.reject(new AgentResponseError(500, "disk full", false, "POST /ip/c1"));
+    Promise.reject(new AgentResponseError(500, { message: "disk full", request: "POST /ip/c1" }));
   const run = await invoke(world, env("ADD"), config);
   assert.equal(run.json.code, CniCode.agentRejected);
   assert.match(run.json.msg, /disk full/);
+  assert.deepEqual(world.kernel.links(), ["weave"]);
+});
+
+Deno.test("errors: an unusable agent answer is 103 and is released again", async () => {
+  const world = setup();
+  const real = world.agent.allocate.bind(world.agent);
+  world.agent.allocate = async (id, options) => ({ ...await real(id, options), mac: "nonsense" });
+  const run = await invoke(world, env("ADD"), config);
+  assert.equal(run.json.code, CniCode.agentRejected);
+  assert.deepEqual(world.agent.allocations, []);
   assert.deepEqual(world.kernel.links(), ["weave"]);
 });

@@ -12,6 +12,7 @@ import {
   createVethOnBridge,
   DefaultRouteExistsError,
   deleteLink,
+  linkExists,
   LinkExistsError,
   LinkNotFoundError,
   type LinkState,
@@ -32,6 +33,8 @@ export interface PodKernel {
   createVeth(hostName: string, options: VethOptions): Promise<void>;
   /** Throws `DefaultRouteExistsError` when asked for a default route the pod already has. */
   configurePod(netns: string, options: PodAddressOptions): Promise<void>;
+  /** Whether a node-side link exists; `bridge` lets the answer come from sysfs alone. */
+  hostLinkExists(name: string, options: { bridge: string }): Promise<boolean>;
   /** Deletes a node-side link; false when it was already gone. */
   deleteHostLink(name: string): Promise<boolean>;
   readHostLink(name: string): Promise<LinkState | undefined>;
@@ -44,6 +47,7 @@ export const linuxKernel: PodKernel = {
   linkMtu: (name) => readMtu(name),
   createVeth: (hostName, options) => createVethOnBridge(hostName, options),
   configurePod: (netns, options) => configurePodInterface(netns, options),
+  hostLinkExists: (name, options) => linkExists(name, { knownLink: options.bridge }),
   deleteHostLink: (name) => deleteLink(name),
   readHostLink: (name) => readLink(name),
   readPodLink: (netns, name) => readLink(name, { netns }),

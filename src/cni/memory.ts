@@ -94,15 +94,13 @@ export class MemoryAgent implements AgentApi {
       try {
         pool = parseCidr(options.subnet);
       } catch (error) {
-        throw new AgentResponseError(400, (error as Error).message, false, request);
+        throw new AgentResponseError(400, { message: (error as Error).message, request });
       }
       if (!cidrWithin(pool, this.#range)) {
-        throw new AgentResponseError(
-          400,
-          `subnet ${options.subnet} is outside the range`,
-          false,
+        throw new AgentResponseError(400, {
+          message: `subnet ${options.subnet} is outside the range`,
           request,
-        );
+        });
       }
     }
     for (let offset = 0; offset < cidrSize(pool); offset++) {
@@ -120,12 +118,10 @@ export class MemoryAgent implements AgentApi {
       this.#byKey.set(key(containerID, options.ifname), allocation);
       return allocation;
     }
-    throw new AgentResponseError(
-      507,
-      `no free address in ${options.subnet ?? "the range"}`,
-      false,
+    throw new AgentResponseError(507, {
+      message: `no free address in ${options.subnet ?? "the range"}`,
       request,
-    );
+    });
   }
 
   // deno-lint-ignore require-await
@@ -170,7 +166,9 @@ export class MemoryAgent implements AgentApi {
 
   #usable(request: string): void {
     this.#reachable(request);
-    if (!this.ready) throw new AgentResponseError(503, "agent is not ready", true, request);
+    if (!this.ready) {
+      throw new AgentResponseError(503, { message: "agent is not ready", request, retry: true });
+    }
   }
 }
 
@@ -278,6 +276,11 @@ export class MemoryKernel implements PodKernel {
       if (routes.length) throw new DefaultRouteExistsError(netns, options.gateway);
       routes.push({ gateway: options.gateway, dev: options.ifname });
     }
+  }
+
+  // deno-lint-ignore require-await
+  async hostLinkExists(name: string): Promise<boolean> {
+    return this.#node().has(name);
   }
 
   // deno-lint-ignore require-await

@@ -90,15 +90,20 @@ function nonceFor(counter: number): Uint8Array {
 /** One peer pair's sealing state: a send counter, the receive window, both keys. */
 export class SleeveCipher {
   #keys: DirectionKeys;
-  #counter = 0;
+  #counter: BigInt64Array;
   #window = new ReplayWindow();
 
-  constructor(keys: DirectionKeys) {
+  /**
+   * `counter` (8 bytes) lets several threads seal for the same peer: they draw nonces from one
+   * atomic counter, so no nonce is ever used twice under a key.
+   */
+  constructor(keys: DirectionKeys, options: { counter?: SharedArrayBuffer } = {}) {
     this.#keys = keys;
+    this.#counter = new BigInt64Array(options.counter ?? new ArrayBuffer(8));
   }
 
   nextCounter(): number {
-    return ++this.#counter;
+    return Number(Atomics.add(this.#counter, 0, 1n)) + 1;
   }
 
   /** Encrypts `plaintext` under `counter`, authenticating `header`; returns ciphertext + tag. */

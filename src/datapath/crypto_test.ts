@@ -69,3 +69,12 @@ Deno.test("replay window refuses counters older than its size", () => {
   assert.equal(w.fresh(1000), false);
   assert.equal(w.fresh(0), false);
 });
+
+Deno.test("ciphers sharing a counter never reuse a nonce", () => {
+  const counter = new SharedArrayBuffer(8);
+  const keys = deriveDirectionKeys(secret, { local: "a", remote: "b" });
+  const one = new SleeveCipher(keys, { counter });
+  const two = new SleeveCipher(keys, { counter });
+  const seen = new Set([one.nextCounter(), two.nextCounter(), one.nextCounter()]);
+  assert.deepEqual([...seen].sort(), [1, 2, 3]);
+});

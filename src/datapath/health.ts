@@ -24,9 +24,19 @@ export class PathHealth {
     this.#timings = timings;
   }
 
+  #streaks = 0;
+
   answered(now: number): void {
-    if (now - this.#lastAnswer >= this.#timings.deadAfterMs) this.#streakStart = now;
+    if (now - this.#lastAnswer >= this.#timings.deadAfterMs) {
+      this.#streakStart = now;
+      this.#streaks++;
+    }
     this.#lastAnswer = now;
+  }
+
+  /** True when the path answered before, went silent, and answers again. */
+  recovering(): boolean {
+    return this.#streaks > 1;
   }
 
   alive(now: number): boolean {
@@ -77,10 +87,10 @@ export function choosePath(now: number, inputs: PathInputs): PathChoice {
   const sleeveAllowed = mode !== "fastdp" && (!mustEncrypt || hasKey);
   const relayAllowed = mode !== "fastdp" && relayVia !== undefined;
   // Staying on (or starting with) the fast path needs only liveness; moving traffic back to it
-  // from another path needs a settled streak, so a flapping port does not flap the traffic.
+  // after it failed needs a settled streak, so a flapping port does not flap the traffic.
   const fromOtherPath = inputs.current === "sleeve" || inputs.current === "relay";
   const fastdpUsable = fastdpAllowed &&
-    (fromOtherPath ? fastdp.settled(now) : fastdp.alive(now));
+    (fromOtherPath && fastdp.recovering() ? fastdp.settled(now) : fastdp.alive(now));
   if (fastdpUsable) {
     return {
       path: "fastdp",

@@ -12,15 +12,15 @@
  * proves that port is open and the peer's kernel decapsulates and delivers. Sleeve health is a
  * heartbeat on the sleeve socket, encrypted like the data when the pair is encrypted.
  */
-import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
 import { ip } from "../net/exec.ts";
 import { readBridge } from "../net/bridge.ts";
 import { underlayEndpoint } from "../net/mtu.ts";
 import { TapDevice, VNET_HEADER_BYTES } from "../net/tap.ts";
+import { UdpSocket } from "../net/udp.ts";
 import { applyFdb, ensureVxlan, setBridgePort } from "../net/vxlan.ts";
 import { decodePeerBlob, encodePeerBlob, type PeerBlob } from "./blob.ts";
-import { deriveDirectionKeys, SleeveCipher, TAG_BYTES } from "./crypto.ts";
-import { diffFdb, type FdbEntry, planFdb } from "./fdb_plan.ts";
+import { deriveDirectionKeys, type DirectionKeys, TAG_BYTES } from "./crypto.ts";
+import { diffFdb, type FdbEntry, peerMacs, planFdb } from "./fdb_plan.ts";
 import {
   choosePath,
   DEFAULT_TIMINGS,
@@ -28,36 +28,22 @@ import {
   type PathChoice,
   PathHealth,
 } from "./health.ts";
-import type {
-  Datapath,
-  DatapathMode,
-  DatapathPeer,
-  Endpoint,
-  PathKind,
-  PeerPathStatus,
-} from "./types.ts";
 import {
-  decodeDatagram,
-  type DecodedDatagram,
-  decodeSequence,
-  encodeDatagram,
-  encodeSequence,
-  encodeVxlanProbe,
-  HEADER_BYTES,
-  Kind,
-  MAX_BODY,
-  packRecords,
-  peerId,
-  RECORD_HEADER_BYTES,
-  unpackRecords,
-} from "./wire.ts";
-
+  addCounters,
+  emptyCounters,
+  type SleeveConfig,
+  type SleeveCounters,
+  SleeveEngine,
+  type SleeveEvent,
+} from "./sleeve.ts";
+import { CONTROL_GENERATION, CONTROL_STOP, type WorkerInit } from "./sleeve_worker.ts";
+import type { Datapath, DatapathMode, DatapathPeer, Endpoint, PeerPathStatus } from "./types.ts";
+import { HEADER_BYTES, peerId, RECORD_HEADER_BYTES } from "./wire.ts";
 /** Outer IPv4 + UDP + VXLAN + inner Ethernet. */
 export const VXLAN_OVERHEAD = 20 + 8 + 8 + 14;
 /** Outer IPv4 + UDP + sleeve header + AEAD tag + record length + virtio-net header + Ethernet. */
 export const SLEEVE_OVERHEAD = 20 + 8 + HEADER_BYTES + TAG_BYTES + RECORD_HEADER_BYTES +
   VNET_HEADER_BYTES + 14;
-const RELAY_TTL = 8;
 
 export interface KernelDatapathOptions {
   /** Our mesh name: identifies us on the wire and in key derivation. */
@@ -98,7 +84,8 @@ interface PeerState {
   blob: PeerBlob;
   nextHop?: string;
   sessionKey?: Uint8Array;
-  cipher?: SleeveCipher;
+  keys?: DirectionKeys;
+  counter?: SharedArrayBuffer;
   fastdp: PathHealth;
   sleeve: PathHealth;
   relay: PathHealth;
@@ -106,29 +93,7 @@ interface PeerState {
   seq: number;
 }
 
-interface Batch {
-  frames: Uint8Array[];
-  size: number;
-}
-
-export interface DatapathCounters {
-  framesFromTap: number;
-  framesToTap: number;
-  datagramsSent: number;
-  datagramsReceived: number;
-  relayed: number;
-  dropped: Record<string, number>;
-}
-
-function macKey(bytes: Uint8Array, offset: number): number {
-  let key = 0;
-  for (let i = 0; i < 6; i++) key = key * 256 + bytes[offset + i];
-  return key;
-}
-
-function macTextKey(mac: string): number {
-  return macKey(new Uint8Array(mac.split(":").map((part) => parseInt(part, 16))), 0);
-}
+export type DatapathCounters = SleeveCounters;
 
 function sameKey(a?: Uint8Array, b?: Uint8Array): boolean {
   return a === b || (a !== undefined && b !== undefined && a.length === b.length &&
@@ -140,26 +105,23 @@ export class KernelDatapath implements Datapath {
   #id: string;
   #peers = new Map<string, PeerState>();
   #byId = new Map<string, PeerState>();
-  #macOwner = new Map<number, PeerState>();
   #endpoints: Endpoint[] = [];
   #underlay?: { ip: string; mtu: number };
   #bridge?: { mac: string; ip: string };
   #podMtu = 0;
-  #socket?: Socket;
+  #udp?: UdpSocket;
   #tap?: TapDevice;
+  #engine?: SleeveEngine;
+  #workers: Worker[] = [];
+  #stopped: Promise<void>[] = [];
+  #control = new Int32Array(new SharedArrayBuffer(8));
+  #generation = 0;
+  #published = "";
   #timer?: ReturnType<typeof setInterval>;
   #running = false;
-  #reader?: Promise<void>;
   #applied: FdbEntry[] = [];
   #fdbQueue: Promise<void> = Promise.resolve();
-  #counters: DatapathCounters = {
-    framesFromTap: 0,
-    framesToTap: 0,
-    datagramsSent: 0,
-    datagramsReceived: 0,
-    relayed: 0,
-    dropped: {},
-  };
+  #counters = emptyCounters();
 
   constructor(options: KernelDatapathOptions) {
     const vxlanPort = options.vxlanPort ?? 6784;
@@ -199,11 +161,38 @@ export class KernelDatapath implements Datapath {
     this.#underlay = await underlayEndpoint(o.underlayIp);
     const overhead = this.#usesFastdp ? VXLAN_OVERHEAD : SLEEVE_OVERHEAD;
     this.#podMtu = o.mtu ?? this.#underlay.mtu - overhead;
+    try {
+      await this.#createDevices();
+    } catch (error) {
+      // Leave nothing half-made behind: a retry must start from a clean node.
+      this.#tap?.close();
+      this.#tap = undefined;
+      this.#udp?.close();
+      this.#udp = undefined;
+      if (this.#usesFastdp) await ip(["link", "del", o.vxlanDevice]).catch(() => {});
+      throw error;
+    }
+    this.#control = new Int32Array(new SharedArrayBuffer(8));
+    this.#engine = new SleeveEngine(this.#udp!);
+    const config = this.#sleeveConfig();
+    this.#engine.configure(config);
+    this.#published = this.#fingerprint(config);
+    this.#running = true;
+    this.#startWorker("socket", config);
+    if (this.#tap) this.#startWorker("tap", config);
+    this.#timer = setInterval(() => this.#tick(), o.heartbeatMs);
+    // Peers added before start() are programmed now that the devices exist.
+    for (const state of this.#peers.values()) this.#heartbeat(state);
+    await this.#syncFdb();
+  }
+
+  async #createDevices(): Promise<void> {
+    const o = this.#options;
     if (this.#usesFastdp) {
       await ensureVxlan(o.vxlanDevice, {
         vni: o.vni,
         port: o.vxlanPort,
-        local: this.#underlay.ip,
+        local: this.#underlay!.ip,
         mtu: this.#podMtu,
         bridge: o.bridge,
       });
@@ -214,50 +203,64 @@ export class KernelDatapath implements Datapath {
       await setBridgePort(o.tapDevice, { learning: false, isolated: true });
     }
     await ip(["link", "set", o.bridge, "mtu", String(this.#podMtu)]);
-    this.#socket = await this.#openSocket();
-    this.#running = true;
-    if (this.#tap) this.#reader = this.#readLoop(this.#tap);
-    this.#timer = setInterval(() => this.#tick(), o.heartbeatMs);
+    this.#udp = UdpSocket.bind(o.udpPort);
   }
 
-  async #openSocket(): Promise<Socket> {
-    const socket = createSocket({ type: "udp4" });
-    await new Promise<void>((resolve, reject) => {
-      socket.once("error", reject);
-      socket.bind(this.#options.udpPort, "0.0.0.0", () => {
-        socket.off("error", reject);
-        resolve();
-      });
+  #startWorker(role: WorkerInit["role"], config: SleeveConfig): void {
+    const worker = new Worker(new URL("./sleeve_worker.ts", import.meta.url).href, {
+      type: "module",
     });
-    // Large buffers absorb the bursts a 64 KB superframe per datagram produces.
-    socket.setRecvBufferSize(8 << 20);
-    socket.setSendBufferSize(8 << 20);
-    socket.on("message", (message: Uint8Array, remote: RemoteInfo) => {
-      this.#counters.datagramsReceived++;
-      try {
-        this.#onDatagram(message, remote);
-      } catch (error) {
-        this.#drop(`bad datagram: ${(error as Error).name}`);
+    let stopped!: () => void;
+    this.#stopped.push(new Promise((resolve) => stopped = resolve));
+    worker.onmessage = (event: MessageEvent) => {
+      const message = event.data;
+      if (message.type === "answered") this.#onAnswered(message as SleeveEvent);
+      else if (message.type === "counters") addCounters(this.#counters, message.counters);
+      else if (message.type === "stopped") stopped();
+      else if (message.type === "error") {
+        this.#options.log(`sleeve ${role} worker failed: ${message.error}`);
+        stopped();
       }
-    });
-    socket.on("error", (error) => this.#options.log(`sleeve socket error: ${error.message}`));
-    return socket;
+    };
+    worker.onerror = (event) => {
+      this.#options.log(`sleeve ${role} worker crashed: ${event.message}`);
+      event.preventDefault();
+      stopped();
+    };
+    const init: WorkerInit = {
+      type: "init",
+      role,
+      tapName: this.#options.tapDevice,
+      tapFd: this.#tap?.fd ?? -1,
+      udpFd: this.#udp!.fd,
+      control: this.#control.buffer as SharedArrayBuffer,
+      config,
+    };
+    worker.postMessage(init);
+    this.#workers.push(worker);
   }
 
   async stop(): Promise<void> {
     if (!this.#running) return;
     this.#running = false;
     clearInterval(this.#timer);
-    await this.#reader;
-    await this.#tap?.close();
+    Atomics.store(this.#control, CONTROL_STOP, 1);
+    // Workers notice within one poll timeout; never close fds under a thread still using them.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.all(this.#stopped),
+      new Promise((resolve) => timer = setTimeout(resolve, 3000)),
+    ]);
+    clearTimeout(timer);
+    for (const worker of this.#workers) worker.terminate();
+    this.#workers = [];
+    this.#stopped = [];
+    this.#tap?.close();
     this.#tap = undefined;
-    await new Promise<void>((resolve) =>
-      this.#socket ? this.#socket.close(() => resolve()) : resolve()
-    );
-    this.#socket = undefined;
+    this.#udp?.close();
+    this.#udp = undefined;
     this.#peers.clear();
     this.#byId.clear();
-    this.#macOwner.clear();
     await this.#syncFdb();
     if (this.#usesFastdp) {
       await ip(["link", "del", this.#options.vxlanDevice]).catch(() => {});
@@ -290,7 +293,9 @@ export class KernelDatapath implements Datapath {
     return this.#podMtu;
   }
 
+  /** Frame and datagram counts of the sleeve, and why frames were dropped. */
   counters(): DatapathCounters {
+    if (this.#engine) addCounters(this.#counters, this.#engine.takeCounters());
     return structuredClone(this.#counters);
   }
 
@@ -316,15 +321,16 @@ export class KernelDatapath implements Datapath {
     state.nextHop = peer.nextHop === peer.name ? undefined : peer.nextHop;
     if (!sameKey(state.sessionKey, peer.sessionKey)) {
       state.sessionKey = peer.sessionKey;
-      state.cipher = peer.sessionKey
-        ? new SleeveCipher(
-          deriveDirectionKeys(peer.sessionKey, { local: this.#options.name, remote: peer.name }),
-        )
+      state.keys = peer.sessionKey
+        ? deriveDirectionKeys(peer.sessionKey, { local: this.#options.name, remote: peer.name })
         : undefined;
+      // A new key starts a new nonce sequence (and the receiver a new replay window).
+      state.counter = peer.sessionKey ? new SharedArrayBuffer(8) : undefined;
     }
-    this.#indexMacs();
-    if (this.#running) this.#heartbeat(state);
     this.#evaluate();
+    this.#publish();
+    if (!this.#running) return;
+    this.#heartbeat(state);
     await this.#syncFdb();
   }
 
@@ -333,8 +339,8 @@ export class KernelDatapath implements Datapath {
     if (!state) return;
     this.#peers.delete(name);
     this.#byId.delete(state.id);
-    this.#indexMacs();
-    await this.#syncFdb();
+    this.#publish();
+    if (this.#running) await this.#syncFdb();
   }
 
   status(): PeerPathStatus[] {
@@ -343,29 +349,28 @@ export class KernelDatapath implements Datapath {
       const { path, encrypted, reason, healthy } = state.choice;
       const pathUnderlay = Math.min(underlay, state.blob.underlayMtu);
       const overhead = path === "fastdp" ? VXLAN_OVERHEAD : SLEEVE_OVERHEAD;
-      return {
-        peer: state.name,
-        path,
-        encrypted,
-        reason,
-        mtu: pathUnderlay - overhead,
-        healthy,
-      };
+      return { peer: state.name, path, encrypted, reason, mtu: pathUnderlay - overhead, healthy };
     });
-  }
-
-  #indexMacs(): void {
-    this.#macOwner.clear();
-    for (const state of this.#peers.values()) {
-      this.#macOwner.set(macTextKey(state.blob.bridgeMac), state);
-      for (const endpoint of state.blob.endpoints) {
-        this.#macOwner.set(macTextKey(endpoint.mac), state);
-      }
-    }
   }
 
   #mustEncrypt(state: PeerState): boolean {
     return this.#options.encrypt || state.sessionKey !== undefined;
+  }
+
+  #relayVia(state: PeerState): string | undefined {
+    return state.nextHop && this.#peers.has(state.nextHop) ? state.nextHop : undefined;
+  }
+
+  #onAnswered(event: SleeveEvent): void {
+    const state = this.#byId.get(event.peer);
+    if (!state) return;
+    const now = this.#options.now();
+    state[event.path].answered(now);
+    // React at once when a path comes up (or back), rather than at the next tick.
+    if (state.choice.path === "down" && this.#evaluate()) {
+      this.#publish();
+      this.#syncFdb().catch((e) => this.#options.log(`fdb sync: ${e}`));
+    }
   }
 
   #evaluate(): boolean {
@@ -375,12 +380,12 @@ export class KernelDatapath implements Datapath {
       const choice = choosePath(now, {
         mode: this.#options.mode,
         mustEncrypt: this.#mustEncrypt(state),
-        hasKey: state.cipher !== undefined,
+        hasKey: state.keys !== undefined,
         current: state.choice.path,
         fastdp: state.fastdp,
         sleeve: state.sleeve,
         relay: state.relay,
-        relayVia: state.nextHop && this.#peers.has(state.nextHop) ? state.nextHop : undefined,
+        relayVia: this.#relayVia(state),
       });
       if (choice.path !== state.choice.path) {
         this.#options.log(
@@ -391,6 +396,73 @@ export class KernelDatapath implements Datapath {
       state.choice = choice;
     }
     return changed;
+  }
+
+  /** Where datagrams for `state` go: the peer itself, or the mesh's next hop when relaying. */
+  #hopId(state: PeerState, now: number): string {
+    const via = this.#relayVia(state);
+    if (via && (state.choice.path === "relay" || !state.sleeve.alive(now))) return peerId(via);
+    return state.id;
+  }
+
+  #sleeveConfig(): SleeveConfig {
+    const now = this.#options.now();
+    return {
+      generation: this.#generation,
+      self: this.#id,
+      vni: this.#options.vni,
+      udpPort: this.#options.udpPort,
+      bridgeMac: this.#bridge!.mac,
+      bridgeIp: this.#bridge!.ip,
+      peers: [...this.#peers.values()].map((state) => ({
+        id: state.id,
+        name: state.name,
+        ip: state.blob.ip,
+        udpPort: state.blob.udpPort,
+        vxlanPort: state.blob.vxlanPort,
+        bridgeIp: state.blob.bridgeIp,
+        bridgeMac: state.blob.bridgeMac,
+        macs: peerMacs(state.blob),
+        path: state.choice.path,
+        hop: this.#hopId(state, now),
+        mustEncrypt: this.#mustEncrypt(state),
+        keys: state.keys,
+        counter: state.counter,
+      })),
+    };
+  }
+
+  /** What identifies a configuration, minus the generation; keys are named by their counter. */
+  #fingerprint(config: SleeveConfig): string {
+    return JSON.stringify(config.peers.map((p) => ({
+      ...p,
+      keys: undefined,
+      counter: p.counter ? this.#keyEpoch(p.counter) : undefined,
+    })));
+  }
+
+  #epochs = new WeakMap<SharedArrayBuffer, number>();
+  #nextEpoch = 1;
+  #keyEpoch(counter: SharedArrayBuffer): number {
+    let epoch = this.#epochs.get(counter);
+    if (epoch === undefined) {
+      epoch = this.#nextEpoch++;
+      this.#epochs.set(counter, epoch);
+    }
+    return epoch;
+  }
+
+  /** Sends the sleeve configuration to the workers when it changed. */
+  #publish(): void {
+    if (!this.#engine || !this.#bridge) return;
+    const candidate = this.#sleeveConfig();
+    const fingerprint = this.#fingerprint(candidate);
+    if (fingerprint === this.#published) return;
+    this.#published = fingerprint;
+    candidate.generation = ++this.#generation;
+    this.#engine.configure(candidate);
+    for (const worker of this.#workers) worker.postMessage({ type: "config", config: candidate });
+    Atomics.store(this.#control, CONTROL_GENERATION, candidate.generation);
   }
 
   #syncFdb(): Promise<void> {
@@ -418,225 +490,18 @@ export class KernelDatapath implements Datapath {
   #tick(): void {
     if (!this.#running) return;
     for (const state of this.#peers.values()) this.#heartbeat(state);
-    if (this.#evaluate()) this.#syncFdb().catch((e) => this.#options.log(`fdb sync: ${e}`));
+    const changed = this.#evaluate();
+    this.#publish();
+    if (changed) this.#syncFdb().catch((e) => this.#options.log(`fdb sync: ${e}`));
   }
 
   #heartbeat(state: PeerState): void {
-    const seq = ++state.seq;
-    const body = encodeSequence(seq);
-    if (this.#usesSleeve && (!this.#mustEncrypt(state) || state.cipher)) {
-      this.#sendVia(state, { kind: Kind.Heartbeat, destination: state.id, body });
-    }
-    const via = state.nextHop ? this.#peers.get(state.nextHop) : undefined;
-    if (this.#usesSleeve && via && via !== state) {
-      this.#sendVia(via, { kind: Kind.Heartbeat, destination: state.id, body });
-    }
-    if (this.#usesFastdp && !this.#mustEncrypt(state)) this.#sendProbe(state, Kind.Probe, seq);
-  }
-
-  #sendProbe(state: PeerState, kind: Kind, seq: number): void {
-    if (!this.#socket || !this.#bridge) return;
-    const inner = encodeDatagram(
-      { kind, ttl: 1, sender: this.#id, origin: this.#id, destination: state.id },
-      encodeSequence(seq),
-    );
-    const packet = encodeVxlanProbe(inner, {
-      vni: this.#options.vni,
-      sourceMac: this.#bridge.mac,
-      destinationMac: state.blob.bridgeMac,
-      sourceIp: this.#bridge.ip,
-      destinationIp: state.blob.bridgeIp,
-      sourcePort: this.#options.udpPort,
-      destinationPort: state.blob.udpPort,
+    this.#engine?.heartbeat(state.id, ++state.seq, {
+      sleeve: this.#usesSleeve,
+      relayVia: this.#usesSleeve && this.#relayVia(state)
+        ? peerId(this.#relayVia(state)!)
+        : undefined,
+      fastdp: this.#usesFastdp && !this.#mustEncrypt(state),
     });
-    this.#send(packet, state.blob.ip, state.blob.vxlanPort);
-  }
-
-  /** Sends one datagram to the hop `hop`, sealed with the hop's key when the pair is encrypted. */
-  #sendVia(
-    hop: PeerState,
-    message: { kind: Kind; destination: string; body: Uint8Array; origin?: string; ttl?: number },
-  ): boolean {
-    if (this.#mustEncrypt(hop) && !hop.cipher) {
-      this.#drop("no key for encrypted hop");
-      return false;
-    }
-    const datagram = encodeDatagram(
-      {
-        kind: message.kind,
-        ttl: message.ttl ?? RELAY_TTL,
-        sender: this.#id,
-        origin: message.origin ?? this.#id,
-        destination: message.destination,
-      },
-      message.body,
-      { cipher: this.#mustEncrypt(hop) ? hop.cipher : undefined },
-    );
-    this.#send(datagram, hop.blob.ip, hop.blob.udpPort);
-    return true;
-  }
-
-  #send(datagram: Uint8Array, address: string, port: number): void {
-    if (!this.#socket) return;
-    this.#counters.datagramsSent++;
-    this.#socket.send(datagram, port, address, (error) => {
-      if (error) this.#drop(`send: ${(error as NodeJS.ErrnoException).code ?? error.message}`);
-    });
-  }
-
-  #drop(reason: string): void {
-    this.#counters.dropped[reason] = (this.#counters.dropped[reason] ?? 0) + 1;
-  }
-
-  /** The hop for traffic to `target`: direct when its sleeve answers, else the mesh's next hop. */
-  #hopFor(target: PeerState): PeerState {
-    if (
-      target.choice.path === "relay" ||
-      (!target.sleeve.alive(this.#options.now()) && target.nextHop)
-    ) {
-      const via = target.nextHop ? this.#peers.get(target.nextHop) : undefined;
-      if (via) return via;
-    }
-    return target;
-  }
-
-  #onDatagram(message: Uint8Array, remote: RemoteInfo): void {
-    const datagram = decodeDatagram(message);
-    if (!datagram) return this.#drop("not weft");
-    const sender = this.#byId.get(datagram.sender);
-    if (!sender) return this.#drop("unknown sender");
-    if (datagram.kind === Kind.Probe || datagram.kind === Kind.ProbeAck) {
-      // Only a probe that came through the peer's VXLAN and our bridge proves the fast path.
-      if (remote.address !== sender.blob.bridgeIp || datagram.destination !== this.#id) {
-        return this.#drop("probe not via fastdp");
-      }
-      const seq = decodeSequence(datagram.payload);
-      if (seq === undefined) return this.#drop("short probe");
-      if (datagram.kind === Kind.Probe) this.#sendProbe(sender, Kind.ProbeAck, seq);
-      else sender.fastdp.answered(this.#options.now());
-      return;
-    }
-    const body = this.#open(sender, datagram, remote);
-    if (!body) return;
-    if (datagram.destination !== this.#id) return this.#relay(datagram, body);
-    switch (datagram.kind) {
-      case Kind.Data:
-        for (const frame of unpackRecords(body)) {
-          if (this.#tap?.write(frame)) this.#counters.framesToTap++;
-          else this.#drop("tap write refused");
-        }
-        return;
-      case Kind.Heartbeat: {
-        const origin = this.#byId.get(datagram.origin);
-        if (!origin) return this.#drop("heartbeat from unknown origin");
-        // Answer along the way it came, so a relayed heartbeat proves the relay both ways.
-        this.#sendVia(sender, { kind: Kind.HeartbeatAck, destination: origin.id, body });
-        return;
-      }
-      case Kind.HeartbeatAck: {
-        const origin = this.#byId.get(datagram.origin);
-        if (!origin) return this.#drop("ack from unknown origin");
-        const now = this.#options.now();
-        if (origin === sender) origin.sleeve.answered(now);
-        else origin.relay.answered(now);
-        return;
-      }
-    }
-  }
-
-  /** Authenticates the hop; plaintext from a peer we share a key with is refused outright. */
-  #open(sender: PeerState, datagram: DecodedDatagram, remote: RemoteInfo): Uint8Array | undefined {
-    if (this.#mustEncrypt(sender) || datagram.encrypted) {
-      if (!datagram.encrypted) return void this.#drop("plaintext from encrypted peer");
-      if (!sender.cipher) return void this.#drop("encrypted datagram without key");
-      const body = sender.cipher.open(datagram.header, datagram.counter, datagram.payload);
-      if (!body) return void this.#drop("failed authentication or replay");
-      return body;
-    }
-    if (remote.address !== sender.blob.ip) return void this.#drop("plaintext from wrong address");
-    return datagram.payload;
-  }
-
-  #relay(datagram: DecodedDatagram, body: Uint8Array): void {
-    const target = this.#byId.get(datagram.destination);
-    if (!target) return this.#drop("relay to unknown peer");
-    if (datagram.ttl <= 1) return this.#drop("relay ttl expired");
-    const hop = this.#hopFor(target);
-    if (hop.id === datagram.sender) return this.#drop("relay would bounce");
-    this.#counters.relayed++;
-    this.#sendVia(hop, {
-      kind: datagram.kind,
-      destination: datagram.destination,
-      origin: datagram.origin,
-      ttl: datagram.ttl - 1,
-      body,
-    });
-  }
-
-  async #readLoop(tap: TapDevice): Promise<void> {
-    const scratch = new Uint8Array(65536 + VNET_HEADER_BYTES + 64);
-    while (this.#running) {
-      let ready: boolean;
-      try {
-        ready = await tap.waitReadable(200);
-      } catch (error) {
-        this.#options.log(`tap poll failed: ${error}`);
-        return;
-      }
-      if (!ready) continue;
-      const batches = new Map<PeerState, Batch>();
-      // Drain what is queued, but yield now and then so received datagrams are not starved.
-      for (let i = 0; i < 256; i++) {
-        const length = tap.readInto(scratch);
-        if (length < 0) break;
-        this.#counters.framesFromTap++;
-        this.#steer(scratch.subarray(0, length), batches);
-      }
-      for (const [target, batch] of batches) this.#flush(target, batch);
-    }
-  }
-
-  #steer(frame: Uint8Array, batches: Map<PeerState, Batch>): void {
-    const eth = VNET_HEADER_BYTES;
-    if (frame.length < eth + 14) return this.#drop("runt frame");
-    // A frame from a remote MAC reached us over the other path; never send it back out.
-    if (this.#macOwner.has(macKey(frame, eth + 6))) return this.#drop("remote source on tap");
-    let targets: PeerState[];
-    if (frame[eth] & 1) {
-      targets = [...this.#peers.values()].filter((s) => this.#onSleeve(s.choice.path));
-    } else {
-      const owner = this.#macOwner.get(macKey(frame, eth));
-      if (!owner || !this.#onSleeve(owner.choice.path)) return this.#drop("no sleeve peer for MAC");
-      targets = [owner];
-    }
-    if (frame.length + RECORD_HEADER_BYTES > MAX_BODY) {
-      return this.#drop("frame too big for sleeve");
-    }
-    const copy = frame.slice();
-    for (const target of targets) {
-      let batch = batches.get(target);
-      if (batch && batch.size + RECORD_HEADER_BYTES + copy.length > MAX_BODY) {
-        this.#flush(target, batch);
-        batch = undefined;
-      }
-      if (!batch) {
-        batch = { frames: [], size: 0 };
-        batches.set(target, batch);
-      }
-      batch.frames.push(copy);
-      batch.size += RECORD_HEADER_BYTES + copy.length;
-    }
-  }
-
-  #onSleeve(path: PathKind): boolean {
-    return path === "sleeve" || path === "relay";
-  }
-
-  #flush(target: PeerState, batch: Batch): void {
-    if (batch.frames.length === 0) return;
-    const body = packRecords(batch.frames);
-    batch.frames = [];
-    batch.size = 0;
-    this.#sendVia(this.#hopFor(target), { kind: Kind.Data, destination: target.id, body });
   }
 }

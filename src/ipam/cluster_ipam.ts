@@ -66,7 +66,7 @@ export interface IpamTransport {
 /** `--ipalloc-init`: how the first split of the range is made. */
 export type IpamInit =
   | { mode: "consensus"; peers: number }
-  | { mode: "seed"; seeds: string[] }
+  | { mode: "seed"; seeds: readonly string[] }
   | { mode: "observer" };
 
 /** Parses `consensus=N`, `seed=a,b,c` or `observer`; throws TypeError naming the bad text. */
@@ -187,6 +187,10 @@ export class ClusterIpam implements Ipam {
   #unreachableSince = new Map<string, number>();
   #cutOffSince: number | undefined;
   #leaving: { id: string; resolve: () => void } | undefined;
+  /** After leave(): we only finish the hand-over; anything else would rejoin the ring. */
+  #left = false;
+  /** Set by adoptOrphans(): claim space that no live peer owns. */
+  #adopt = false;
   #closed = false;
 
   private constructor(options: ClusterIpamOptions, state: RingState, gen: number) {
@@ -248,6 +252,7 @@ export class ClusterIpam implements Ipam {
       const existing = this.#book.find(containerId, ifname);
       if (existing) return existingOrConflict(existing, options.subnet);
       this.#checkOpen();
+      if (this.#left) throw new NotReadyError(`IPAM on peer "${this.#me}" has left the ring`);
       const waiting = this.#waitingFor();
       if (waiting) throw new NotReadyError(`IPAM on peer "${this.#me}" is not ready: ${waiting}`);
       const allocation = this.#book.take(containerId, ifname, {
@@ -294,7 +299,7 @@ export class ClusterIpam implements Ipam {
 
   /** Merges a peer's gossiped state. Safe to call with anything: bad input is logged and dropped. */
   handleState(from: string, text: string): void {
-    if (this.#closed || from === this.#me) return;
+    if (this.#closed || this.#left || from === this.#me) return;
     let incoming: RingState;
     try {
       incoming = decodeRing(text);
@@ -306,15 +311,23 @@ export class ClusterIpam implements Ipam {
       return;
     }
     const sender = peerRecord(incoming, from);
-    if (sender && isDead(this.#state, from, sender.gen)) {
+    // A removed peer that does not know it was removed may still carry donations made after
+    // the reclaim started; its state is refused (a peer that left knows, and is accepted).
+    if (sender && isDead(this.#state, from, sender.gen) && !isDead(incoming, from, sender.gen)) {
       // A removed peer is back with its old identity; our state tells it to start clean.
       this.#event("ignored", `Ignored IPAM state from removed peer "${from}" (gen ${sender.gen})`);
       this.#broadcast(true);
       return;
     }
+    const before = peerRecord(this.#state, this.#me);
     this.#state = mergeRings(this.#state, incoming);
+    const after = peerRecord(this.#state, this.#me);
+    // Only we write our record, so a newer version of it at our generation was written by an
+    // earlier incarnation of us whose disk was wiped: whatever it owned is not ours to use.
+    const impostor = after !== undefined && after.gen === this.#gen &&
+      after.version > (before?.version ?? 0) && after !== before;
     this.#mustHear = false;
-    this.#afterChange();
+    this.#afterChange(impostor);
   }
 
   /** Handles a unicast protocol message from a peer. */
@@ -330,8 +343,9 @@ export class ClusterIpam implements Ipam {
       this.#event("ignored", `Ignored malformed IPAM message from "${from}"`);
       return;
     }
-    if (isDead(this.#state, from, message.gen)) {
-      this.#event("ignored", `Ignored "${message.t}" from removed peer "${from}"`);
+    if (this.#left && message.t !== "ack") return;
+    if (message.t === "req" && isDead(this.#state, from, message.gen)) {
+      this.#event("ignored", `Ignored space request from removed peer "${from}"`);
       this.#broadcast(true);
       return;
     }
@@ -406,6 +420,7 @@ export class ClusterIpam implements Ipam {
       }
     }
     this.#book.clear();
+    this.#left = true;
     const mine = this.#myRecord();
     this.#state = withPeer(this.#state, { ...mine, version: mine.version + 1, left: true });
     this.#state = withTombstone(this.#state, this.#me, this.#gen);
@@ -434,9 +449,17 @@ export class ClusterIpam implements Ipam {
   tick(): void {
     if (this.#closed) return;
     const now = this.#now();
+    if (this.#left) return this.#resendDonations(now);
     for (const pending of [...this.#requests.values()]) {
       if (now - pending.sentAt >= this.#requestTimeoutMs) this.#nextDonor(pending);
     }
+    this.#resendDonations(now);
+    this.#trackReachability(now);
+    this.#afterChange();
+    if (now - this.#lastGossipAt >= this.#gossipIntervalMs) this.#broadcast(true);
+  }
+
+  #resendDonations(now: number): void {
     for (const [id, donation] of this.#donations) {
       if (now - donation.sentAt < this.#resendMs) continue;
       if (donation.tries >= 10 || (this.#leaving?.id === id && donation.tries >= 3)) {
@@ -451,9 +474,20 @@ export class ClusterIpam implements Ipam {
         this.#message({ t: "give", id, state: encodeRing(this.#state) }),
       );
     }
-    this.#trackReachability(now);
+  }
+
+  /**
+   * Operator action for the case no live peer owns any space (every owner was removed or left
+   * with nobody to hand to): this peer takes the orphaned space once every live peer has seen
+   * the removals. Run it on ONE node: it is the one step the protocol cannot make safe by
+   * itself, since two peers cut off from each other could both adopt.
+   */
+  adoptOrphans(): { orphaned: number } {
+    this.#checkOpen();
+    const orphaned = hasOwnerlessSpace(this.#state) ? ownerlessSize(this.#state) : 0;
+    this.#adopt = orphaned > 0;
     this.#afterChange();
-    if (now - this.#lastGossipAt >= this.#gossipIntervalMs) this.#broadcast(true);
+    return { orphaned };
   }
 
   /** Gossips the state now (e.g. when the mesh connects a new peer). */
@@ -591,31 +625,43 @@ export class ClusterIpam implements Ipam {
   }
 
   /** Everything that follows a change of the state: self-checks, protocol steps, persistence. */
-  #afterChange(): void {
+  #afterChange(impostor = false): void {
     if (this.#closed) return;
-    this.#checkSelf();
+    this.#checkSelf(impostor);
     this.#startRing();
-    this.#state = claimOrphans(this.#state, { name: this.#me, gen: this.#gen });
+    this.#claim();
     this.#refreshRecord();
     // A claim or a ring creation may depend on the record we just published.
     this.#startRing();
-    this.#state = claimOrphans(this.#state, { name: this.#me, gen: this.#gen });
+    this.#claim();
     this.#persist();
     this.#broadcast(false);
   }
 
+  #claim(): void {
+    const before = this.#state;
+    this.#state = claimOrphans(this.#state, { name: this.#me, gen: this.#gen }, {
+      adopt: this.#adopt,
+    });
+    if (this.#adopt && this.#state !== before && !hasOwnerlessSpace(this.#state)) {
+      this.#adopt = false;
+    }
+  }
+
   /** Starts clean when the cluster removed us or replaced the ring we allocated from. */
-  #checkSelf(): void {
+  #checkSelf(impostor: boolean): void {
     const tomb = this.#state.tombstones[this.#me];
     const recorded = peerRecord(this.#state, this.#me);
     const removed = tomb !== undefined && tomb >= this.#gen;
-    const newer = recorded !== undefined && recorded.gen > this.#gen;
+    const newer = impostor || (recorded !== undefined && recorded.gen > this.#gen);
     const replaced = this.#ringId !== "" && this.#state.ringId !== this.#ringId;
     this.#ringId = this.#state.ringId;
     if (!removed && !newer && !replaced) return;
     const released = this.#book.list();
     this.#book.clear();
     this.#gen = Math.max(tomb ?? -1, recorded?.gen ?? -1, this.#gen) + 1;
+    // Whatever older generations of us still own goes back through the normal reclaim.
+    this.#state = withTombstone(this.#state, this.#me, this.#gen - 1);
     this.#state = withPeer(this.#state, {
       name: this.#me,
       gen: this.#gen,
@@ -629,7 +675,7 @@ export class ClusterIpam implements Ipam {
     const why = removed
       ? "this peer was removed while away"
       : newer
-      ? "a newer instance of this peer exists"
+      ? "another instance of this peer (a wiped disk?) held this generation"
       : "the ring was replaced by another initial split";
     this.#event(
       "reset",
@@ -686,6 +732,8 @@ export class ClusterIpam implements Ipam {
       used += this.#book.usedIn(range);
     }
     const seen = { ...this.#state.tombstones };
+    const known = livePeers(withPeer(this.#state, { ...mine, gen: this.#gen }))
+      .map((p) => p.name).sort();
     const next: PeerRecord = {
       ...mine,
       gen: this.#gen,
@@ -693,11 +741,12 @@ export class ClusterIpam implements Ipam {
       free: size - used,
       used,
       seen,
+      known,
     };
     if (
       mine.version > 0 && mine.gen === next.gen && mine.free === next.free &&
       mine.used === next.used && JSON.stringify(mine.seen) === JSON.stringify(seen) &&
-      mine.mode === next.mode
+      mine.mode === next.mode && JSON.stringify(mine.known) === JSON.stringify(known)
     ) return;
     this.#state = withPeer(this.#state, { ...next, version: mine.version + 1 });
   }
@@ -744,7 +793,9 @@ export class ClusterIpam implements Ipam {
     this.#refreshRecord();
     const reachable = this.#reachableNames();
     const donors = livePeers(this.#state)
-      .filter((p) => p.name !== this.#me && reachable.has(p.name) && p.free > 0)
+      // Published free counts lag (and say nothing about a subnet), so peers reporting none
+      // are asked too, last.
+      .filter((p) => p.name !== this.#me && reachable.has(p.name))
       .sort((a, b) => b.free - a.free || (a.name < b.name ? -1 : 1))
       .map((p) => p.name);
     if (donors.length === 0) {
@@ -873,6 +924,16 @@ export class ClusterIpam implements Ipam {
       }
     }
   }
+}
+
+/** True when the ring has entries but none is owned by a live peer. */
+function hasOwnerlessSpace(state: RingState): boolean {
+  return state.entries.length > 0 && state.entries.every((e) => isDead(state, e.owner, e.gen));
+}
+
+function ownerlessSize(state: RingState): number {
+  const range = cidrToRange(parseCidr(state.range));
+  return range.end - range.start;
 }
 
 function sameVote(a: readonly string[] | undefined, b: readonly string[]): boolean {

@@ -33,6 +33,8 @@ export interface PeerRecord {
   readonly vote?: readonly string[];
   /** The tombstones this peer has merged: reclaim waits until every live peer has seen one. */
   readonly seen: Readonly<Record<string, number>>;
+  /** The live peers this peer knows; a claim with no live owner to anchor it needs agreement. */
+  readonly known?: readonly string[];
   /** Left cleanly: owns nothing and takes part in nothing until it returns with a new gen. */
   readonly left?: boolean;
 }
@@ -162,6 +164,7 @@ export function encodeRing(state: RingState): string {
       used: p.used,
       ...(p.vote ? { vote: [...p.vote] } : {}),
       seen: sortKeys({ ...p.seen }),
+      ...(p.known ? { known: [...p.known] } : {}),
       ...(p.left ? { left: true } : {}),
     })),
     tombstones: sortKeys({ ...state.tombstones }),
@@ -289,15 +292,27 @@ export function giveRange(
  * peer made that any survivor accepted is already in this state (see docs/ipam.md).
  * Returns the new state, or the same object when `me` has nothing to claim.
  */
-export function claimOrphans(state: RingState, me: { name: string; gen: number }): RingState {
+export function claimOrphans(
+  state: RingState,
+  me: { name: string; gen: number },
+  options: { adopt?: boolean } = {},
+): RingState {
   const live = livePeers(state);
   if (!live.some((p) => p.name === me.name && p.gen === me.gen)) return state;
   const entries = state.entries;
   const dead = entries.map((e) => isDead(state, e.owner, e.gen));
   if (!dead.some(Boolean)) return state;
   const anyLive = dead.some((d) => !d);
-  // No live owner at all (everyone who owned space is gone): the lowest-named live peer.
-  const fallback = live.map((p) => p.name).sort(compare)[0];
+  // No live owner at all (everyone who owned space is gone): nothing anchors an heir the way
+  // the previous entry's owner does, and two peers cut off from each other would each pick
+  // themselves. So only a peer told to adopt (an operator, on one node) claims, and only when
+  // every live peer it knows publishes the same set of live peers.
+  const liveNames = live.map((p) => p.name).sort(compare);
+  const agreed = live.every((p) =>
+    p.known !== undefined && p.known.length === liveNames.length &&
+    p.known.every((name, i) => name === liveNames[i])
+  );
+  const fallback = agreed && options.adopt ? me.name : undefined;
   let changed = false;
   const result = entries.map((entry, i) => {
     if (!dead[i]) return entry;

@@ -187,7 +187,8 @@ export class KubeClient {
   }
 
   async #send(method: string, path: string, options: KubeRequestOptions): Promise<Response> {
-    const url = new URL(path, `${this.#config.server}/`);
+    // Concatenate rather than resolve: a server URL may carry a path prefix (API proxies).
+    const url = new URL(`${this.#config.server}${path}`);
     for (const [key, value] of Object.entries(options.query ?? {})) {
       if (value !== undefined) url.searchParams.set(key, String(value));
     }

@@ -41,4 +41,9 @@ export {
   RECLAIMS_NAMESPACE,
 } from "./reclaim.ts";
 export { networkAvailablePatch, setNetworkAvailable } from "./node_status.ts";
+export {
+  type KubeIntegration,
+  type KubeIntegrationOptions,
+  startKubeIntegration,
+} from "./integration.ts";
 export { FakeKubeApi, type FakeNodeSpec } from "./fake_api.ts";

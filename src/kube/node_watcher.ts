@@ -11,7 +11,7 @@ import {
   type KubeNode,
   type KubeNodeList,
   type NodeSummary,
-  peerAddresses,
+  PeerAddressSet,
   summarizeNode,
   vanishedNodes,
 } from "./nodes.ts";
@@ -24,7 +24,10 @@ export interface NodeWatcherOptions {
   nodeName: string;
   /** Called with the full, sorted peer address list whenever it changes (and once at start). */
   onPeers: (addresses: string[]) => void | Promise<void>;
-  /** Called once per Node object that disappeared; `node.uid` tells incarnations apart. */
+  /**
+   * Called once per Node object that disappeared; `node.uid` tells incarnations apart. Events
+   * wait while callbacks run, so long work (the IPAM reclaim) belongs in the background.
+   */
   onNodeDeleted?: (name: string, node: NodeSummary) => void | Promise<void>;
   /**
    * Called after every successful (re)list with all Nodes, so the agent can compare the IPAM's
@@ -35,7 +38,7 @@ export interface NodeWatcherOptions {
   onError?: (error: Error) => void;
   signal?: AbortSignal;
   labelSelector?: string;
-  /** Asks the server to end each watch after this long (client-go picks 5 to 10 minutes). */
+  /** Asks the server to end each watch after this long (default: random, 5 to 10 minutes). */
   watchTimeoutSeconds?: number;
   idleTimeoutMs?: number;
   backoff?: BackoffOptions;
@@ -60,7 +63,7 @@ export function startNodeWatcher(options: NodeWatcherOptions): NodeWatcher {
   return {
     ready: state.ready,
     done,
-    peers: () => [...state.peers],
+    peers: () => state.peers.list(),
     nodes: () => [...state.known.values()],
     get listCount() {
       return state.listCount;
@@ -71,7 +74,7 @@ export function startNodeWatcher(options: NodeWatcherOptions): NodeWatcher {
 class NodeWatcherLoop {
   readonly ready: Promise<void>;
   known = new Map<string, NodeSummary>();
-  peers: string[] = [];
+  peers = new PeerAddressSet();
   listCount = 0;
   readonly #options: NodeWatcherOptions;
   readonly #sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
@@ -98,19 +101,20 @@ class NodeWatcherLoop {
       let events = 0;
       try {
         if (this.#resourceVersion === undefined) await this.#relist();
-        for await (
-          const event of this.#options.client.watch<KubeNode>(NODES_PATH, {
-            query: {
-              resourceVersion: this.#resourceVersion,
-              allowWatchBookmarks: true,
-              timeoutSeconds: this.#options.watchTimeoutSeconds ??
-                300 + Math.floor(Math.random() * 300),
-              labelSelector: this.#options.labelSelector,
-            },
-            signal,
-            idleTimeoutMs: this.#options.idleTimeoutMs,
-          })
-        ) {
+        const timeoutSeconds = this.#watchTimeoutSeconds();
+        const stream = this.#options.client.watch<KubeNode>(NODES_PATH, {
+          query: {
+            resourceVersion: this.#resourceVersion,
+            allowWatchBookmarks: true,
+            timeoutSeconds,
+            labelSelector: this.#options.labelSelector,
+          },
+          signal,
+          // The server closes the watch after timeoutSeconds; silence well past that means the
+          // connection is dead even though TCP has not noticed.
+          idleTimeoutMs: this.#options.idleTimeoutMs ?? (timeoutSeconds + 60) * 1000,
+        });
+        for await (const event of stream) {
           events++;
           failures = 0;
           goneStreak = 0;
@@ -132,6 +136,13 @@ class NodeWatcherLoop {
     this.#failReady(new DOMException("Node watcher stopped before its first list", "AbortError"));
   }
 
+  /** 5 to 10 minutes, spread so agents do not all re-watch at the same moment. */
+  #watchTimeoutSeconds(): number {
+    if (this.#options.watchTimeoutSeconds !== undefined) return this.#options.watchTimeoutSeconds;
+    const random = this.#options.backoff?.random ?? Math.random;
+    return 300 + Math.floor(random() * 300);
+  }
+
   async #relist(): Promise<void> {
     const list = await this.#options.client.request<KubeNodeList>("GET", NODES_PATH, {
       query: { labelSelector: this.#options.labelSelector },
@@ -140,9 +151,13 @@ class NodeWatcherLoop {
     this.listCount++;
     const next = new Map(list.items.map((node) => [node.metadata.name, summarizeNode(node)]));
     const vanished = vanishedNodes(this.known, next);
+    const before = this.peers.list();
     this.known = next;
+    this.peers = new PeerAddressSet();
+    for (const node of next.values()) this.peers.add(this.#contribution(node));
     for (const node of vanished) await this.#deleted(node);
-    await this.#publishPeers(this.listCount === 1);
+    const after = this.peers.list();
+    if (this.listCount === 1 || after.join(",") !== before.join(",")) await this.#publishPeers();
     this.#resourceVersion = list.metadata.resourceVersion ?? "";
     await this.#callback(() => this.#options.onSynced?.([...next.values()]));
     this.#markReady();
@@ -153,18 +168,29 @@ class NodeWatcherLoop {
     if (version) this.#resourceVersion = version;
     if (type === "BOOKMARK") return;
     const summary = summarizeNode(node);
+    const previous = this.known.get(summary.name);
+    let changed: boolean;
     if (type === "DELETED") {
-      const known = this.known.get(summary.name);
-      if (!known || known.uid !== summary.uid) return; // an old incarnation, already reported
+      if (!previous || previous.uid !== summary.uid) return; // an old incarnation, reported
       this.known.delete(summary.name);
-      await this.#deleted(known);
+      changed = this.peers.remove(this.#contribution(previous));
+      await this.#deleted(previous);
     } else {
-      const previous = this.known.get(summary.name);
       this.known.set(summary.name, summary);
+      // Kubelets rewrite their Node status every few seconds; in a big cluster that is a steady
+      // stream of MODIFIED events, and one that changes nothing weft uses must cost nothing.
+      if (previous?.uid === summary.uid && previous.address === summary.address) return;
+      const removed = this.peers.remove(this.#contribution(previous));
+      changed = this.peers.add(this.#contribution(summary)) || removed;
       // A DELETED we missed shows up as a new uid under an old name.
       if (previous && previous.uid !== summary.uid) await this.#deleted(previous);
     }
-    await this.#publishPeers(false);
+    if (changed) await this.#publishPeers();
+  }
+
+  /** The address a node adds to the peer list: none for ourselves. */
+  #contribution(node: NodeSummary | undefined): string | undefined {
+    return node && node.name !== this.#options.nodeName ? node.address : undefined;
   }
 
   async #deleted(node: NodeSummary): Promise<void> {
@@ -172,11 +198,9 @@ class NodeWatcherLoop {
     await this.#callback(() => this.#options.onNodeDeleted?.(node.name, node));
   }
 
-  async #publishPeers(always: boolean): Promise<void> {
-    const next = peerAddresses(this.known.values(), this.#options.nodeName);
-    if (!always && next.join(",") === this.peers.join(",")) return;
-    this.peers = next;
-    await this.#callback(() => this.#options.onPeers([...next]));
+  async #publishPeers(): Promise<void> {
+    const peers = this.peers.list();
+    await this.#callback(() => this.#options.onPeers(peers));
   }
 
   /** A throwing callback is the agent's bug, not the API's: report it and keep watching. */

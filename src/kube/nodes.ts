@@ -67,3 +67,52 @@ export function vanishedNodes(
 ): NodeSummary[] {
   return [...before.values()].filter((old) => after.get(old.name)?.uid !== old.uid);
 }
+
+/**
+ * The peer list kept sorted under single-node changes, so applying one watch event costs a
+ * binary search and a splice rather than re-sorting the cluster. Counts let two Nodes share an
+ * address (a re-created node before its old object is gone) without dropping it early.
+ */
+export class PeerAddressSet {
+  #counts = new Map<string, number>();
+  #sorted: string[] = [];
+
+  /** Returns true when `address` became a member. */
+  add(address: string | undefined): boolean {
+    if (!address) return false;
+    const count = this.#counts.get(address) ?? 0;
+    this.#counts.set(address, count + 1);
+    if (count > 0) return false;
+    this.#sorted.splice(this.#position(address), 0, address);
+    return true;
+  }
+
+  /** Returns true when `address` stopped being a member. */
+  remove(address: string | undefined): boolean {
+    if (!address) return false;
+    const count = this.#counts.get(address) ?? 0;
+    if (count === 0) return false;
+    if (count > 1) {
+      this.#counts.set(address, count - 1);
+      return false;
+    }
+    this.#counts.delete(address);
+    this.#sorted.splice(this.#position(address), 1);
+    return true;
+  }
+
+  list(): string[] {
+    return [...this.#sorted];
+  }
+
+  #position(address: string): number {
+    let low = 0;
+    let high = this.#sorted.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (this.#sorted[middle] < address) low = middle + 1;
+      else high = middle;
+    }
+    return low;
+  }
+}

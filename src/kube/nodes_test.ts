@@ -4,6 +4,7 @@ import {
   nodeAddress,
   type NodeSummary,
   peerAddresses,
+  PeerAddressSet,
   vanishedNodes,
 } from "./nodes.ts";
 
@@ -65,4 +66,38 @@ Deno.test("vanishedNodes reports removed nodes and same-name nodes with a new ui
     ["d", { name: "d", uid: "4" }],
   ]);
   assert.deepEqual(vanishedNodes(before, after).map((n) => `${n.name}/${n.uid}`), ["b/2", "c/3"]);
+});
+
+Deno.test("PeerAddressSet stays sorted and counts shared addresses", () => {
+  const set = new PeerAddressSet();
+  assert.equal(set.add("10.0.0.3"), true);
+  assert.equal(set.add("10.0.0.1"), true);
+  assert.equal(set.add("10.0.0.2"), true);
+  assert.equal(set.add("10.0.0.2"), false, "a second node on the same address");
+  assert.equal(set.add(undefined), false);
+  assert.deepEqual(set.list(), ["10.0.0.1", "10.0.0.2", "10.0.0.3"]);
+  assert.equal(set.remove("10.0.0.2"), false, "still used by the other node");
+  assert.equal(set.remove("10.0.0.2"), true);
+  assert.equal(set.remove("10.0.0.9"), false);
+  assert.deepEqual(set.list(), ["10.0.0.1", "10.0.0.3"]);
+});
+
+Deno.test("PeerAddressSet agrees with peerAddresses under random changes", () => {
+  let seed = 7;
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const set = new PeerAddressSet();
+  const nodes = new Map<string, NodeSummary>();
+  for (let step = 0; step < 2000; step++) {
+    const name = `n${Math.floor(random() * 50)}`;
+    const old = nodes.get(name);
+    set.remove(old?.address);
+    if (random() < 0.3) {
+      nodes.delete(name);
+    } else {
+      const address = random() < 0.1 ? undefined : `10.0.${Math.floor(random() * 40)}.1`;
+      nodes.set(name, { name, uid: name, address });
+      set.add(address);
+    }
+    assert.deepEqual(set.list(), peerAddresses(nodes.values(), "nobody"));
+  }
 });

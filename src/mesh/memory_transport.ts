@@ -84,25 +84,22 @@ export class MemoryTransport implements Transport {
     const local = `${hostOf(this.address)}:${this.#ephemeral++}`;
     const link = new MemoryLink(network, local, address, this);
     this.links.add(link);
-    const server = network.listeners.get(address);
-    if (!server || network.blocked(this.address, address)) {
-      const wait = server ? network.connectTimeoutMs : network.latency();
-      network.clock.setTimeout(
-        () => link.close(server ? "connect timeout" : "connection refused"),
-        wait,
-      );
-      return link;
-    }
-    const accepted = new MemoryLink(network, address, local, server);
-    link.other = accepted;
-    accepted.other = link;
-    server.links.add(accepted);
+    // The listener is looked up when the "SYN" arrives, as on a real network.
     network.clock.setTimeout(() => {
-      if (link.closed || network.listeners.get(address) !== server) {
-        accepted.closed = true;
+      const server = network.listeners.get(address);
+      if (link.closed) return;
+      if (!server) {
         link.close("connection refused");
         return;
       }
+      if (network.blocked(this.address, address)) {
+        network.clock.setTimeout(() => link.close("connect timeout"), network.connectTimeoutMs);
+        return;
+      }
+      const accepted = new MemoryLink(network, address, local, server);
+      link.other = accepted;
+      accepted.other = link;
+      server.links.add(accepted);
       server.onAccept?.(accepted);
       network.clock.setTimeout(() => {
         if (!link.closed) link.onOpen?.();

@@ -172,6 +172,9 @@ export class Mesh {
   #flushTimer?: TimerId;
   #tickTimer?: TimerId;
   #lastSummary = new WeakMap<Session, number>();
+  #lastTickDigest = "";
+  /** A neighbour's digest differed from ours since the last round. */
+  #disagreed = false;
 
   #handlers = new Map<string, MessageHandler[]>();
   #listeners = new Map<MeshEvent, Array<(peer: PeerStatus) => void>>();
@@ -207,8 +210,8 @@ export class Mesh {
       deadAfterMs: options.deadAfterMs ?? 4000,
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? 5000,
       gossipIntervalMs: options.gossipIntervalMs ?? 5000,
-      batchMs: options.batchMs ?? 20,
-      routeDelayMs: options.routeDelayMs ?? 50,
+      batchMs: options.batchMs ?? 50,
+      routeDelayMs: options.routeDelayMs ?? 100,
       ageOutMs: options.ageOutMs ?? 300_000,
       retryMinMs: options.retryMinMs ?? 1000,
       retryMaxMs: options.retryMaxMs ?? 60_000,
@@ -560,6 +563,7 @@ export class Mesh {
     }
     this.#log(`connected to ${remote.name} (${remote.nickname}) via ${session.link.remoteAddress}`);
     this.#markLocalDirty();
+    this.#markRoutesDirty();
     // One side opens anti-entropy at once so a new link converges without waiting a round.
     if (session.direction === "outbound") session.send({ t: "digest", h: this.#digest.toString() });
   }
@@ -583,6 +587,7 @@ export class Mesh {
       this.#terminations++;
       this.#log(`connection to ${peer} closed: ${reason}`);
       this.#markLocalDirty();
+      this.#markRoutesDirty();
     }
     if (!this.#running) return;
     for (const t of this.#targets.values()) {
@@ -648,21 +653,24 @@ export class Mesh {
     if (previous && record.name !== this.name) this.#emit("peer-changed", record);
   }
 
-  /** Pushes queued records: along the broadcast tree when the view is settled, else to all. */
+  /**
+   * Pushes queued records along this peer's view of the broadcast tree, plus to neighbours the
+   * view does not place yet (a link so new that the other end's record has not arrived). Views
+   * that disagree can leave a gap; the digest exchange repairs it within a round.
+   */
   #flush(): void {
     this.#flushTimer = undefined;
     if (this.#outbox.size === 0) return;
-    const settled = !this.#routesDirty;
     const tree = this.#routes.treeNeighbors;
+    const reachable = this.#routes.reachable;
     const names = [...this.#outbox.keys()];
     // Most neighbours get the same subset: encode each distinct subset once.
     const frames = new Map<string, string[]>();
     for (const [peer, session] of this.#byPeer) {
       const picked: number[] = [];
+      if (!tree.has(peer) && reachable.has(peer)) continue;
       names.forEach((name, i) => {
-        const from = this.#outbox.get(name);
-        const viaTree = settled && (from === undefined || tree.has(from));
-        if (peer !== from && (!viaTree || tree.has(peer))) picked.push(i);
+        if (this.#outbox.get(name) !== peer) picked.push(i);
       });
       if (picked.length === 0) continue;
       const key = picked.length === names.length ? "all" : picked.join(",");
@@ -750,14 +758,15 @@ export class Mesh {
   #receiveDigest(session: Session, frame: Frame): void {
     if (typeof frame.h !== "string") throw new MalformedFrameError("Digest frame without digest");
     if (frame.h === this.#digest.toString()) return;
+    this.#disagreed = true;
     this.#sendSummary(session, false);
   }
 
   #sendSummary(session: Session, reply: boolean): void {
-    // At most one unsolicited summary per link per round: digests cross in flight.
+    // At most one unsolicited summary per link per fast round: digests cross in flight.
     const now = this.#clock.now();
     const last = this.#lastSummary.get(session);
-    if (!reply && last !== undefined && now - last < this.#options.gossipIntervalMs / 2) return;
+    if (!reply && last !== undefined && now - last < this.#options.gossipIntervalMs / 10) return;
     this.#lastSummary.set(session, now);
     const entries: Array<[string, string, number]> = [];
     for (const r of this.#records.values()) entries.push([r.name, r.incarnation, r.version]);
@@ -854,7 +863,7 @@ export class Mesh {
     const now = this.#clock.now();
     for (const [name, meta] of this.#meta) {
       if (name === this.name) continue;
-      const reachable = this.#routes.reachable.has(name);
+      const reachable = this.#routes.reachable.has(name) || this.#byPeer.has(name);
       if (reachable === meta.reachable) continue;
       meta.reachable = reachable;
       meta.unreachableSince = reachable ? undefined : now;
@@ -864,7 +873,13 @@ export class Mesh {
   }
 
   #scheduleTick(): void {
-    const period = this.#options.gossipIntervalMs;
+    // While the topology is still changing here, compare digests five times as often, so a
+    // gap left by views that disagreed is repaired in about a second; a quiet mesh stays slow.
+    const digest = this.#digest.toString();
+    const busy = digest !== this.#lastTickDigest || this.#disagreed;
+    this.#lastTickDigest = digest;
+    this.#disagreed = false;
+    const period = this.#options.gossipIntervalMs / (busy ? 5 : 1);
     const delay = Math.round(period * (0.75 + 0.5 * this.#random()));
     this.#tickTimer = this.#clock.setTimeout(() => this.#tick(), delay);
   }
@@ -926,7 +941,7 @@ export class Mesh {
       incarnation: record.incarnation,
       version: record.version,
       self,
-      reachable: self || this.#byPeer.has(record.name) || (meta?.reachable ?? false),
+      reachable: self || (meta?.reachable ?? false),
       lastSeen: self ? this.#clock.now() : meta?.lastSeen ?? 0,
       connections: [...record.connections],
       data: { ...record.data },

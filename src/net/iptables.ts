@@ -6,6 +6,9 @@
  *                        masqueraded behind the node, traffic inside the range is left alone.
  *   filter WEFT-FORWARD  jumped to from FORWARD: lets bridge traffic through even when the
  *                        FORWARD policy is DROP (as Docker and many distributions set it).
+ *   filter WEFT-OUTPUT   jumped to from OUTPUT: empty while the pod network is exposed to the
+ *                        node; when hidden, refuses new connections from the node to pods
+ *                        (replies to pods, e.g. from a DNS cache on the node, still flow).
  *
  * Each chain's content is written with one `iptables-restore --noflush` per table, which the
  * kernel applies atomically, so a restart never leaves a window with half the rules. The jump
@@ -19,11 +22,18 @@ import { CommandError, run } from "./exec.ts";
 
 export const NAT_CHAIN = "WEFT";
 export const FORWARD_CHAIN = "WEFT-FORWARD";
+export const OUTPUT_CHAIN = "WEFT-OUTPUT";
 
 export interface WeftRules {
   /** The cluster pod range, e.g. 10.32.0.0/12. */
   podRange: string;
   bridge: string;
+  /**
+   * Whether the node reaches the pod network (`weft expose`, the default). Exposed, traffic
+   * from the node's other addresses to pods is also masqueraded behind the bridge address so
+   * replies find their way back from pods on any node.
+   */
+  exposed?: boolean;
 }
 
 let chosenBackend: Promise<string> | undefined;
@@ -74,7 +84,7 @@ async function ensureJump(table: string, from: string, to: string): Promise<void
 
 /** Writes (or rewrites) weft's chains and makes sure the built-in chains jump to them. */
 export async function ensureWeftRules(rules: WeftRules): Promise<void> {
-  const { podRange, bridge } = rules;
+  const { podRange, bridge, exposed = true } = rules;
   await restore(
     [
       "*nat",
@@ -82,29 +92,35 @@ export async function ensureWeftRules(rules: WeftRules): Promise<void> {
       `-A ${NAT_CHAIN} -s ${podRange} -d ${podRange} -j RETURN`,
       `-A ${NAT_CHAIN} -s ${podRange} -d 224.0.0.0/4 -j RETURN`,
       `-A ${NAT_CHAIN} -s ${podRange} ! -d ${podRange} -j MASQUERADE`,
+      ...(exposed ? [`-A ${NAT_CHAIN} ! -s ${podRange} -o ${bridge} -j MASQUERADE`] : []),
       "COMMIT",
       "*filter",
       `:${FORWARD_CHAIN} - [0:0]`,
       `-A ${FORWARD_CHAIN} -i ${bridge} -j ACCEPT`,
       `-A ${FORWARD_CHAIN} -o ${bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
       `-A ${FORWARD_CHAIN} -o ${bridge} -s ${podRange} -j ACCEPT`,
+      ...(exposed ? [`-A ${FORWARD_CHAIN} -o ${bridge} -j ACCEPT`] : []),
+      `:${OUTPUT_CHAIN} - [0:0]`,
+      ...(exposed ? [] : [
+        `-A ${OUTPUT_CHAIN} -o ${bridge} -d ${podRange} -m conntrack --ctstate NEW -j REJECT`,
+      ]),
       "COMMIT",
       "",
     ].join("\n"),
   );
   await ensureJump("nat", "POSTROUTING", NAT_CHAIN);
   await ensureJump("filter", "FORWARD", FORWARD_CHAIN);
+  await ensureJump("filter", "OUTPUT", OUTPUT_CHAIN);
 }
 
 /** Removes weft's chains and the jumps to them; succeeds when they are already gone. */
 export async function removeWeftRules(): Promise<void> {
-  for (
-    const [table, from, chain] of [["nat", "POSTROUTING", NAT_CHAIN], [
-      "filter",
-      "FORWARD",
-      FORWARD_CHAIN,
-    ]]
-  ) {
+  const chains = [
+    ["nat", "POSTROUTING", NAT_CHAIN],
+    ["filter", "FORWARD", FORWARD_CHAIN],
+    ["filter", "OUTPUT", OUTPUT_CHAIN],
+  ];
+  for (const [table, from, chain] of chains) {
     while ((await iptables(["-t", table, "-D", from, "-j", chain], true)).code === 0) {
       // a rule may have been inserted more than once by an older version: remove all
     }

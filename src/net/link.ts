@@ -152,18 +152,32 @@ export async function configurePodInterface(
   }
 }
 
+export interface LinkExistsOptions extends NetnsOptions {
+  /**
+   * A link known to exist here (e.g. the bridge). When sysfs shows it, sysfs belongs to this
+   * namespace and its answer about `name` is trusted either way, which saves starting `ip`.
+   */
+  knownLink?: string;
+}
+
 /** True when a link of that name exists in the current namespace (sysfs, then `ip`). */
-export async function linkExists(name: string, options: NetnsOptions = {}): Promise<boolean> {
+export async function linkExists(name: string, options: LinkExistsOptions = {}): Promise<boolean> {
   if (options.netns === undefined) {
-    try {
-      await Deno.stat(`/sys/class/net/${name}`);
-      return true;
-    } catch {
-      // not in this sysfs; ask ip, which always answers for our own namespace
-    }
+    if (await pathExists(`/sys/class/net/${name}`)) return true;
+    // a missing entry is only conclusive when this sysfs is our namespace's
+    if (options.knownLink && await pathExists(`/sys/class/net/${options.knownLink}`)) return false;
   }
   const [links] = await ipJsonQueries([`link show dev ${name}`], options);
   return links !== undefined && links.length > 0;
+}
+
+async function pathExists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Deletes a link; returns false when it was already gone (DEL must tolerate that). */

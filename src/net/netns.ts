@@ -16,8 +16,10 @@ export class IpBatchError extends CommandError {
   readonly line: number | undefined;
   readonly failedCommand: string | undefined;
 
-  constructor(command: string[], code: number, stderr: string, lines: readonly string[]) {
-    super(command, code, stderr);
+  /** `lines` is the batch that was fed to the command that failed. */
+  constructor(failure: CommandError, lines: readonly string[]) {
+    super(failure.command, failure.code, failure.stderr);
+    const { command, stderr } = failure;
     this.name = "IpBatchError";
     const match = /Command failed -:(\d+)/.exec(stderr);
     this.line = match ? Number(match[1]) : undefined;
@@ -67,7 +69,7 @@ export async function ipBatch(lines: readonly string[], options: NetnsOptions = 
       cause: new CommandError(command, result.code, result.stderr),
     });
   }
-  throw new IpBatchError(command, result.code, result.stderr, lines);
+  throw new IpBatchError(new CommandError(command, result.code, result.stderr), lines);
 }
 
 /**

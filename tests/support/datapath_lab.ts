@@ -362,3 +362,81 @@ export class Lab {
     await sweepLab(this.prefix);
   }
 }
+
+export interface TransferResult {
+  ok: boolean;
+  bitsPerSecond: number;
+  /** Bytes the receiver counted before the test ended (may trail `sent` on short runs). */
+  bytes: number;
+  sent: number;
+  /** Bytes received per reporting interval (1 s by default). */
+  intervals: number[];
+  error?: string;
+}
+
+/** A TCP transfer with iperf3 from one pod namespace to a server in another. */
+export async function tcpTransfer(
+  lab: Lab,
+  route: { from: string; to: string; toIp: string },
+  args: string[] = ["-n", "20M"],
+): Promise<TransferResult> {
+  const server = new Deno.Command("ip", {
+    args: ["netns", "exec", route.to, "iperf3", "-s", "-1"],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    // The server needs a moment to listen; retry the client instead of sleeping a fixed time.
+    for (let attempt = 0;; attempt++) {
+      const client = await lab.exec(route.from, ["iperf3", "-c", route.toIp, "-J", ...args], {
+        allowFailure: true,
+      });
+      let report: {
+        error?: string;
+        end?: {
+          sum_received?: { bits_per_second: number; bytes: number };
+          sum_sent?: { bytes: number };
+        };
+        intervals?: Array<{ sum: { bytes: number } }>;
+      };
+      try {
+        report = JSON.parse(client.stdout);
+      } catch {
+        report = { error: client.stderr || "no iperf3 report" };
+      }
+      if (report.error && /connect|refused/i.test(report.error) && attempt < 20) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        continue;
+      }
+      const received = report.end?.sum_received;
+      return {
+        ok: client.code === 0 && !report.error,
+        bitsPerSecond: received?.bits_per_second ?? 0,
+        bytes: received?.bytes ?? 0,
+        sent: report.end?.sum_sent?.bytes ?? 0,
+        intervals: (report.intervals ?? []).map((i) => i.sum.bytes),
+        error: report.error,
+      };
+    }
+  } finally {
+    try {
+      server.kill("SIGKILL");
+    } catch { /* exited after its one test */ }
+    await server.status;
+  }
+}
+
+/** Pings `ip` from a namespace; returns the round-trip times in ms of the replies. */
+export async function ping(
+  lab: Lab,
+  ns: string,
+  ip: string,
+  options: { count?: number; size?: number; dontFragment?: boolean } = {},
+): Promise<{ received: number; rtts: number[]; output: string }> {
+  const args = ["ping", "-n", "-c", String(options.count ?? 3), "-i", "0.05", "-W", "1"];
+  if (options.size !== undefined) args.push("-s", String(options.size));
+  if (options.dontFragment) args.push("-M", "do");
+  const result = await lab.exec(ns, [...args, ip], { allowFailure: true });
+  const rtts = [...result.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
+  return { received: rtts.length, rtts, output: result.stdout + result.stderr };
+}

@@ -144,7 +144,8 @@ export async function startAgent(
     const gateway = octets.join(".");
     await must(["ip", "-n", nodeNetns, "link", "add", bridge, "type", "bridge"]);
     await must(["ip", "-n", nodeNetns, "addr", "add", `${gateway}/${prefix}`, "dev", bridge]);
-    await must(["ip", "-n", nodeNetns, "link", "set", bridge, "up"]);
+    // An MTU set after creation is pinned: ports with a smaller MTU no longer shrink the bridge.
+    await must(["ip", "-n", nodeNetns, "link", "set", bridge, "mtu", "1500", "up"]);
     args = [
       Deno.execPath(),
       "run",
@@ -162,8 +163,29 @@ export async function startAgent(
     ];
   } else {
     const stateDir = options.stateDir ?? await Deno.makeTempDir({ prefix: "weft-cni-agent-" });
+    // The agent's data path wants an underlay address; a veth pair kept inside the node
+    // namespace gives it one without any traffic leaving the namespace.
+    const underlay = "192.168.254.1";
+    await must([
+      "ip",
+      "-n",
+      nodeNetns,
+      "link",
+      "add",
+      "ul0",
+      "type",
+      "veth",
+      "peer",
+      "name",
+      "ul1",
+    ]);
+    await must(["ip", "-n", nodeNetns, "addr", "add", `${underlay}/24`, "dev", "ul0"]);
+    await must(["ip", "-n", nodeNetns, "link", "set", "ul0", "up"]);
+    await must(["ip", "-n", nodeNetns, "link", "set", "ul1", "up"]);
     args = [
       (await artifact()).weft,
+      "--api-addr",
+      address,
       "launch",
       "--state-dir",
       stateDir,
@@ -171,8 +193,8 @@ export async function startAgent(
       bridge,
       "--ipalloc-range",
       range,
-      "--api-addr",
-      address,
+      "--host",
+      underlay,
     ];
   }
   const child = new Deno.Command("ip", {
@@ -197,10 +219,10 @@ export async function startAgent(
     clearTimeout(timer);
     await stderr;
   };
+  let exited: Deno.CommandStatus | undefined;
+  child.status.then((status) => exited = status);
   try {
     await waitFor(`the ${kind} agent in ${nodeNetns}`, async () => {
-      const status = await Promise.race([child.status, Promise.resolve(undefined)]);
-      if (status) throw new Error(`agent exited (${status.code}): ${await stderr}`);
       const probe = await sh([
         "curl",
         "-s",
@@ -209,11 +231,11 @@ export async function startAgent(
         "-w",
         "%{http_code}",
         `http://${address}/status`,
-      ], {
-        netns: nodeNetns,
-      });
-      return probe.stdout === "200";
+      ], { netns: nodeNetns });
+      // an agent that died will never answer: stop waiting (waitFor retries on errors)
+      return probe.stdout === "200" || exited !== undefined;
     }, { timeoutMs: 30_000, intervalMs: 100 });
+    if (exited) throw new Error(`The ${kind} agent exited (${exited.code}): ${await stderr}`);
   } catch (error) {
     await stop();
     throw error;
@@ -224,16 +246,14 @@ export async function startAgent(
 /** Calls the agent's API from inside the node namespace. */
 export async function agentRequest(
   nodeNetns: string,
-  method: string,
-  path: string,
-  options: { address?: string; body?: unknown } = {},
+  options: { method: string; path: string; address?: string; body?: unknown },
   // deno-lint-ignore no-explicit-any
 ): Promise<{ code: number; json: any }> {
-  const args = ["curl", "-s", "-X", method, "-o", "-", "-w", "\n%{http_code}"];
+  const args = ["curl", "-s", "-X", options.method, "-o", "-", "-w", "\n%{http_code}"];
   if (options.body !== undefined) {
     args.push("-H", "content-type: application/json", "-d", JSON.stringify(options.body));
   }
-  args.push(`http://${options.address ?? "127.0.0.1:6784"}${path}`);
+  args.push(`http://${options.address ?? "127.0.0.1:6784"}${options.path}`);
   const result = await sh(args, { netns: nodeNetns });
   const lines = result.stdout.trimEnd().split("\n");
   const code = Number(lines.pop());
@@ -245,7 +265,7 @@ export async function agentRequest(
 export async function agentAllocations(
   nodeNetns: string,
 ): Promise<{ containerID: string; ifname: string; address: string }[]> {
-  const answer = await agentRequest(nodeNetns, "GET", "/ip");
+  const answer = await agentRequest(nodeNetns, { method: "GET", path: "/ip" });
   if (answer.code !== 200) throw new Error(`GET /ip answered ${answer.code}`);
   return answer.json;
 }
@@ -262,8 +282,14 @@ export async function ipJsonIn(netns: string, args: string[]): Promise<any[]> {
   return out.trim() ? JSON.parse(out) : [];
 }
 
-/** True when one ping from `netns` to `address` is answered. */
+/**
+ * True when a ping from `netns` to `address` is answered. Two tries: the first packet may wait
+ * on ARP on a loaded machine; a path that is really broken fails both.
+ */
 export async function ping(netns: string, address: string): Promise<boolean> {
-  const result = await sh(["ping", "-c", "1", "-W", "2", "-q", address], { netns });
-  return result.code === 0;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const result = await sh(["ping", "-c", "1", "-W", "2", "-q", address], { netns });
+    if (result.code === 0) return true;
+  }
+  return false;
 }

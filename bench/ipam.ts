@@ -1,0 +1,281 @@
+/**
+ * IPAM benchmark: prints tables, asserts nothing.
+ *
+ * 1. Allocation latency of a node-local allocation (NodeIpam over SQLite, as the agent serves
+ *    it) beside the reference host-local IPAM plugin executed the way a runtime runs it, in the
+ *    same run. The weft number is the in-process call; the API's HTTP hop is the agent's.
+ * 2. Cluster allocation latency with and without a space request to another peer, over an
+ *    in-process transport that delays every message by a simulated one-way network delay.
+ * 3. Time from a peer's removal to its space being reusable, manual rmpeer and automatic.
+ *
+ * Run: deno run -A bench/ipam.ts [--samples N] [--delay MS]
+ */
+import { parseCidr } from "../src/net/cidr.ts";
+import {
+  ClusterIpam,
+  type IpamTransport,
+  MemoryStore,
+  NodeIpam,
+  openSqliteStore,
+} from "../src/ipam/mod.ts";
+
+const args = Deno.args;
+const SAMPLES = Number(args[args.indexOf("--samples") + 1] || 300) || 300;
+const DELAY = Number(args[args.indexOf("--delay") + 1] || 1) || 1;
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+function row(cells: Array<string | number>): string {
+  return cells.map((c, i) => String(typeof c === "number" ? c.toFixed(3) : c).padEnd(i ? 12 : 58))
+    .join("");
+}
+
+async function time(fn: () => Promise<unknown>): Promise<number> {
+  const start = performance.now();
+  await fn();
+  return performance.now() - start;
+}
+
+/** host-local as a runtime runs it: one process per ADD, its file store in `dir`. */
+async function hostLocal(dir: string, id: string): Promise<void> {
+  const config = JSON.stringify({
+    cniVersion: "1.0.0",
+    name: "bench",
+    type: "bridge",
+    ipam: { type: "host-local", ranges: [[{ subnet: "10.32.0.0/16" }]], dataDir: dir },
+  });
+  const child = new Deno.Command("/usr/lib/cni/host-local", {
+    env: {
+      CNI_COMMAND: "ADD",
+      CNI_CONTAINERID: id,
+      CNI_NETNS: "/dev/null",
+      CNI_IFNAME: "eth0",
+      CNI_PATH: "/usr/lib/cni",
+    },
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(config));
+  await writer.close();
+  const out = await child.output();
+  if (!out.success) throw new Error(`host-local failed: ${new TextDecoder().decode(out.stdout)}`);
+}
+
+async function localLatency(): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "weft-ipam-bench-" });
+  try {
+    const sqlite = await NodeIpam.open({
+      store: openSqliteStore(`${dir}/ipam.db`),
+      clusterRange: parseCidr("10.32.0.0/16"),
+      peerName: "bench",
+    });
+    const memory = await NodeIpam.open({
+      store: new MemoryStore(),
+      clusterRange: parseCidr("10.32.0.0/16"),
+      peerName: "bench",
+    });
+    const results: Array<[string, number[]]> = [];
+    const samples = (fn: (i: number) => Promise<unknown>) =>
+      Promise.all([]).then(async () => {
+        const out: number[] = [];
+        for (let i = 0; i < SAMPLES; i++) out.push(await time(() => fn(i)));
+        return out;
+      });
+    results.push([
+      "weft NodeIpam.allocate, SQLite (synchronous=FULL)",
+      await samples((i) => sqlite.allocate(`c${i}`)),
+    ]);
+    results.push([
+      "weft NodeIpam.allocate, memory store",
+      await samples((i) => memory.allocate(`c${i}`)),
+    ]);
+    const hostSamples = Math.min(SAMPLES, 100);
+    const host: number[] = [];
+    for (let i = 0; i < hostSamples; i++) {
+      host.push(await time(() => hostLocal(`${dir}/host-local`, `c${i}`)));
+    }
+    results.push(["baseline: reference host-local plugin (process per ADD)", host]);
+    console.log("\n## Node-local allocation latency (ms)");
+    console.log(row(["path", "p50", "p99", "n"]));
+    const base = percentile(host, 50);
+    for (const [name, values] of results) {
+      console.log(row([name, percentile(values, 50), percentile(values, 99), values.length]));
+    }
+    console.log(
+      `weft SQLite p50 is ${(percentile(results[0][1], 50) / base).toFixed(3)}x host-local's p50`,
+    );
+    sqlite.close();
+    memory.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Peers in one process; every message arrives after `delay` ms of real time. */
+class DelayedNetwork {
+  #handlers = new Map<string, {
+    message?: (from: string, m: string) => void;
+    state?: (from: string, s: string) => void;
+  }>();
+  #down = new Set<string>();
+  constructor(readonly delay: number) {}
+
+  join(name: string): IpamTransport {
+    const handlers: {
+      message?: (from: string, m: string) => void;
+      state?: (from: string, s: string) => void;
+    } = {};
+    this.#handlers.set(name, handlers);
+    this.#down.delete(name);
+    const later = (fn: () => void) => setTimeout(fn, this.delay);
+    return {
+      broadcast: (state) => {
+        for (const [other, h] of this.#handlers) {
+          if (other !== name) later(() => this.#up(name, other) && h.state?.(name, state));
+        }
+      },
+      send: (peer, message) =>
+        later(() => this.#up(name, peer) && this.#handlers.get(peer)?.message?.(name, message)),
+      onMessage: (handler) => (handlers.message = handler),
+      onState: (handler) => (handlers.state = handler),
+      peers: () =>
+        [...this.#handlers.keys()].filter((n) => n !== name).map((n) => ({
+          name: n,
+          reachable: this.#up(name, n),
+        })),
+    };
+  }
+
+  crash(name: string): void {
+    this.#down.add(name);
+  }
+
+  #up(a: string, b: string): boolean {
+    return !this.#down.has(a) && !this.#down.has(b);
+  }
+}
+
+async function startCluster(names: string[], options: { reclaimAfterMs?: number } = {}) {
+  const network = new DelayedNetwork(DELAY);
+  const peers = new Map<string, ClusterIpam>();
+  for (const name of names) {
+    peers.set(
+      name,
+      await ClusterIpam.open({
+        store: new MemoryStore(),
+        clusterRange: parseCidr("10.32.0.0/16"),
+        peerName: name,
+        transport: network.join(name),
+        init: name.startsWith("o")
+          ? { mode: "observer" }
+          : { mode: "consensus", peers: names.filter((n) => !n.startsWith("o")).length },
+        reclaimAfterMs: options.reclaimAfterMs,
+        gossipIntervalMs: 1000,
+      }),
+    );
+  }
+  // The agent ticks every second; here every 50 ms, so removal times show protocol round
+  // trips rather than the tick period (which adds up to one period per round in production).
+  const timer = setInterval(() => peers.forEach((p) => p.tick()), 50);
+  const until = async (check: () => boolean, limitMs = 30_000) => {
+    const start = performance.now();
+    while (!check()) {
+      if (performance.now() - start > limitMs) throw new Error("bench: condition not reached");
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    return performance.now() - start;
+  };
+  await until(() => [...peers.values()].every((p) => p.status().ready));
+  return { network, peers, timer, until };
+}
+
+async function clusterLatency(): Promise<void> {
+  const { peers, timer } = await startCluster(["a", "b", "o"]);
+  try {
+    const a = peers.get("a")!;
+    const o = peers.get("o")!;
+    const local: number[] = [];
+    for (let i = 0; i < SAMPLES; i++) local.push(await time(() => a.allocate(`l${i}`)));
+    // Each /29 the observer has never used needs one space request to a peer owning it.
+    const remote: number[] = [];
+    const n = Math.min(SAMPLES, 200);
+    for (let i = 0; i < n; i++) {
+      const subnet = parseCidr(`10.32.${128 + Math.floor(i / 32)}.${(i % 32) * 8}/29`);
+      remote.push(await time(() => o.allocate(`r${i}`, { subnet })));
+    }
+    console.log(
+      `\n## Cluster allocation latency (ms), in-process transport, simulated one-way delay ${DELAY} ms`,
+    );
+    console.log(row(["path", "p50", "p99", "n"]));
+    console.log(row([
+      "ClusterIpam.allocate, space owned locally",
+      percentile(local, 50),
+      percentile(local, 99),
+      local.length,
+    ]));
+    console.log(row([
+      "ClusterIpam.allocate with a space request (1 round trip)",
+      percentile(remote, 50),
+      percentile(remote, 99),
+      remote.length,
+    ]));
+    console.log(row(["baseline: 2 x one-way delay", 2 * DELAY, 2 * DELAY, "-"]));
+  } finally {
+    clearInterval(timer);
+    peers.forEach((p) => p.close());
+  }
+}
+
+async function removalTime(): Promise<void> {
+  const results: Array<[string, number]> = [];
+  {
+    const { network, peers, timer, until } = await startCluster(["a", "b", "c"]);
+    try {
+      network.crash("c");
+      const total = 65536;
+      const start = performance.now();
+      peers.get("a")!.rmpeer("c");
+      await until(() => peers.get("a")!.status().size + peers.get("b")!.status().size >= total - 2);
+      results.push([
+        "manual: rmpeer c on a -> c's space owned by a or b",
+        performance.now() - start,
+      ]);
+    } finally {
+      clearInterval(timer);
+      peers.forEach((p) => p.close());
+    }
+  }
+  {
+    const reclaimAfterMs = 2000;
+    const { network, peers, timer, until } = await startCluster(["a", "b", "c"], {
+      reclaimAfterMs,
+    });
+    try {
+      network.crash("c");
+      const start = performance.now();
+      await until(() => peers.get("a")!.status().size + peers.get("b")!.status().size >= 65536 - 2);
+      results.push([
+        `automatic (--ipam-reclaim-after ${reclaimAfterMs} ms): crash -> reusable`,
+        performance.now() - start,
+      ]);
+    } finally {
+      clearInterval(timer);
+      peers.forEach((p) => p.close());
+    }
+  }
+  console.log(
+    `\n## Time from a peer's removal to its space being reusable (ms), delay ${DELAY} ms`,
+  );
+  console.log(row(["case", "ms"]));
+  for (const [name, ms] of results) console.log(row([name, ms]));
+  console.log(row(["baseline: Weave Net (no automatic reclaim; rmpeer manual)", "n/a"]));
+}
+
+await localLatency();
+await clusterLatency();
+await removalTime();

@@ -1,0 +1,392 @@
+/**
+ * The sleeve engine: what happens to a frame read from the TAP and to a datagram read from the
+ * sleeve socket. The same engine runs in three places, each with its own copy of the
+ * configuration the control loop (kernel.ts) publishes: a worker draining the TAP, a worker
+ * draining the socket, and the main thread sending heartbeats. Nothing here blocks or waits;
+ * the callers own the loops.
+ *
+ * Nonces: every engine seals with ciphers that draw from one shared atomic counter per peer, so
+ * three threads can encrypt for the same peer without ever reusing a nonce. Only the socket
+ * worker opens datagrams, so the replay window needs no sharing.
+ */
+import type { TapDevice } from "../net/tap.ts";
+import { VNET_HEADER_BYTES } from "../net/tap.ts";
+import type { Datagram, UdpSocket } from "../net/udp.ts";
+import { type DirectionKeys, SleeveCipher } from "./crypto.ts";
+import type { PathKind } from "./types.ts";
+import {
+  decodeDatagram,
+  type DecodedDatagram,
+  decodeSequence,
+  encodeDatagram,
+  encodeSequence,
+  encodeVxlanProbe,
+  Kind,
+  MAX_BODY,
+  packRecords,
+  RECORD_HEADER_BYTES,
+  unpackRecords,
+} from "./wire.ts";
+
+const RELAY_TTL = 8;
+/** Frames drained per wake-up before yielding, so config changes are never starved. */
+const DRAIN_LIMIT = 256;
+
+export interface SleevePeerConfig {
+  id: string;
+  name: string;
+  ip: string;
+  udpPort: number;
+  vxlanPort: number;
+  bridgeIp: string;
+  bridgeMac: string;
+  macs: string[];
+  path: PathKind;
+  /** Id of the peer to hand this peer's datagrams to: itself, or the mesh's next hop. */
+  hop: string;
+  mustEncrypt: boolean;
+  keys?: DirectionKeys;
+  /** Shared nonce counter for `keys`; a new one comes with every new session key. */
+  counter?: SharedArrayBuffer;
+}
+
+export interface SleeveConfig {
+  generation: number;
+  self: string;
+  vni: number;
+  udpPort: number;
+  bridgeMac: string;
+  bridgeIp: string;
+  peers: SleevePeerConfig[];
+}
+
+/** Evidence for the control loop: `peer` answered on `path`. */
+export interface SleeveEvent {
+  type: "answered";
+  peer: string;
+  path: "fastdp" | "sleeve" | "relay";
+}
+
+export interface SleeveCounters {
+  framesFromTap: number;
+  framesToTap: number;
+  bytesFromTap: number;
+  datagramsSent: number;
+  datagramsReceived: number;
+  relayed: number;
+  dropped: Record<string, number>;
+}
+
+export function emptyCounters(): SleeveCounters {
+  return {
+    framesFromTap: 0,
+    framesToTap: 0,
+    bytesFromTap: 0,
+    datagramsSent: 0,
+    datagramsReceived: 0,
+    relayed: 0,
+    dropped: {},
+  };
+}
+
+export function addCounters(into: SleeveCounters, from: SleeveCounters): SleeveCounters {
+  into.framesFromTap += from.framesFromTap;
+  into.framesToTap += from.framesToTap;
+  into.bytesFromTap += from.bytesFromTap;
+  into.datagramsSent += from.datagramsSent;
+  into.datagramsReceived += from.datagramsReceived;
+  into.relayed += from.relayed;
+  for (const [reason, count] of Object.entries(from.dropped)) {
+    into.dropped[reason] = (into.dropped[reason] ?? 0) + count;
+  }
+  return into;
+}
+
+export function macKey(bytes: Uint8Array, offset: number): number {
+  let key = 0;
+  for (let i = 0; i < 6; i++) key = key * 256 + bytes[offset + i];
+  return key;
+}
+
+export function macTextKey(mac: string): number {
+  return macKey(new Uint8Array(mac.split(":").map((part) => parseInt(part, 16))), 0);
+}
+
+interface PeerEntry {
+  config: SleevePeerConfig;
+  cipher?: SleeveCipher;
+}
+
+interface Batch {
+  frames: Uint8Array[];
+  size: number;
+}
+
+function onSleeve(path: PathKind): boolean {
+  return path === "sleeve" || path === "relay";
+}
+
+export class SleeveEngine {
+  #udp: UdpSocket;
+  #tap?: TapDevice;
+  #emit: (event: SleeveEvent) => void;
+  #config?: SleeveConfig;
+  #peers = new Map<string, PeerEntry>();
+  #macOwner = new Map<number, PeerEntry>();
+  #sleevePeers: PeerEntry[] = [];
+  #counters = emptyCounters();
+
+  constructor(
+    udp: UdpSocket,
+    options: { tap?: TapDevice; emit?: (event: SleeveEvent) => void } = {},
+  ) {
+    this.#udp = udp;
+    this.#tap = options.tap;
+    this.#emit = options.emit ?? (() => {});
+  }
+
+  get generation(): number {
+    return this.#config?.generation ?? -1;
+  }
+
+  /** Takes the counters gathered since the last call. */
+  takeCounters(): SleeveCounters {
+    const out = this.#counters;
+    this.#counters = emptyCounters();
+    return out;
+  }
+
+  configure(config: SleeveConfig): void {
+    const previous = this.#peers;
+    this.#config = config;
+    this.#peers = new Map();
+    for (const peer of config.peers) {
+      const old = previous.get(peer.id);
+      // Keep the cipher (and its replay window) while the session key is unchanged.
+      const cipher = peer.keys && peer.counter
+        ? (old?.cipher && old.config.counter === peer.counter
+          ? old.cipher
+          : new SleeveCipher(peer.keys, { counter: peer.counter }))
+        : undefined;
+      this.#peers.set(peer.id, { config: peer, cipher });
+    }
+    this.#macOwner.clear();
+    for (const entry of this.#peers.values()) {
+      for (const mac of entry.config.macs) this.#macOwner.set(macTextKey(mac), entry);
+    }
+    this.#sleevePeers = [...this.#peers.values()].filter((e) => onSleeve(e.config.path));
+  }
+
+  #drop(reason: string): void {
+    this.#counters.dropped[reason] = (this.#counters.dropped[reason] ?? 0) + 1;
+  }
+
+  #send(datagram: Uint8Array, address: string, port: number): void {
+    this.#counters.datagramsSent++;
+    if (!this.#udp.sendTo(datagram, address, port)) this.#drop("udp send refused");
+  }
+
+  /** Sends to the hop `hop`, sealed with the hop's key when that pair is encrypted. */
+  #sendVia(
+    hop: PeerEntry,
+    message: { kind: Kind; destination: string; body: Uint8Array; origin?: string; ttl?: number },
+  ): void {
+    const self = this.#config!.self;
+    if (hop.config.mustEncrypt && !hop.cipher) return this.#drop("no key for encrypted hop");
+    const datagram = encodeDatagram(
+      {
+        kind: message.kind,
+        ttl: message.ttl ?? RELAY_TTL,
+        sender: self,
+        origin: message.origin ?? self,
+        destination: message.destination,
+      },
+      message.body,
+      { cipher: hop.config.mustEncrypt ? hop.cipher : undefined },
+    );
+    this.#send(datagram, hop.config.ip, hop.config.udpPort);
+  }
+
+  #hopFor(target: PeerEntry): PeerEntry {
+    return this.#peers.get(target.config.hop) ?? target;
+  }
+
+  /** One heartbeat round for `peerId`: sleeve direct, sleeve via the relay, fast-path probe. */
+  heartbeat(
+    peerId: string,
+    seq: number,
+    paths: { sleeve: boolean; relayVia?: string; fastdp: boolean },
+  ): void {
+    const target = this.#peers.get(peerId);
+    if (!target || !this.#config) return;
+    const body = encodeSequence(seq);
+    if (paths.sleeve && (!target.config.mustEncrypt || target.cipher)) {
+      this.#sendVia(target, { kind: Kind.Heartbeat, destination: peerId, body });
+    }
+    const via = paths.relayVia ? this.#peers.get(paths.relayVia) : undefined;
+    if (via && via !== target) {
+      this.#sendVia(via, { kind: Kind.Heartbeat, destination: peerId, body });
+    }
+    if (paths.fastdp) this.#probe(target, Kind.Probe, seq);
+  }
+
+  #probe(target: PeerEntry, kind: Kind, seq: number): void {
+    const config = this.#config!;
+    const inner = encodeDatagram(
+      { kind, ttl: 1, sender: config.self, origin: config.self, destination: target.config.id },
+      encodeSequence(seq),
+    );
+    const packet = encodeVxlanProbe(inner, {
+      vni: config.vni,
+      sourceMac: config.bridgeMac,
+      destinationMac: target.config.bridgeMac,
+      sourceIp: config.bridgeIp,
+      destinationIp: target.config.bridgeIp,
+      sourcePort: config.udpPort,
+      destinationPort: target.config.udpPort,
+    });
+    this.#send(packet, target.config.ip, target.config.vxlanPort);
+  }
+
+  /** Drains ready frames from the TAP and sends them to their sleeve peers, batched. */
+  pumpTap(scratch: Uint8Array): void {
+    const tap = this.#tap;
+    if (!tap || !this.#config) return;
+    const batches = new Map<PeerEntry, Batch>();
+    for (let i = 0; i < DRAIN_LIMIT; i++) {
+      const length = tap.readInto(scratch);
+      if (length < 0) break;
+      this.#counters.framesFromTap++;
+      this.#counters.bytesFromTap += length;
+      this.#steer(scratch.subarray(0, length), batches);
+    }
+    for (const [target, batch] of batches) this.#flush(target, batch);
+  }
+
+  #steer(frame: Uint8Array, batches: Map<PeerEntry, Batch>): void {
+    const eth = VNET_HEADER_BYTES;
+    if (frame.length < eth + 14) return this.#drop("runt frame");
+    // A remote MAC as source means the frame came in over the other path: never echo it.
+    if (this.#macOwner.has(macKey(frame, eth + 6))) return this.#drop("remote source on tap");
+    let targets: PeerEntry[];
+    if (frame[eth] & 1) {
+      targets = this.#sleevePeers;
+    } else {
+      const owner = this.#macOwner.get(macKey(frame, eth));
+      if (!owner || !onSleeve(owner.config.path)) return this.#drop("no sleeve peer for MAC");
+      targets = [owner];
+    }
+    if (frame.length + RECORD_HEADER_BYTES > MAX_BODY) return this.#drop("frame too big");
+    const copy = frame.slice();
+    for (const target of targets) {
+      let batch = batches.get(target);
+      if (batch && batch.size + RECORD_HEADER_BYTES + copy.length > MAX_BODY) {
+        this.#flush(target, batch);
+      }
+      if (!batch) {
+        batch = { frames: [], size: 0 };
+        batches.set(target, batch);
+      }
+      batch.frames.push(copy);
+      batch.size += RECORD_HEADER_BYTES + copy.length;
+    }
+  }
+
+  #flush(target: PeerEntry, batch: Batch): void {
+    if (batch.frames.length === 0) return;
+    const body = packRecords(batch.frames);
+    batch.frames = [];
+    batch.size = 0;
+    this.#sendVia(this.#hopFor(target), {
+      kind: Kind.Data,
+      destination: target.config.id,
+      body,
+    });
+  }
+
+  /** Drains ready datagrams from the socket and handles each. */
+  pumpSocket(scratch: Uint8Array): void {
+    for (let i = 0; i < DRAIN_LIMIT; i++) {
+      const from = this.#udp.receiveInto(scratch);
+      if (!from) break;
+      this.#counters.datagramsReceived++;
+      try {
+        this.handleDatagram(scratch.subarray(0, from.length), from);
+      } catch (error) {
+        this.#drop(`bad datagram: ${(error as Error).name}`);
+      }
+    }
+  }
+
+  handleDatagram(message: Uint8Array, from: Datagram): void {
+    const config = this.#config;
+    if (!config) return;
+    const datagram = decodeDatagram(message);
+    if (!datagram) return this.#drop("not weft");
+    const sender = this.#peers.get(datagram.sender);
+    if (!sender) return this.#drop("unknown sender");
+    if (datagram.kind === Kind.Probe || datagram.kind === Kind.ProbeAck) {
+      // Only a probe that came through the peer's VXLAN and our bridge proves the fast path.
+      if (from.address !== sender.config.bridgeIp || datagram.destination !== config.self) {
+        return this.#drop("probe not via fastdp");
+      }
+      const seq = decodeSequence(datagram.payload);
+      if (seq === undefined) return this.#drop("short probe");
+      if (datagram.kind === Kind.Probe) this.#probe(sender, Kind.ProbeAck, seq);
+      else this.#emit({ type: "answered", peer: sender.config.id, path: "fastdp" });
+      return;
+    }
+    const body = this.#open(sender, datagram, from);
+    if (!body) return;
+    if (datagram.destination !== config.self) return this.#relay(datagram, body);
+    switch (datagram.kind) {
+      case Kind.Data:
+        for (const frame of unpackRecords(body)) {
+          if (this.#tap?.write(frame)) this.#counters.framesToTap++;
+          else this.#drop("tap write refused");
+        }
+        return;
+      case Kind.Heartbeat:
+        if (!this.#peers.has(datagram.origin)) return this.#drop("heartbeat from unknown origin");
+        // Answer the way it came, so a relayed heartbeat proves the relay in both directions.
+        this.#sendVia(sender, { kind: Kind.HeartbeatAck, destination: datagram.origin, body });
+        return;
+      case Kind.HeartbeatAck: {
+        const origin = this.#peers.get(datagram.origin);
+        if (!origin) return this.#drop("ack from unknown origin");
+        const path = origin === sender ? "sleeve" : "relay";
+        this.#emit({ type: "answered", peer: origin.config.id, path });
+        return;
+      }
+    }
+  }
+
+  /** Authenticates the hop; plaintext from a peer we must encrypt with is refused outright. */
+  #open(sender: PeerEntry, datagram: DecodedDatagram, from: Datagram): Uint8Array | undefined {
+    if (sender.config.mustEncrypt || datagram.encrypted) {
+      if (!datagram.encrypted) return void this.#drop("plaintext from encrypted peer");
+      if (!sender.cipher) return void this.#drop("encrypted datagram without key");
+      const body = sender.cipher.open(datagram.header, datagram.counter, datagram.payload);
+      if (!body) return void this.#drop("failed authentication or replay");
+      return body;
+    }
+    if (from.address !== sender.config.ip) return void this.#drop("plaintext from wrong address");
+    return datagram.payload;
+  }
+
+  #relay(datagram: DecodedDatagram, body: Uint8Array): void {
+    const target = this.#peers.get(datagram.destination);
+    if (!target) return this.#drop("relay to unknown peer");
+    if (datagram.ttl <= 1) return this.#drop("relay ttl expired");
+    const hop = this.#hopFor(target);
+    if (hop.config.id === datagram.sender) return this.#drop("relay would bounce");
+    this.#counters.relayed++;
+    this.#sendVia(hop, {
+      kind: datagram.kind,
+      destination: datagram.destination,
+      origin: datagram.origin,
+      ttl: datagram.ttl - 1,
+      body,
+    });
+  }
+}

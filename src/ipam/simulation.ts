@@ -1,0 +1,155 @@
+/**
+ * A whole IPAM cluster in one process: ClusterIpam peers over a MemoryNetwork, memory stores
+ * that survive a simulated restart, and a fake clock. Used by the unit tests, the property
+ * tests in tests/ and bench/ipam.ts, so they all exercise the same protocol code as the agent.
+ */
+import { type Cidr, parseCidr } from "../net/cidr.ts";
+import { ClusterIpam, type IpamEvent, type IpamInit } from "./cluster_ipam.ts";
+import { MemoryNetwork, seededRandom } from "./memory_transport.ts";
+import { type Allocation, MemoryStore, type Store } from "./store.ts";
+
+export interface SimulationOptions {
+  range?: string;
+  seed?: number;
+  dropRate?: number;
+  maxDelay?: number;
+  /** Milliseconds the fake clock advances per tick. Default 500. */
+  tickMs?: number;
+  requestTimeoutMs?: number;
+  reclaimAfterMs?: number;
+}
+
+/** A store view whose close() keeps the data: a restarted peer finds its state again. */
+function durable(inner: Store): Store {
+  return {
+    loadAllocations: () => inner.loadAllocations(),
+    insertAllocation: (a) => inner.insertAllocation(a),
+    deleteAllocation: (c, i) => inner.deleteAllocation(c, i),
+    clearAllocations: () => inner.clearAllocations(),
+    getValue: (k) => inner.getValue(k),
+    setValue: (k, v) => inner.setValue(k, v),
+    transaction: (fn) => inner.transaction(fn),
+    close: () => {},
+  };
+}
+
+export class Simulation {
+  readonly network: MemoryNetwork;
+  readonly range: Cidr;
+  readonly random: () => number;
+  readonly events: Array<IpamEvent & { peer: string }> = [];
+  #clock = 1_000_000;
+  #tickMs: number;
+  #options: SimulationOptions;
+  #stores = new Map<string, MemoryStore>();
+  #peers = new Map<string, ClusterIpam>();
+  #inits = new Map<string, IpamInit>();
+
+  constructor(options: SimulationOptions = {}) {
+    this.#options = options;
+    this.random = seededRandom(options.seed ?? 1);
+    this.range = parseCidr(options.range ?? "10.32.0.0/24");
+    this.network = new MemoryNetwork({
+      random: this.random,
+      dropRate: options.dropRate,
+      maxDelay: options.maxDelay,
+    });
+    this.#tickMs = options.tickMs ?? 500;
+  }
+
+  get now(): number {
+    return this.#clock;
+  }
+
+  /** Starts (or restarts, keeping its store) peer `name`; `fresh` wipes its store first. */
+  async start(
+    name: string,
+    init: IpamInit,
+    options: { fresh?: boolean } = {},
+  ): Promise<ClusterIpam> {
+    this.#peers.get(name)?.close();
+    if (options.fresh || !this.#stores.has(name)) this.#stores.set(name, new MemoryStore());
+    this.#inits.set(name, init);
+    const ipam = await ClusterIpam.open({
+      store: durable(this.#stores.get(name)!),
+      clusterRange: this.range,
+      peerName: name,
+      transport: this.network.join(name),
+      init,
+      now: () => this.#clock,
+      random: this.random,
+      requestTimeoutMs: this.#options.requestTimeoutMs ?? 2000,
+      reclaimAfterMs: this.#options.reclaimAfterMs,
+      onEvent: (event) => this.events.push({ ...event, peer: name }),
+    });
+    this.#peers.set(name, ipam);
+    ipam.gossip();
+    return ipam;
+  }
+
+  /** Stops a peer without a word to the others (its store survives for restart). */
+  crash(name: string): void {
+    this.network.crash(name);
+    this.#peers.get(name)?.close();
+    this.#peers.delete(name);
+  }
+
+  restart(name: string): Promise<ClusterIpam> {
+    return this.start(name, this.#inits.get(name)!);
+  }
+
+  peer(name: string): ClusterIpam {
+    const ipam = this.#peers.get(name);
+    if (!ipam) throw new RangeError(`No running peer "${name}" in the simulation`);
+    return ipam;
+  }
+
+  get running(): string[] {
+    return [...this.#peers.keys()];
+  }
+
+  /** Stored allocations of every peer, running or crashed (a crashed node's pods live on). */
+  storedAllocations(name: string): Allocation[] {
+    return this.#stores.get(name)?.loadAllocations() ?? [];
+  }
+
+  get known(): string[] {
+    return [...this.#stores.keys()];
+  }
+
+  /** Advances the clock by one tick on every running peer, then delivers one round. */
+  step(): void {
+    this.#clock += this.#tickMs;
+    for (const ipam of this.#peers.values()) ipam.tick();
+    this.network.deliver();
+  }
+
+  /** Delivers and ticks until the network is quiet (bounded). */
+  settle(rounds = 200): void {
+    for (let i = 0; i < rounds; i++) {
+      this.network.settle();
+      this.step();
+      if (this.network.pending === 0 && i > 2) {
+        this.network.settle();
+        if (this.network.pending === 0) return;
+      }
+    }
+  }
+
+  /**
+   * Waits for `promise` while delivering messages and ticking, as the real event loop would.
+   * Throws when it has not settled after `rounds` rounds: a hang is a bug worth a message.
+   */
+  async drive<T>(promise: Promise<T>, rounds = 400): Promise<T> {
+    let done = false;
+    promise.then(() => (done = true), () => (done = true));
+    for (let i = 0; i < rounds && !done; i++) {
+      for (let k = 0; k < 5 && !done; k++) await null;
+      if (done) break;
+      if (this.network.pending > 0) this.network.deliver();
+      else this.step();
+    }
+    if (!done) throw new Error(`Simulated request did not settle within ${rounds} rounds`);
+    return await promise;
+  }
+}

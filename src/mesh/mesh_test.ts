@@ -1,0 +1,300 @@
+/**
+ * The mesh over the in-memory network in simulated time: convergence under loss and reordering,
+ * routing and unicast, partitions, restarts, duplicates, forget, ageing out, auth, limits.
+ */
+import assert from "node:assert/strict";
+import { SimClock } from "./clock.ts";
+import { MemoryNetwork, type NetworkFaults } from "./memory_transport.ts";
+import { Mesh, type MeshOptions, type PeerStatus } from "./mesh.ts";
+
+function seeded(seed: number): () => number {
+  let s = seed;
+  return () => {
+    s = (s * 16807) % 2147483647;
+    return s / 2147483647;
+  };
+}
+
+class Cluster {
+  clock = new SimClock();
+  random = seeded(42);
+  network: MemoryNetwork;
+  meshes = new Map<string, Mesh>();
+
+  constructor(faults: NetworkFaults = {}) {
+    this.network = new MemoryNetwork({ clock: this.clock, random: this.random, ...faults });
+  }
+
+  static address(name: string): string {
+    return `10.0.0.${Number(name.slice(1)) + 1}:6783`;
+  }
+
+  async add(name: string, options: MeshOptions = {}): Promise<Mesh> {
+    const mesh = new Mesh({ name, nickname: `node-${name}` }, {
+      clock: this.clock,
+      random: this.random,
+      transport: this.network.transport(Cluster.address(name)),
+      port: 6783,
+      discovery: false,
+      ...options,
+      peers: (options.peers ?? []).map((p) => (p.includes(".") ? p : Cluster.address(p))),
+    });
+    this.meshes.set(name, mesh);
+    await mesh.start();
+    return mesh;
+  }
+
+  get(name: string): Mesh {
+    return this.meshes.get(name)!;
+  }
+
+  /** Advances until every running mesh holds the same topology of `n` peers, or fails. */
+  converge(n: number, limitMs = 30_000): number {
+    const start = this.clock.now();
+    const done = () => {
+      const meshes = [...this.meshes.values()];
+      const digest = meshes[0].digest();
+      return digest.startsWith(`${n}:`) && meshes.every((m) => m.digest() === digest) &&
+        meshes.every((m) => Object.keys(m.routes()).length === n - 1);
+    };
+    // Agreement must survive a quiet moment: changes still being batched do not count.
+    let stable = 0;
+    while (stable < 2) {
+      assert.ok(this.clock.now() - start < limitMs, `no convergence within ${limitMs} ms`);
+      this.clock.advance(stable ? 300 : 50);
+      stable = done() ? stable + 1 : 0;
+    }
+    return this.clock.now() - start;
+  }
+
+  async stop(): Promise<void> {
+    for (const mesh of this.meshes.values()) await mesh.stop();
+    this.clock.advance(1000);
+  }
+}
+
+Deno.test("a line of peers converges under loss, delay and reordering and routes hop by hop", async () => {
+  const cluster = new Cluster({ drop: 0.2, latencyMs: 5, jitterMs: 40 });
+  try {
+    for (let i = 0; i < 6; i++) await cluster.add(`p${i}`, { peers: i ? [`p${i - 1}`] : [] });
+    cluster.converge(6, 60_000);
+    assert.equal(cluster.get("p0").nextHop("p5"), "p1");
+    assert.deepEqual(cluster.get("p5").routes(), { p0: "p4", p1: "p4", p2: "p4", p3: "p4", p4: "p4" });
+    const received: string[] = [];
+    cluster.get("p5").onMessage("ipam", (payload, from) => received.push(`${from}:${payload}`));
+    cluster.network.setFaults({ drop: 0 });
+    assert.ok(cluster.get("p0").send("p5", "ipam", "need-space"));
+    assert.equal(cluster.get("p0").send("nobody", "ipam", "x"), false);
+    cluster.clock.advance(1000);
+    assert.deepEqual(received, ["p0:need-space"]);
+  } finally {
+    await cluster.stop();
+  }
+});
+
+Deno.test("a data change reaches every peer and is versioned by its owner", async () => {
+  const cluster = new Cluster({ latencyMs: 2, jitterMs: 5 });
+  try {
+    for (let i = 0; i < 8; i++) {
+      await cluster.add(`p${i}`, { peers: i ? [`p${Math.floor((i - 1) / 2)}`] : [] });
+    }
+    cluster.converge(8);
+    const changed: string[] = [];
+    cluster.get("p7").on("peer-changed", (p) => changed.push(`${p.name}:${p.data.datapath}`));
+    const before = cluster.get("p7").peer("p3")!.version;
+    cluster.get("p3").setLocalData("datapath", "vtep=10.0.0.4");
+    cluster.clock.advance(2000);
+    for (const mesh of cluster.meshes.values()) {
+      const p3 = mesh.peer("p3")!;
+      assert.equal(p3.data.datapath, "vtep=10.0.0.4");
+      assert.equal(p3.version, before + 1);
+    }
+    assert.deepEqual(changed, ["p3:vtep=10.0.0.4"]);
+  } finally {
+    await cluster.stop();
+  }
+});
+
+Deno.test("a partition is noticed within the heartbeat bound and heals", async () => {
+  const cluster = new Cluster({ latencyMs: 2 });
+  const names = ["p0", "p1", "p2", "p3"];
+  try {
+    for (const [i, name] of names.entries()) {
+      await cluster.add(name, {
+        peers: names.slice(0, i),
+        heartbeatMs: 500,
+        deadAfterMs: 2000,
+        retryMinMs: 200,
+        retryMaxMs: 1000,
+      });
+    }
+    cluster.converge(4);
+    const down: string[] = [];
+    cluster.get("p0").on("peer-down", (p) => down.push(p.name));
+    const cutAt = cluster.clock.now();
+    cluster.network.partition(["10.0.0.1", "10.0.0.2"], ["10.0.0.3", "10.0.0.4"]);
+    while (down.length < 2) {
+      cluster.clock.advance(100);
+      assert.ok(cluster.clock.now() - cutAt <= 3500, `peers not marked down: ${down}`);
+    }
+    assert.deepEqual(down.sort(), ["p2", "p3"]);
+    assert.equal(cluster.get("p0").peer("p2")!.reachable, false);
+    assert.equal(cluster.get("p0").nextHop("p2"), undefined);
+    cluster.network.heal();
+    cluster.converge(4);
+    assert.equal(cluster.get("p0").peer("p3")!.reachable, true);
+    assert.ok(cluster.get("p0").metrics().terminations >= 2);
+  } finally {
+    await cluster.stop();
+  }
+});
+
+Deno.test("a restarted peer is marked down, then accepted back with a new incarnation", async () => {
+  const cluster = new Cluster({ latencyMs: 2 });
+  const options = { heartbeatMs: 500, deadAfterMs: 2000, retryMinMs: 200, retryMaxMs: 1000 };
+  try {
+    await cluster.add("p0", options);
+    await cluster.add("p1", { ...options, peers: ["p0"] });
+    await cluster.add("p2", { ...options, peers: ["p0", "p1"] });
+    cluster.converge(3);
+    const old = cluster.get("p2").incarnation;
+    const events: string[] = [];
+    cluster.get("p0").on("peer-down", (p) => events.push(`down:${p.name}`));
+    cluster.get("p0").on("peer-up", (p) => events.push(`up:${p.name}`));
+    // A crash: the process vanishes without closing its links.
+    cluster.network.partition(["10.0.0.3"], ["10.0.0.1", "10.0.0.2"]);
+    await cluster.get("p2").stop();
+    cluster.clock.advance(3000);
+    assert.deepEqual(events, ["down:p2"]);
+    cluster.network.heal();
+    cluster.clock.advance(10);
+    const restarted = await cluster.add("p2", { ...options, peers: ["p0", "p1"] });
+    assert.ok(restarted.incarnation > old);
+    cluster.converge(3);
+    assert.deepEqual(events, ["down:p2", "up:p2"]);
+    for (const name of ["p0", "p1"]) {
+      assert.equal(cluster.get(name).peer("p2")!.incarnation, restarted.incarnation);
+    }
+  } finally {
+    await cluster.stop();
+  }
+});
+
+Deno.test("simultaneous dials leave one connection, the one the lower name initiated", async () => {
+  const cluster = new Cluster({ latencyMs: 3 });
+  try {
+    await cluster.add("p0", { peers: ["p1"] });
+    await cluster.add("p1", { peers: ["p0"] });
+    cluster.clock.advance(3000);
+    for (const name of ["p0", "p1"]) {
+      const established = cluster.get(name).connections().filter((c) =>
+        c.state === "established" && (c.direction === "inbound" || c.peer !== undefined)
+      );
+      const open = cluster.network.listeners.get(Cluster.address(name))!.links.size;
+      assert.equal(open, 1, `${name} keeps exactly one link`);
+      assert.ok(established.length >= 1);
+    }
+    const p0 = cluster.get("p0").connections().find((c) => c.state === "established");
+    assert.equal(p0?.direction, "outbound");
+    assert.ok(cluster.get("p0").sessionKey("p1") === undefined, "no password, no key");
+  } finally {
+    await cluster.stop();
+  }
+});
+
+Deno.test("forget stops reconnection; connect brings it back", async () => {
+  const cluster = new Cluster({ latencyMs: 2 });
+  const options = { heartbeatMs: 500, deadAfterMs: 2000, retryMinMs: 200, retryMaxMs: 400 };
+  try {
+    await cluster.add("p1", options);
+    const p0 = await cluster.add("p0", { ...options, peers: ["p1"] });
+    cluster.converge(2);
+    assert.deepEqual(p0.targets(), ["10.0.0.2:6783"]);
+    p0.forget("10.0.0.2");
+    assert.deepEqual(p0.targets(), []);
+    await cluster.get("p1").stop();
+    cluster.meshes.delete("p1");
+    cluster.clock.advance(500);
+    await cluster.add("p1", options);
+    cluster.clock.advance(10_000);
+    assert.equal(cluster.get("p1").connections().length, 0, "the forgotten peer is not redialled");
+    p0.connect("10.0.0.2");
+    cluster.converge(2);
+  } finally {
+    await cluster.stop();
+  }
+});
+
+Deno.test("peers that left are aged out everywhere and not resurrected", async () => {
+  const cluster = new Cluster({ latencyMs: 2 });
+  const options = {
+    heartbeatMs: 500,
+    deadAfterMs: 2000,
+    ageOutMs: 5000,
+    gossipIntervalMs: 1000,
+    retryMaxMs: 1000,
+  };
+  try {
+    await cluster.add("p0", options);
+    await cluster.add("p1", { ...options, peers: ["p0"] });
+    await cluster.add("p2", { ...options, peers: ["p1"] });
+    cluster.converge(3);
+    const removed: PeerStatus[] = [];
+    cluster.get("p0").on("peer-removed", (p) => removed.push(p));
+    await cluster.get("p2").stop();
+    cluster.meshes.delete("p2");
+    cluster.clock.advance(20_000);
+    assert.deepEqual(removed.map((p) => p.name), ["p2"]);
+    for (const mesh of cluster.meshes.values()) {
+      assert.deepEqual(mesh.peers().map((p) => p.name), ["p0", "p1"]);
+    }
+    assert.equal(cluster.get("p0").digest(), cluster.get("p1").digest());
+  } finally {
+    await cluster.stop();
+  }
+});
+
+Deno.test("a peer with the wrong password or none is refused and learns nothing", async () => {
+  const cluster = new Cluster({ latencyMs: 2 });
+  try {
+    await cluster.add("p0", { password: "right" });
+    await cluster.add("p1", { password: "right", peers: ["p0"] });
+    cluster.converge(2);
+    const wrong = await cluster.add("p2", { password: "wrong", peers: ["p0", "p1"] });
+    const none = await cluster.add("p3", { peers: ["p0"] });
+    cluster.clock.advance(5000);
+    for (const outsider of [wrong, none]) {
+      assert.deepEqual(outsider.peers().map((p) => p.name), [outsider.name]);
+      const status = outsider.connections()[0];
+      assert.notEqual(status.state, "established");
+      assert.match(status.lastError ?? "", /password/);
+    }
+    assert.deepEqual(cluster.get("p0").peers().map((p) => p.name), ["p0", "p1"]);
+    const key0 = cluster.get("p0").sessionKey("p1"), key1 = cluster.get("p1").sessionKey("p0");
+    assert.equal(key0?.length, 32);
+    assert.deepEqual(key0, key1);
+  } finally {
+    await cluster.stop();
+  }
+});
+
+Deno.test("the connection limit refuses extra peers and discovery fills the mesh", async () => {
+  const cluster = new Cluster({ latencyMs: 2 });
+  try {
+    await cluster.add("p0", { connLimit: 2 });
+    await cluster.add("p1", { peers: ["p0"], discovery: true, gossipIntervalMs: 500 });
+    await cluster.add("p2", { peers: ["p0"], discovery: true, gossipIntervalMs: 500 });
+    cluster.clock.advance(1000);
+    await cluster.add("p3", { peers: ["p0", "p1"], discovery: true, gossipIntervalMs: 500 });
+    cluster.clock.advance(5000);
+    const p0 = cluster.get("p0");
+    assert.equal(p0.metrics().connections.established, 2);
+    assert.ok(!p0.connections().some((c) => c.peer === "p3"), "p3 is over p0's limit");
+    cluster.converge(4);
+    // p2 was only given p0, yet learnt p1 and p3 through gossip and dialled them.
+    const p2 = cluster.get("p2").connections().filter((c) => c.state === "established");
+    assert.ok(p2.length >= 2, "discovery dialled peers learnt through gossip");
+  } finally {
+    await cluster.stop();
+  }
+});

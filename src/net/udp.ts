@@ -1,0 +1,118 @@
+/**
+ * An IPv4 UDP socket through libc, so the sleeve's worker threads can block in poll() and
+ * send/receive with synchronous calls (see libc.ts). Kernel-side fragmentation is left on: a
+ * sleeve datagram carrying a 64 KB superframe is split by the underlay IP layer rather than
+ * dropped.
+ */
+import { EAGAIN, EINTR, errno, libc, LibcError, PollFd } from "./libc.ts";
+
+const AF_INET = 2;
+const SOCK_DGRAM = 2;
+const SOCK_NONBLOCK = 0x800;
+const SOCK_CLOEXEC = 0x80000;
+const SOL_SOCKET = 1;
+const SO_SNDBUFFORCE = 32;
+const SO_RCVBUFFORCE = 33;
+const SO_SNDBUF = 7;
+const SO_RCVBUF = 8;
+
+function sockaddr(ip: string, port: number): Uint8Array {
+  const out = new Uint8Array(16);
+  const view = new DataView(out.buffer);
+  view.setUint16(0, AF_INET, true);
+  view.setUint16(2, port);
+  out.set(ip.split(".").map(Number), 4);
+  return out;
+}
+
+export interface Datagram {
+  length: number;
+  address: string;
+  port: number;
+}
+
+export class UdpSocket {
+  readonly fd: number;
+  #poll: PollFd;
+  #from = new Uint8Array(16);
+  #fromLength = new Uint32Array(1);
+  #destinations = new Map<string, Uint8Array>();
+
+  private constructor(fd: number) {
+    this.fd = fd;
+    this.#poll = new PollFd(fd);
+  }
+
+  /** Binds `address:port`; buffers are forced past rmem_max/wmem_max when we are root. */
+  static bind(port: number, options: { address?: string; bufferBytes?: number } = {}): UdpSocket {
+    const lib = libc();
+    const fd = lib.socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw new LibcError("socket(AF_INET, SOCK_DGRAM) failed", errno());
+    const size = new Int32Array([options.bufferBytes ?? 8 << 20]);
+    const sizeBytes = new Uint8Array(size.buffer);
+    for (const [forced, plain] of [[SO_RCVBUFFORCE, SO_RCVBUF], [SO_SNDBUFFORCE, SO_SNDBUF]]) {
+      if (lib.setsockopt(fd, SOL_SOCKET, forced, sizeBytes, 4) < 0) {
+        lib.setsockopt(fd, SOL_SOCKET, plain, sizeBytes, 4);
+      }
+    }
+    const address = options.address ?? "0.0.0.0";
+    if (lib.bind(fd, sockaddr(address, port), 16) < 0) {
+      const code = errno();
+      lib.close(fd);
+      throw new LibcError(`Cannot bind UDP ${address}:${port}`, code);
+    }
+    return new UdpSocket(fd);
+  }
+
+  static fromFd(fd: number): UdpSocket {
+    return new UdpSocket(fd);
+  }
+
+  waitReadable(timeoutMs: number): boolean {
+    return this.#poll.wait(timeoutMs);
+  }
+
+  /** Sends one datagram; false when the kernel refused it (e.g. a full buffer). */
+  sendTo(data: Uint8Array, address: string, port: number): boolean {
+    const key = `${address}:${port}`;
+    let to = this.#destinations.get(key);
+    if (!to) {
+      to = sockaddr(address, port);
+      if (this.#destinations.size > 4096) this.#destinations.clear();
+      this.#destinations.set(key, to);
+    }
+    return Number(libc().sendto(this.fd, data, BigInt(data.length), 0, to, 16)) === data.length;
+  }
+
+  /** Receives one datagram into `buffer`, or undefined when none is waiting. */
+  receiveInto(buffer: Uint8Array): Datagram | undefined {
+    for (;;) {
+      this.#fromLength[0] = 16;
+      const n = Number(
+        libc().recvfrom(
+          this.fd,
+          buffer,
+          BigInt(buffer.length),
+          0,
+          this.#from,
+          new Uint8Array(this.#fromLength.buffer),
+        ),
+      );
+      if (n >= 0) {
+        const f = this.#from;
+        return {
+          length: n,
+          address: `${f[4]}.${f[5]}.${f[6]}.${f[7]}`,
+          port: (f[2] << 8) | f[3],
+        };
+      }
+      const code = errno();
+      if (code === EAGAIN) return undefined;
+      if (code !== EINTR) throw new LibcError("recvfrom failed", code);
+    }
+  }
+
+  close(): void {
+    libc().close(this.fd);
+  }
+}

@@ -1,0 +1,204 @@
+/**
+ * Kernel fast path in a lab of three node namespaces: pod-to-pod ping and TCP over VXLAN,
+ * forwarding entries that follow pods and peers, and fail-over to the sleeve when the VXLAN
+ * port is filtered mid-transfer, then back. Namespaces start with `wtdf`.
+ */
+import assert from "node:assert/strict";
+import { run } from "../src/net/exec.ts";
+import { macForAddress, parseIp } from "../src/net/cidr.ts";
+import { Lab, ping, sweepLab, tcpTransfer } from "./support/datapath_lab.ts";
+
+const PREFIX = "wtdf";
+await sweepLab(PREFIX);
+
+interface FdbRow {
+  mac: string;
+  dst?: string;
+  master?: string;
+  ifname?: string;
+}
+
+async function fdb(lab: Lab, node: number): Promise<FdbRow[]> {
+  const out = await lab.exec(lab.nodes[node - 1].name, ["bridge", "-j", "fdb", "show"]);
+  return JSON.parse(out.stdout || "[]");
+}
+
+function weftRows(rows: FdbRow[]): FdbRow[] {
+  return rows.filter((r) => r.ifname === "vxlan-6784" || r.ifname === "weft-sleeve");
+}
+
+async function filterVxlan(lab: Lab, a: number, b: number, action: "-I" | "-D"): Promise<void> {
+  for (const [here, there] of [[a, b], [b, a]]) {
+    await lab.exec(lab.nodes[here - 1].name, [
+      "iptables",
+      action,
+      "INPUT",
+      "-p",
+      "udp",
+      "--dport",
+      "6784",
+      "-s",
+      lab.nodeUnderlayIp(there),
+      "-j",
+      "DROP",
+    ]);
+  }
+}
+
+Deno.test({
+  name: "fast path: pods on three nodes talk over VXLAN, entries follow pods and peers",
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async (t) => {
+  const lab = await Lab.create(PREFIX, { nodes: 3, podsPerNode: 2 });
+  try {
+    await lab.startNodes({ mode: "auto" });
+    assert.equal(lab.nodes[0].mtu, 1500 - 50, "pod MTU is the underlay MTU minus VXLAN overhead");
+    await lab.introduce();
+    for (const to of [2, 3]) {
+      const status = await lab.waitFor(() => lab.pathTo(1, to), (s) => s?.path === "fastdp");
+      assert.equal(status?.path, "fastdp", `node1 -> node${to}: ${JSON.stringify(status)}`);
+      assert.equal(status?.encrypted, false);
+      assert.equal(status?.mtu, 1450);
+    }
+
+    await t.step("ping and TCP from node1's pod to pods on node2 and node3", async () => {
+      for (const to of [2, 3]) {
+        const reply = await ping(lab, lab.podNs(1, 1), lab.podIp(to, 1));
+        assert.equal(reply.received, 3, reply.output);
+        const transfer = await tcpTransfer(lab, {
+          from: lab.podNs(1, 1),
+          to: lab.podNs(to, 1),
+          toIp: lab.podIp(to, 1),
+        });
+        assert.ok(transfer.ok, transfer.error);
+        assert.ok(transfer.sent >= 20_000_000 && transfer.bytes > 0, JSON.stringify(transfer));
+      }
+      const counters = (await lab.nodes[0].command("status")).counters as { bytesFromTap: number };
+      assert.ok(counters.bytesFromTap < 1_000_000, "bulk traffic did not go through the sleeve");
+    });
+
+    await t.step("a full-size frame fits the path, a bigger one is refused, not lost", async () => {
+      const fits = await ping(lab, lab.podNs(1, 1), lab.podIp(2, 1), {
+        size: 1450 - 28,
+        dontFragment: true,
+      });
+      assert.equal(fits.received, 3, fits.output);
+      const tooBig = await ping(lab, lab.podNs(1, 1), lab.podIp(2, 1), {
+        size: 1450 - 27,
+        dontFragment: true,
+        count: 1,
+      });
+      assert.equal(tooBig.received, 0);
+      assert.match(tooBig.output, /mtu|too long/i);
+    });
+
+    await t.step("a deleted pod disappears from the other nodes' forwarding state", async () => {
+      const gone = macForAddress(parseIp(lab.podIp(2, 2)));
+      assert.ok((await fdb(lab, 1)).some((r) => r.mac === gone), "pod MAC programmed first");
+      await lab.removePod(2, 2);
+      const blob = (await lab.nodes[1].command("endpoints", { entries: lab.endpoints(2, 1) }))
+        .blob as string;
+      for (const node of [lab.nodes[0], lab.nodes[2]]) {
+        await node.command("upsert", { peer: { name: lab.nodes[1].name, data: blob } });
+      }
+      for (const node of [1, 3]) {
+        assert.deepEqual((await fdb(lab, node)).filter((r) => r.mac === gone), []);
+      }
+      const still = macForAddress(parseIp(lab.podIp(2, 1)));
+      assert.ok((await fdb(lab, 1)).some((r) => r.mac === still), "other pods stay");
+    });
+
+    await t.step(
+      "fast path filtered mid-transfer: sleeve takes over, then fast path returns",
+      async () => {
+        const transfer = tcpTransfer(lab, {
+          from: lab.podNs(1, 1),
+          to: lab.podNs(2, 1),
+          toIp: lab.podIp(2, 1),
+        }, ["-t", "9", "-i", "0.5"]);
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        await filterVxlan(lab, 1, 2, "-I");
+        const failed = await lab.waitFor(() => lab.pathTo(1, 2), (s) => s?.path === "sleeve");
+        assert.equal(failed?.path, "sleeve", JSON.stringify(failed));
+        assert.match(failed!.reason, /fastdp silent/);
+        assert.equal(failed?.healthy, true);
+        const macsOnTap = (await fdb(lab, 1)).filter((r) => r.ifname === "weft-sleeve" && r.master);
+        assert.ok(macsOnTap.length > 0, "node2's MACs moved to the sleeve port");
+        const sleeveBytes = () =>
+          lab.nodes[0].command("status").then((r) =>
+            (r.counters as { bytesFromTap: number }).bytesFromTap
+          );
+        const before = await sleeveBytes();
+        const flowing = await lab.waitFor(sleeveBytes, (bytes) => bytes > before + 1_000_000);
+        assert.ok(flowing > before + 1_000_000, "the transfer continues over the sleeve");
+        await filterVxlan(lab, 1, 2, "-D");
+        const back = await lab.waitFor(() => lab.pathTo(1, 2), (s) => s?.path === "fastdp");
+        assert.equal(back?.path, "fastdp", JSON.stringify(back));
+        const result = await transfer;
+        assert.ok(result.ok, result.error);
+        const afterSwitch = result.intervals.slice(-4).reduce((a, b) => a + b, 0);
+        assert.ok(afterSwitch > 0, `data flows at the end again: ${result.intervals}`);
+        assert.equal((await lab.pathTo(2, 1))?.path, "fastdp");
+      },
+    );
+
+    await t.step("a node leaving removes all of its entries", async () => {
+      const ip3 = lab.nodeUnderlayIp(3);
+      const macs3 = lab.endpoints(3).map((e) => e.mac);
+      const has3 = (rows: FdbRow[]) => rows.filter((r) => r.dst === ip3 || macs3.includes(r.mac));
+      assert.ok(has3(await fdb(lab, 1)).length > 0);
+      await lab.nodes[0].command("remove", { name: lab.nodes[2].name });
+      assert.deepEqual(has3(await fdb(lab, 1)), []);
+      assert.ok(weftRows(await fdb(lab, 1)).length > 0, "node2's entries stay");
+      assert.equal((await lab.nodes[0].status()).length, 1);
+    });
+
+    await t.step("stopping a node's data path leaves no device or entry behind", async () => {
+      await lab.nodes[0].stop();
+      const links = await run(["ip", "-n", lab.nodes[0].name, "-o", "link", "show"]);
+      assert.doesNotMatch(links.stdout, /vxlan-6784|weft-sleeve/);
+      assert.deepEqual(weftRows(await fdb(lab, 1)), []);
+    });
+  } catch (error) {
+    for (const node of lab.nodes) console.error(node.log);
+    throw error;
+  } finally {
+    await lab.destroy();
+  }
+});
+
+Deno.test({
+  name: "MTU override above what the underlay fits: oversize frames get frag-needed, TCP adapts",
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const lab = await Lab.create(PREFIX, { nodes: 2 });
+  try {
+    await lab.startNodes({ mode: "auto", mtu: 1500 });
+    assert.equal(lab.nodes[0].mtu, 1500, "the override wins over detection");
+    await lab.introduce();
+    const status = await lab.waitFor(() => lab.pathTo(1, 2), (s) => s?.path === "fastdp");
+    assert.equal(status?.mtu, 1450, "status still reports what the path really fits");
+    const big = await ping(lab, lab.podNs(1, 1), lab.podIp(2, 1), {
+      size: 1500 - 28,
+      dontFragment: true,
+      count: 3,
+    });
+    assert.equal(big.received, 0);
+    assert.match(big.output, /Frag needed and DF set \(mtu = 1450\)|message too long, mtu=1450/);
+    const route = await lab.exec(lab.podNs(1, 1), ["ip", "route", "get", lab.podIp(2, 1)]);
+    assert.match(route.stdout, /mtu 1450/, "the pod learned the path MTU");
+    const transfer = await tcpTransfer(lab, {
+      from: lab.podNs(1, 1),
+      to: lab.podNs(2, 1),
+      toIp: lab.podIp(2, 1),
+    });
+    assert.ok(transfer.ok && transfer.sent >= 20_000_000, JSON.stringify(transfer));
+  } catch (error) {
+    for (const node of lab.nodes) console.error(node.log);
+    throw error;
+  } finally {
+    await lab.destroy();
+  }
+});
