@@ -97,6 +97,27 @@ Deno.test("watch expiry (410) makes the watcher relist and report a deletion it 
   }
 });
 
+Deno.test("a watch the server ends (timeoutSeconds) resumes from its resourceVersion without a relist", async () => {
+  const cluster = startFakeCluster();
+  const stop = new AbortController();
+  try {
+    const { api } = cluster;
+    api.addNode("self", { internalIp: "10.0.0.1" });
+    const { watcher, last } = watch(cluster, "self", stop.signal);
+    await watcher.ready;
+    await waitFor("the watch to open", () => api.openWatches === 1);
+    api.addNode("b", { internalIp: "10.0.0.2" });
+    await waitFor("b", () => last().includes("10.0.0.2"));
+    api.endWatches();
+    api.addNode("c", { internalIp: "10.0.0.3" }); // happens between the two watches
+    await waitFor("c from the resumed watch", () => last().includes("10.0.0.3"));
+    assert.equal(watcher.listCount, 1);
+  } finally {
+    stop.abort();
+    await cluster.close();
+  }
+});
+
 Deno.test("an API server crash mid-stream is survived by backing off and relisting", async () => {
   const cluster = startFakeCluster();
   const stop = new AbortController();

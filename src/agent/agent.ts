@@ -209,22 +209,33 @@ export class Agent implements AgentPort {
     );
   }
 
-  /** Mesh connections, each with the data path's word on how pod traffic to that peer travels. */
+  /**
+   * Mesh connections, each with the data path's word on how pod traffic to that peer travels,
+   * followed by the peers whose traffic is relayed (no direct connection, but a data path).
+   */
   #connections() {
     const paths = new Map((this.#datapath?.status() ?? []).map((p) => [p.peer, p]));
-    return this.#mesh.connections().map((connection) => {
-      const path = connection.peer ? paths.get(connection.peer) : undefined;
-      return path
-        ? {
-          ...connection,
-          path: path.path,
-          encrypted: path.encrypted,
-          pathMtu: path.mtu,
-          pathHealthy: path.healthy,
-          reason: path.reason,
-        }
-        : connection;
-    });
+    const describe = (peer: string) => {
+      const path = paths.get(peer);
+      paths.delete(peer);
+      return path && {
+        path: path.path,
+        encrypted: path.encrypted,
+        pathMtu: path.mtu,
+        pathHealthy: path.healthy,
+        reason: path.reason,
+      };
+    };
+    const direct = this.#mesh.connections().map((connection) => ({
+      ...connection,
+      ...(connection.peer ? describe(connection.peer) : undefined),
+    }));
+    const relayed = [...paths.keys()].map((peer) => ({
+      peer,
+      state: "indirect",
+      ...describe(peer),
+    }));
+    return [...direct, ...relayed];
   }
 
   #bridgeCidr(): string | undefined {

@@ -166,8 +166,17 @@ export function buildCli(): Command {
         Deno.env.toObject(),
       );
       const agent = await Agent.launch(config);
+      let stopping = false;
       const stop = () => {
+        if (stopping) return;
+        stopping = true;
         console.error("weft: stopping (kernel state is kept; `weft reset` removes it)");
+        // a stop that hangs (a stuck peer, a blocked device) must not keep the node from
+        // restarting the agent: give it a few seconds, then leave anyway
+        setTimeout(() => {
+          console.error("weft: clean stop took over 5 s; exiting anyway");
+          Deno.exit(1);
+        }, 5000);
         agent.stop().then(() => Deno.exit(0));
       };
       Deno.addSignalListener("SIGTERM", stop);

@@ -136,6 +136,8 @@ export interface ClusterIpamStatus extends IpamStatus {
   pendingRequests: number;
   /** Space nobody owns yet: reclaims waiting for live peers to acknowledge. */
   reclaims: Array<{ peer: string; addresses: number; waitingOn: string[] }>;
+  /** Every owner is gone: nothing is allocatable until an operator runs adoptOrphans(). */
+  ownerless: boolean;
 }
 
 interface Message {
@@ -535,6 +537,7 @@ export class ClusterIpam implements Ipam {
       peers,
       unreachablePercentage: Math.round((unreachable / total) * 10000) / 100,
       pendingRequests: this.#requests.size,
+      ownerless: hasOwnerlessSpace(this.#state),
       reclaims: Object.keys(this.#state.tombstones).map((peer) => ({
         peer,
         addresses:
@@ -840,6 +843,11 @@ export class ClusterIpam implements Ipam {
 
   #noSpaceMessage(subnet: Cidr | undefined, asked: string[]): string {
     const where = subnet ? `subnet ${formatCidr(subnet)} of ` : "";
+    if (hasOwnerlessSpace(this.#state)) {
+      return `No free address in ${where}${formatCidr(this.#cluster)} on peer "${this.#me}": ` +
+        `no live peer owns any space (all owners were removed or left); run adoptOrphans ` +
+        `("weft ipam adopt") on one node`;
+    }
     const peers = this.status().peers.filter((p) => p.name !== this.#me)
       .map((p) => `${p.name}: ${p.free} free${p.reachable ? "" : ", unreachable"}`);
     return `No free address in ${where}${formatCidr(this.#cluster)} on peer "${this.#me}" and ` +

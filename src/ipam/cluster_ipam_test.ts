@@ -209,3 +209,28 @@ Deno.test("a partitioned minority allocates only from its own ranges", async () 
   const subnet = parseCidr("10.32.0.0/24");
   assert.ok(all.every((x) => x > subnet.base));
 });
+
+Deno.test("when every owner is gone, only an explicit adopt on one node claims the space", async () => {
+  const sim = new Simulation();
+  const solo = await sim.start("a", { mode: "consensus", peers: 1 });
+  await solo.allocate("x");
+  sim.network.partition([["a"]]);
+  await solo.leave();
+  sim.crash("a");
+  sim.network.heal();
+  const b = await sim.start("b", { mode: "observer" });
+  const c = await sim.start("c", { mode: "observer" });
+  // b and c have not heard the ring yet; a restarted "a" brings it back to them.
+  await sim.start("a", { mode: "consensus", peers: 1 });
+  sim.settle();
+  sim.crash("a");
+  sim.peer("b").rmpeer("a");
+  sim.settle();
+  assert.equal(b.status().ownerless, true);
+  await assert.rejects(sim.drive(b.allocate("p")), /no live peer owns any space/);
+  assert.equal(b.adoptOrphans().orphaned, 256);
+  sim.settle();
+  assert.equal(b.status().size, 254);
+  assert.equal(c.status().size, 0, "c did not adopt too");
+  assert.ok((await sim.drive(c.allocate("q"))).address > 0);
+});

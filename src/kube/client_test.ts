@@ -29,3 +29,30 @@ Deno.test("the in-memory API serves the client without a port", async () => {
       error instanceof KubeNotFoundError && /configmaps "missing" not found/.test(error.message),
   );
 });
+
+Deno.test("watch reassembles events split across chunks, even inside a UTF-8 character", async () => {
+  const lines = [
+    JSON.stringify({ type: "ADDED", object: { metadata: { name: "nœud-1" } } }),
+    JSON.stringify({ type: "BOOKMARK", object: { metadata: { resourceVersion: "9" } } }),
+  ].join("\n") + "\n";
+  const bytes = new TextEncoder().encode(lines);
+  const cut = bytes.indexOf(0xc5) + 1; // between the two bytes of "œ"
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      for (const piece of [bytes.slice(0, 3), bytes.slice(3, cut), bytes.slice(cut)]) {
+        controller.enqueue(piece);
+      }
+      controller.close();
+    },
+  });
+  const client = new KubeClient({ server: "http://fake", source: "t" }, {
+    fetch: () => Promise.resolve(new Response(body)),
+  });
+  const seen: string[] = [];
+  for await (const event of client.watch<{ metadata: Record<string, string> }>("/api/v1/nodes")) {
+    seen.push(
+      `${event.type} ${event.object.metadata.name ?? event.object.metadata.resourceVersion}`,
+    );
+  }
+  assert.deepEqual(seen, ["ADDED nœud-1", "BOOKMARK 9"]);
+});

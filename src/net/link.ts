@@ -235,13 +235,6 @@ export async function readDefaultRoutes(
   }));
 }
 
-/** Names of links whose name starts with `prefix`, in the current namespace. */
-export async function listLinkNames(prefix: string, options: NetnsOptions = {}): Promise<string[]> {
-  const out = await run(commandInNetns(["ip", "-json", "link", "show"], options));
-  const links = out.stdout.trim() ? JSON.parse(out.stdout) as RawLink[] : [];
-  return links.map((l) => l.ifname).filter((n) => n.startsWith(prefix));
-}
-
 interface RawLink {
   ifname: string;
   address: string;

@@ -96,6 +96,8 @@ export async function waitFor<T>(
 export interface LabNode {
   index: number;
   netns: string;
+  /** The node's mesh peer name. */
+  peerName: string;
   underlayIp: string;
   stateDir: string;
   logFile: string;
@@ -177,6 +179,7 @@ export class Lab {
       const node: LabNode = {
         index,
         netns,
+        peerName: `02:1a:b0:00:00:${index.toString(16).padStart(2, "0")}`,
         underlayIp: `192.168.77.${10 + index}`,
         stateDir: `${this.workDir}/n${index}/state`,
         logFile: `${this.workDir}/n${index}/agent.log`,
@@ -227,7 +230,7 @@ export class Lab {
       // lab nodes share this machine's /etc/machine-id like cloned VMs would, so each is
       // named explicitly (a real node derives its name from its own machine id)
       "--name",
-      `02:1a:b0:00:00:${index.toString(16).padStart(2, "0")}`,
+      node.peerName,
       "--nickname",
       `node${index}`,
       "--host",
@@ -326,6 +329,8 @@ export class Lab {
     const args = [
       "curl",
       "-s",
+      "--max-time",
+      "10",
       "-X",
       method,
       "-o",
@@ -496,5 +501,51 @@ export class Lab {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.destroy();
+  }
+}
+
+/**
+ * A TCP transfer between two pods with iperf3 (server one-shot in `to`, client in `from`).
+ * Returns bits per second received, or throws with iperf3's error.
+ */
+export async function tcpTransfer(
+  from: LabPod,
+  to: LabPod,
+  options: { seconds?: number; port?: number } = {},
+): Promise<number> {
+  const port = String(options.port ?? 5201);
+  const server = new Deno.Command("ip", {
+    args: ["netns", "exec", to.netns, "iperf3", "-s", "-1", "-p", port],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    let result: CommandResult | undefined;
+    for (let attempt = 0; attempt < 20; attempt++) {
+      await new Promise((r) => setTimeout(r, 150));
+      result = await sh([
+        "iperf3",
+        "-c",
+        to.ip,
+        "-p",
+        port,
+        "-t",
+        String(options.seconds ?? 1),
+        "-J",
+      ], { netns: from.netns });
+      if (result.code === 0) break;
+      if (!/Connection refused|unable to connect/i.test(result.stdout + result.stderr)) break;
+    }
+    if (!result || result.code !== 0) {
+      throw new Error(
+        `iperf3 ${from.name} -> ${to.name} failed: ${result?.stdout}${result?.stderr}`,
+      );
+    }
+    return JSON.parse(result.stdout).end.sum_received.bits_per_second as number;
+  } finally {
+    try {
+      server.kill("SIGKILL");
+    } catch { /* exited after its one test */ }
+    await server.status;
   }
 }
