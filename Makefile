@@ -42,8 +42,10 @@ bench: deps bundle
 
 # Container image with the compiled binary (needs a Docker engine and `make build`; neither
 # is available on the machine this project is developed on).
+IMAGE ?= ghcr.io/weft-net/weft
+VERSION := $(shell sed -n 's/.*"\(.*\)".*/\1/p' src/version.ts)
 image: build
-	docker build -f Containerfile -t weft:$$(cat src/version.ts | sed -n 's/.*"\(.*\)".*/\1/p') .
+	docker build -f Containerfile -t $(IMAGE):$(VERSION) .
 
 clean:
 	rm -rf dist

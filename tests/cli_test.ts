@@ -52,3 +52,37 @@ Deno.test("talking to an agent that is not running says so, in one line", async 
     await sh(["ip", "netns", "del", netns]);
   }
 });
+
+Deno.test("install puts the executable and conflist in place, idempotently; uninstall removes them", async () => {
+  const { weft: wrapper } = await artifact();
+  const bin = await Deno.makeTempDir();
+  const conf = await Deno.makeTempDir();
+  try {
+    const args = ["--cni-bin-dir", bin, "--cni-conf-dir", conf];
+    const first = await weft(["install", "--source", wrapper, ...args]);
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, /installed.*written/);
+    const conflist = JSON.parse(await Deno.readTextFile(`${conf}/10-weft.conflist`));
+    assert.deepEqual(conflist.plugins.map((p: { type: string }) => p.type), ["weft", "portmap"]);
+    assert.equal(
+      await Deno.readTextFile(`${bin}/weft`),
+      await Deno.readTextFile(wrapper),
+    );
+    assert.ok(((await Deno.stat(`${bin}/weft`)).mode! & 0o111) !== 0, "installed executable");
+    const again = await weft(["install", "--source", wrapper, ...args]);
+    assert.match(again.stdout, /unchanged.*unchanged/);
+
+    // run by deno with no --source, install must not copy the deno runtime itself
+    const refused = await weft(["install", ...args]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /deno|source/i);
+
+    const removed = await weft(["uninstall", ...args]);
+    assert.equal(removed.code, 0, removed.stderr);
+    assert.deepEqual([...Deno.readDirSync(bin)], []);
+    assert.deepEqual([...Deno.readDirSync(conf)], []);
+  } finally {
+    await Deno.remove(bin, { recursive: true });
+    await Deno.remove(conf, { recursive: true });
+  }
+});

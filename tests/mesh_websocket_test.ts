@@ -66,8 +66,10 @@ Deno.test("three peers with a password converge; wrong or no password is refused
     meshes.push(wrong);
     const none = await mesh("n", { peers: [c.address] });
     meshes.push(none);
-    await waitFor("refusals", () =>
-      [wrong, none].every((m) => m.connections().every((c) => c.lastError !== undefined)));
+    await waitFor(
+      "refusals",
+      () => [wrong, none].every((m) => m.connections().every((c) => c.lastError !== undefined)),
+    );
     for (const outsider of [wrong, none]) {
       assert.deepEqual(outsider.peers().map((p) => p.name), [outsider.name]);
       assert.equal(established(outsider).length, 0);
@@ -125,8 +127,10 @@ Deno.test("hostile frames close that connection only", async () => {
     b.onMessage("test", (payload, from) => got.push(`${from}:${payload}`));
     assert.ok(a.send("b", "test", "still here"));
     a.setLocalData("datapath", "after-attacks");
-    await waitFor("message and data", () =>
-      got.length === 1 && b.peer("a")?.data.datapath === "after-attacks");
+    await waitFor(
+      "message and data",
+      () => got.length === 1 && b.peer("a")?.data.datapath === "after-attacks",
+    );
   } finally {
     await stopAll(meshes);
   }
@@ -167,17 +171,52 @@ Deno.test("TLS: peers dial wss:// and trust the given CA", async () => {
       assert.ok(result.success, new TextDecoder().decode(result.stderr));
     };
     const subject = (cn: string) => ["-subj", `/CN=${cn}`];
-    await run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", ...subject("wtm-ca"),
-      "-keyout", `${dir}/ca.key`, "-out", `${dir}/ca.pem`);
-    await run("req", "-newkey", "rsa:2048", "-nodes", ...subject("127.0.0.1"), "-keyout",
-      `${dir}/key.pem`, "-out", `${dir}/leaf.csr`);
+    await run(
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-days",
+      "1",
+      ...subject("wtm-ca"),
+      "-keyout",
+      `${dir}/ca.key`,
+      "-out",
+      `${dir}/ca.pem`,
+    );
+    await run(
+      "req",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      ...subject("127.0.0.1"),
+      "-keyout",
+      `${dir}/key.pem`,
+      "-out",
+      `${dir}/leaf.csr`,
+    );
     await Deno.writeTextFile(
       `${dir}/leaf.ext`,
       "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
     );
-    await run("x509", "-req", "-in", `${dir}/leaf.csr`, "-CA", `${dir}/ca.pem`, "-CAkey",
-      `${dir}/ca.key`, "-CAcreateserial", "-days", "1", "-extfile", `${dir}/leaf.ext`, "-out",
-      `${dir}/cert.pem`);
+    await run(
+      "x509",
+      "-req",
+      "-in",
+      `${dir}/leaf.csr`,
+      "-CA",
+      `${dir}/ca.pem`,
+      "-CAkey",
+      `${dir}/ca.key`,
+      "-CAcreateserial",
+      "-days",
+      "1",
+      "-extfile",
+      `${dir}/leaf.ext`,
+      "-out",
+      `${dir}/cert.pem`,
+    );
     const ca = await Deno.readTextFile(`${dir}/ca.pem`);
     const tls = {
       cert: await Deno.readTextFile(`${dir}/cert.pem`),
@@ -267,7 +306,10 @@ Deno.test("a frozen peer is marked down within the heartbeat bound and accepted 
     const first = new ChildPeer({ stateDir, password: "p", peers: [a.address, b.address] });
     children.push(first);
     await first.ready();
-    await waitFor("three converge", () => sees(a, ["a", "b", first.name]) && sees(b, ["a", "b", first.name]));
+    await waitFor(
+      "three converge",
+      () => sees(a, ["a", "b", first.name]) && sees(b, ["a", "b", first.name]),
+    );
     const down: number[] = [];
     a.on("peer-down", (p) => p.name === first.name && down.push(Date.now()));
     b.on("peer-down", (p) => p.name === first.name && down.push(Date.now()));
@@ -288,9 +330,14 @@ Deno.test("a frozen peer is marked down within the heartbeat bound and accepted 
     children.push(second);
     await second.ready();
     assert.ok(second.incarnation > first.incarnation, "a restart is a new incarnation");
-    await waitFor("accepted back", () =>
-      [a, b].every((m) => m.peer(first.name)?.incarnation === second.incarnation &&
-        m.peer(first.name)?.reachable === true));
+    await waitFor(
+      "accepted back",
+      () =>
+        [a, b].every((m) =>
+          m.peer(first.name)?.incarnation === second.incarnation &&
+          m.peer(first.name)?.reachable === true
+        ),
+    );
   } finally {
     for (const child of children) await child.finish();
     await stopAll(meshes);
@@ -302,7 +349,9 @@ if (import.meta.main && Deno.env.get("WTM_CHILD")) {
   const options = JSON.parse(Deno.env.get("WTM_CHILD")!);
   const child = await Mesh.create({ ...FAST, nickname: "child", ...options });
   await child.start();
-  console.log(JSON.stringify({ address: child.address, incarnation: child.incarnation, name: child.name }));
+  console.log(
+    JSON.stringify({ address: child.address, incarnation: child.incarnation, name: child.name }),
+  );
   Deno.addSignalListener("SIGTERM", async () => {
     await child.stop();
     Deno.exit(0);

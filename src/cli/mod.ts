@@ -16,6 +16,13 @@ import {
   resolveAgentConfig,
 } from "../agent/mod.ts";
 import { CommandError } from "../net/exec.ts";
+import {
+  DEFAULT_CNI_BIN_DIR,
+  DEFAULT_CNI_CONF_DIR,
+  install,
+  InstallError,
+  uninstall,
+} from "../install/mod.ts";
 import { VERSION } from "../version.ts";
 import { keyValues, table } from "./format.ts";
 
@@ -289,6 +296,37 @@ export function buildCli(): Command {
       },
     );
 
+  program.command("install")
+    .description(
+      "install this executable as the CNI plugin and write the weft conflist (atomically)",
+    )
+    .option("--source <file>", "executable to install (default: the running one)")
+    .option("--cni-bin-dir <dir>", "CNI plugin directory", DEFAULT_CNI_BIN_DIR)
+    .option("--cni-conf-dir <dir>", "CNI network config directory", DEFAULT_CNI_CONF_DIR)
+    .action(async (options: { source?: string; cniBinDir: string; cniConfDir: string }) => {
+      const result = await install(options);
+      console.log(
+        `${result.binary} ${result.binaryChanged ? "installed" : "unchanged"}, ` +
+          `${result.conflist} ${result.conflistChanged ? "written" : "unchanged"}`,
+      );
+      for (const other of result.shadowedBy) {
+        console.error(
+          `weft: warning: ${other} sorts before weft's conflist and takes precedence; remove it`,
+        );
+      }
+    });
+
+  program.command("uninstall")
+    .description("remove what `weft install` wrote")
+    .option("--cni-bin-dir <dir>", "CNI plugin directory", DEFAULT_CNI_BIN_DIR)
+    .option("--cni-conf-dir <dir>", "CNI network config directory", DEFAULT_CNI_CONF_DIR)
+    .action(async (options: { cniBinDir: string; cniConfDir: string }) => {
+      const result = await uninstall(options);
+      console.log(
+        result.removed.length ? `removed ${result.removed.join(", ")}` : "nothing to remove",
+      );
+    });
+
   program.command("version")
     .description("print the version")
     .action(() => console.log(`weft ${VERSION}`));
@@ -313,7 +351,7 @@ export async function runCli(argv: string[]): Promise<number> {
       console.error(`weft: the agent answered ${error.status}: ${error.message}`);
     } else if (
       error instanceof AgentUnreachableError || error instanceof ConfigError ||
-      error instanceof CommandError
+      error instanceof CommandError || error instanceof InstallError
     ) {
       console.error(`weft: ${error.message}`);
     } else {

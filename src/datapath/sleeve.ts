@@ -21,11 +21,12 @@ import {
   encodeDatagram,
   encodeSequence,
   encodeVxlanProbe,
+  HEADER_BYTES,
   Kind,
   MAX_BODY,
-  packRecords,
   RECORD_HEADER_BYTES,
   unpackRecords,
+  writeHeader,
 } from "./wire.ts";
 
 const RELAY_TTL = 8;
@@ -117,10 +118,15 @@ interface PeerEntry {
   cipher?: SleeveCipher;
 }
 
+/** One datagram being filled for one peer: header room, then records, reused after each send. */
 interface Batch {
-  frames: Uint8Array[];
-  size: number;
+  buffer: Uint8Array;
+  view: DataView;
+  /** End of the records written so far (starts at HEADER_BYTES). */
+  end: number;
 }
+
+const BATCH_BYTES = HEADER_BYTES + MAX_BODY;
 
 function onSleeve(path: PathKind): boolean {
   return path === "sleeve" || path === "relay";
@@ -175,6 +181,7 @@ export class SleeveEngine {
       for (const mac of entry.config.macs) this.#macOwner.set(macTextKey(mac), entry);
     }
     this.#sleevePeers = [...this.#peers.values()].filter((e) => onSleeve(e.config.path));
+    this.#batches.clear();
   }
 
   #drop(reason: string): void {
@@ -252,18 +259,30 @@ export class SleeveEngine {
   pumpTap(scratch: Uint8Array): void {
     const tap = this.#tap;
     if (!tap || !this.#config) return;
-    const batches = new Map<PeerEntry, Batch>();
+    const pending = new Set<PeerEntry>();
     for (let i = 0; i < DRAIN_LIMIT; i++) {
       const length = tap.readInto(scratch);
       if (length < 0) break;
       this.#counters.framesFromTap++;
       this.#counters.bytesFromTap += length;
-      this.#steer(scratch.subarray(0, length), batches);
+      this.#steer(scratch.subarray(0, length), pending);
     }
-    for (const [target, batch] of batches) this.#flush(target, batch);
+    for (const target of pending) this.#flush(target);
   }
 
-  #steer(frame: Uint8Array, batches: Map<PeerEntry, Batch>): void {
+  #batches = new Map<PeerEntry, Batch>();
+
+  #batchFor(target: PeerEntry): Batch {
+    let batch = this.#batches.get(target);
+    if (!batch) {
+      const buffer = new Uint8Array(BATCH_BYTES);
+      batch = { buffer, view: new DataView(buffer.buffer), end: HEADER_BYTES };
+      this.#batches.set(target, batch);
+    }
+    return batch;
+  }
+
+  #steer(frame: Uint8Array, pending: Set<PeerEntry>): void {
     const eth = VNET_HEADER_BYTES;
     if (frame.length < eth + 14) return this.#drop("runt frame");
     // A remote MAC as source means the frame came in over the other path: never echo it.
@@ -276,32 +295,48 @@ export class SleeveEngine {
       if (!owner || !onSleeve(owner.config.path)) return this.#drop("no sleeve peer for MAC");
       targets = [owner];
     }
-    if (frame.length + RECORD_HEADER_BYTES > MAX_BODY) return this.#drop("frame too big");
-    const copy = frame.slice();
+    const record = RECORD_HEADER_BYTES + frame.length;
+    if (record > MAX_BODY) return this.#drop("frame too big");
     for (const target of targets) {
-      let batch = batches.get(target);
-      if (batch && batch.size + RECORD_HEADER_BYTES + copy.length > MAX_BODY) {
-        this.#flush(target, batch);
+      let batch = this.#batchFor(target);
+      if (batch.end + record > BATCH_BYTES) {
+        this.#flush(target);
+        batch = this.#batchFor(target);
       }
-      if (!batch) {
-        batch = { frames: [], size: 0 };
-        batches.set(target, batch);
-      }
-      batch.frames.push(copy);
-      batch.size += RECORD_HEADER_BYTES + copy.length;
+      batch.view.setUint32(batch.end, frame.length);
+      batch.buffer.set(frame, batch.end + RECORD_HEADER_BYTES);
+      batch.end += record;
+      pending.add(target);
     }
   }
 
-  #flush(target: PeerEntry, batch: Batch): void {
-    if (batch.frames.length === 0) return;
-    const body = packRecords(batch.frames);
-    batch.frames = [];
-    batch.size = 0;
-    this.#sendVia(this.#hopFor(target), {
+  #flush(target: PeerEntry): void {
+    const batch = this.#batches.get(target);
+    if (!batch || batch.end === HEADER_BYTES) return;
+    const end = batch.end;
+    batch.end = HEADER_BYTES;
+    const hop = this.#hopFor(target);
+    const header = {
       kind: Kind.Data,
+      ttl: RELAY_TTL,
+      sender: this.#config!.self,
+      origin: this.#config!.self,
       destination: target.config.id,
-      body,
-    });
+    };
+    if (hop.config.mustEncrypt) {
+      if (!hop.cipher) return this.#drop("no key for encrypted hop");
+      const body = batch.buffer.subarray(HEADER_BYTES, end);
+      this.#send(
+        encodeDatagram(header, body, { cipher: hop.cipher }),
+        hop.config.ip,
+        hop.config.udpPort,
+      );
+      return;
+    }
+    // Plain: the header goes in front of the records already in place; sendto copies, so the
+    // buffer is free again as soon as it returns.
+    writeHeader(batch.buffer, header, { counter: 0, encrypted: false });
+    this.#send(batch.buffer.subarray(0, end), hop.config.ip, hop.config.udpPort);
   }
 
   /** Drains ready datagrams from the socket and handles each. */

@@ -74,20 +74,36 @@ export function encodeDatagram(
 ): Uint8Array {
   const counter = options.cipher ? options.cipher.nextCounter() : 0;
   const head = new Uint8Array(HEADER_BYTES);
-  head[0] = MAGIC;
-  head[1] = VERSION;
-  head[2] = header.kind;
-  head[3] = options.cipher ? FLAG_ENCRYPTED : 0;
-  head[4] = header.ttl;
-  writeId(head, 8, header.sender);
-  writeId(head, 16, header.origin);
-  writeId(head, 24, header.destination);
-  new DataView(head.buffer).setBigUint64(32, BigInt(counter));
+  writeHeader(head, header, { counter, encrypted: options.cipher !== undefined });
   const payload = options.cipher ? options.cipher.seal(head, counter, body) : body;
   const out = new Uint8Array(HEADER_BYTES + payload.length);
   out.set(head, 0);
   out.set(payload, HEADER_BYTES);
   return out;
+}
+
+/**
+ * Writes the 40 header bytes at the start of `into`. The hot path packs frames straight after
+ * the header in one reusable buffer and sends it as is, with no further copy.
+ */
+export function writeHeader(
+  into: Uint8Array,
+  header: DatagramHeader,
+  options: { counter: number; encrypted: boolean },
+): void {
+  into.fill(0, 0, HEADER_BYTES);
+  into[0] = MAGIC;
+  into[1] = VERSION;
+  into[2] = header.kind;
+  into[3] = options.encrypted ? FLAG_ENCRYPTED : 0;
+  into[4] = header.ttl;
+  writeId(into, 8, header.sender);
+  writeId(into, 16, header.origin);
+  writeId(into, 24, header.destination);
+  new DataView(into.buffer, into.byteOffset, HEADER_BYTES).setBigUint64(
+    32,
+    BigInt(options.counter),
+  );
 }
 
 /** Parses the header; undefined for anything that is not a weft sleeve datagram. */

@@ -386,7 +386,14 @@ export class Mesh {
       this.#deliver(channel, payload, this.name);
       return true;
     }
-    return this.#forward({ t: "msg", src: this.name, dst: peer, ch: channel, p: payload, ttl: MESSAGE_TTL });
+    return this.#forward({
+      t: "msg",
+      src: this.name,
+      dst: peer,
+      ch: channel,
+      p: payload,
+      ttl: MESSAGE_TTL,
+    });
   }
 
   onMessage(channel: string, handler: MessageHandler): void {
@@ -746,7 +753,9 @@ export class Mesh {
   /** Someone holds a newer record under our name (a previous life, or a clock that stepped). */
   #overrule(record: PeerRecord): void {
     if (compareRecords(record, this.#records.get(this.name)!) <= 0) return;
-    this.#log(`overruling a newer record of our own name (${record.incarnation}/${record.version})`);
+    this.#log(
+      `overruling a newer record of our own name (${record.incarnation}/${record.version})`,
+    );
     if (record.incarnation > this.#incarnation) {
       this.#incarnation = newIncarnation(this.#clock.now(), { after: record.incarnation });
     } else {
@@ -917,14 +926,16 @@ export class Mesh {
 
   /** Dials peers learnt through gossip, at the addresses their neighbours reached them on. */
   #discover(): void {
+    const targeted = new Set<string>();
+    for (const t of this.#targets.values()) if (t.peer !== undefined) targeted.add(t.peer);
     for (const record of this.#records.values()) {
-      if (this.#sessions.size >= this.#options.connLimit) return;
       for (const c of record.connections) {
-        if (c.peer === this.name || this.#byPeer.has(c.peer)) continue;
+        if (this.#sessions.size >= this.#options.connLimit) return;
+        if (c.peer === this.name || this.#byPeer.has(c.peer) || targeted.has(c.peer)) continue;
         if (this.#targets.has(c.address) || this.#forgotten.has(c.address)) continue;
-        if ([...this.#targets.values()].some((t) => t.peer === c.peer)) continue;
         const target = this.#addTarget(c.address, true);
         target.peer = c.peer;
+        targeted.add(c.peer);
         this.#dial(target);
       }
     }

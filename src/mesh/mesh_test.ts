@@ -79,7 +79,13 @@ Deno.test("a line of peers converges under loss, delay and reordering and routes
     for (let i = 0; i < 6; i++) await cluster.add(`p${i}`, { peers: i ? [`p${i - 1}`] : [] });
     cluster.converge(6, 60_000);
     assert.equal(cluster.get("p0").nextHop("p5"), "p1");
-    assert.deepEqual(cluster.get("p5").routes(), { p0: "p4", p1: "p4", p2: "p4", p3: "p4", p4: "p4" });
+    assert.deepEqual(cluster.get("p5").routes(), {
+      p0: "p4",
+      p1: "p4",
+      p2: "p4",
+      p3: "p4",
+      p4: "p4",
+    });
     const received: string[] = [];
     cluster.get("p5").onMessage("ipam", (payload, from) => received.push(`${from}:${payload}`));
     cluster.network.setFaults({ drop: 0 });

@@ -215,7 +215,9 @@ export class Session {
     }
     if (this.direction === "inbound") {
       const reply: AuthMessage = { t: "auth", ...local };
-      if (secret) reply.proof = makeProof(secret, "server", this.#transcript(clientName, serverName));
+      if (secret) {
+        reply.proof = makeProof(secret, "server", this.#transcript(clientName, serverName));
+      }
       this.send({ ...reply });
     }
     this.remote = {
