@@ -71,13 +71,13 @@ Deno.test("launch makes the bridge, forwarding and weft's iptables chains; resta
     const ps = await lab.weft(1, ["ps"]);
     assert.match(ps.stdout, /restart-pod\s+eth0\s+0a:58:0a:20:00:02\s+10\.32\.0\.2\/12/);
 
-    // reset refuses while an agent answers, then removes everything once it is stopped
-    const refused = await lab.weft(1, ["reset", "--state-dir", lab.node(1).stateDir]);
-    assert.equal(refused.code, 1);
-    assert.match(refused.stderr, /stop it first/);
-    await lab.stopAgent(1);
+    // reset asks a running agent to leave the cluster (it gives its space away and exits),
+    // then removes everything
     const reset = await lab.weft(1, ["reset", "--state-dir", lab.node(1).stateDir]);
     assert.equal(reset.code, 0, reset.stderr);
+    assert.match(reset.stdout, /left the cluster/);
+    assert.equal((await lab.node(1).agent!.status).success, true, "the agent exited cleanly");
+    lab.node(1).agent = undefined;
     assert.equal((await sh(["ip", "-n", netns, "link", "show", "weave"])).code, 1);
     assert.ok(!(await rules(lab, "nat")).some((r) => r.includes("WEFT")));
     assert.ok(!(await rules(lab, "filter")).some((r) => r.includes("WEFT")));

@@ -218,6 +218,75 @@ Deno.test("cni kernel: ADD, the pod matches the result, pods reach each other, D
   });
 });
 
+Deno.test("cni kernel: the `ip` fallback (no netlink) attaches, clashes and detaches alike", async () => {
+  await withWorld(async ({ cni, pod }) => {
+    const extraEnv = { WEFT_NETLINK: "0" };
+    const p1 = await pod("ipa");
+    const p2 = await pod("ipb");
+    const add1 = await cni({
+      command: "ADD",
+      containerID: "ctr-ipa",
+      netns: netnsPath(p1),
+      config,
+      extraEnv,
+    });
+    assert.equal(add1.code, 0, add1.stdout);
+    const add2 = await cni({
+      command: "ADD",
+      containerID: "ctr-ipb",
+      netns: netnsPath(p2),
+      config,
+      extraEnv,
+    });
+    assert.equal(add2.code, 0, add2.stdout);
+    const [link] = await ipJsonIn(p1, ["addr", "show", "dev", "eth0"]);
+    assert.equal(link.address, add1.json.interfaces[1].mac);
+    const [host] = await ipJsonIn(NODE, [
+      "-d",
+      "link",
+      "show",
+      "dev",
+      add1.json.interfaces[0].name,
+    ]);
+    assert.equal(host.master, "weave");
+    assert.equal(host.linkinfo.info_slave_data.hairpin, true);
+    assert.ok(await ping(p1, add2.json.ips[0].address.split("/")[0]));
+    const clash = await cni({
+      command: "ADD",
+      containerID: "ctr-ipc",
+      netns: netnsPath(p1),
+      config,
+      extraEnv,
+    });
+    assert.equal(clash.json.code, 101, clash.stdout);
+    // a pod that already has a default route (another network's): 102, nothing left behind
+    const p3 = await pod("ipc");
+    await new Deno.Command("ip", { args: ["-n", p3, "route", "add", "default", "dev", "lo"] })
+      .output();
+    const conflict = await cni({
+      command: "ADD",
+      containerID: "ctr-ipd",
+      netns: netnsPath(p3),
+      config,
+      extraEnv,
+    });
+    assert.equal(conflict.json.code, 102, conflict.stdout);
+    assert.deepEqual(await linkNames(p3), ["lo"]);
+    for (const [id, p] of [["ctr-ipa", p1], ["ctr-ipb", p2]]) {
+      const del = await cni({
+        command: "DEL",
+        containerID: id,
+        netns: netnsPath(p),
+        config,
+        extraEnv,
+      });
+      assert.equal(del.code, 0, del.stdout);
+    }
+    assert.deepEqual(await hostVeths(), []);
+    assert.deepEqual(await podAllocations(), []);
+  });
+});
+
 Deno.test("cni kernel: malformed input gives the right code and leaves nothing", async (t) => {
   await withWorld(async ({ cni, pod, agent }) => {
     const p = await pod("m");

@@ -16,6 +16,7 @@ interface FdbRow {
   dst?: string;
   master?: string;
   ifname?: string;
+  state?: string;
 }
 
 async function fdb(lab: Lab, node: number): Promise<FdbRow[]> {
@@ -23,8 +24,12 @@ async function fdb(lab: Lab, node: number): Promise<FdbRow[]> {
   return JSON.parse(out.stdout || "[]");
 }
 
+/** Entries weft programs: remote MACs on the overlay ports (not the ports' own addresses). */
 function weftRows(rows: FdbRow[]): FdbRow[] {
-  return rows.filter((r) => r.ifname === "vxlan-6784" || r.ifname === "weft-sleeve");
+  return rows.filter((r) =>
+    (r.ifname === "vxlan-6784" || r.ifname === "weft-sleeve") &&
+    (r.dst !== undefined || r.state === "static")
+  );
 }
 
 async function filterVxlan(lab: Lab, a: number, b: number, action: "-I" | "-D"): Promise<void> {
@@ -64,7 +69,7 @@ Deno.test({
 
     await t.step("ping and TCP from node1's pod to pods on node2 and node3", async () => {
       for (const to of [2, 3]) {
-        const reply = await ping(lab, lab.podNs(1, 1), lab.podIp(to, 1));
+        const reply = await ping(lab, { from: lab.podNs(1, 1), toIp: lab.podIp(to, 1) });
         assert.equal(reply.received, 3, reply.output);
         const transfer = await tcpTransfer(lab, {
           from: lab.podNs(1, 1),
@@ -79,12 +84,12 @@ Deno.test({
     });
 
     await t.step("a full-size frame fits the path, a bigger one is refused, not lost", async () => {
-      const fits = await ping(lab, lab.podNs(1, 1), lab.podIp(2, 1), {
+      const fits = await ping(lab, { from: lab.podNs(1, 1), toIp: lab.podIp(2, 1) }, {
         size: 1450 - 28,
         dontFragment: true,
       });
       assert.equal(fits.received, 3, fits.output);
-      const tooBig = await ping(lab, lab.podNs(1, 1), lab.podIp(2, 1), {
+      const tooBig = await ping(lab, { from: lab.podNs(1, 1), toIp: lab.podIp(2, 1) }, {
         size: 1450 - 27,
         dontFragment: true,
         count: 1,
@@ -154,6 +159,20 @@ Deno.test({
       assert.equal((await lab.nodes[0].status()).length, 1);
     });
 
+    await t.step("an agent killed without cleanup restarts with no stale entries", async () => {
+      const node1 = lab.nodes[0];
+      await node1.kill();
+      assert.ok(weftRows(await fdb(lab, 1)).length > 0, "the killed agent left entries");
+      await node1.start(node1.config);
+      assert.deepEqual(weftRows(await fdb(lab, 1)), [], "a fresh start forgets them");
+      await node1.command("upsert", { peer: { name: lab.nodes[1].name, data: lab.nodes[1].blob } });
+      const back = await lab.waitFor(() => lab.pathTo(1, 2), (s) => s?.path === "fastdp");
+      assert.equal(back?.path, "fastdp");
+      const macs2 = lab.endpoints(2, 1).map((e) => e.mac);
+      const rows = weftRows(await fdb(lab, 1)).filter((r) => r.mac !== "00:00:00:00:00:00");
+      assert.deepEqual([...new Set(rows.map((r) => r.mac))].sort(), [...macs2].sort());
+    });
+
     await t.step("stopping a node's data path leaves no device or entry behind", async () => {
       await lab.nodes[0].stop();
       const links = await run(["ip", "-n", lab.nodes[0].name, "-o", "link", "show"]);
@@ -180,7 +199,7 @@ Deno.test({
     await lab.introduce();
     const status = await lab.waitFor(() => lab.pathTo(1, 2), (s) => s?.path === "fastdp");
     assert.equal(status?.mtu, 1450, "status still reports what the path really fits");
-    const big = await ping(lab, lab.podNs(1, 1), lab.podIp(2, 1), {
+    const big = await ping(lab, { from: lab.podNs(1, 1), toIp: lab.podIp(2, 1) }, {
       size: 1500 - 28,
       dontFragment: true,
       count: 3,

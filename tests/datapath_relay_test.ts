@@ -41,7 +41,7 @@ for (const encrypted of [false, true]) {
       const direct = await lab.waitFor(() => lab.pathTo(1, 2), (s) => s?.path === expected);
       assert.equal(direct?.path, expected);
 
-      const reply = await ping(lab, lab.podNs(1, 1), lab.podIp(3, 1));
+      const reply = await ping(lab, { from: lab.podNs(1, 1), toIp: lab.podIp(3, 1) });
       assert.equal(reply.received, 3, reply.output);
       const transfer = await tcpTransfer(lab, {
         from: lab.podNs(1, 1),

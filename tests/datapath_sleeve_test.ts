@@ -94,7 +94,7 @@ async function dropped(lab: Lab, node: number, reason: string): Promise<number> 
 }
 
 async function checkPodTraffic(lab: Lab, to: number): Promise<void> {
-  const reply = await ping(lab, lab.podNs(1, 1), lab.podIp(to, 1));
+  const reply = await ping(lab, { from: lab.podNs(1, 1), toIp: lab.podIp(to, 1) });
   assert.equal(reply.received, 3, reply.output);
   const transfer = await tcpTransfer(lab, {
     from: lab.podNs(1, 1),
@@ -227,7 +227,7 @@ Deno.test({
       );
       assert.equal(after, expected);
       assert.equal((await lab.pathTo(2, 1))?.healthy, true);
-      assert.equal((await ping(lab, lab.podNs(2, 1), lab.podIp(1, 1))).received, 3);
+      assert.equal((await ping(lab, { from: lab.podNs(2, 1), toIp: lab.podIp(1, 1) })).received, 3);
     });
   } catch (error) {
     for (const node of lab.nodes) console.error(node.log);

@@ -1,18 +1,22 @@
 /**
  * The agent: the composition root that owns one node's share of weft. It builds the pieces
- * (IPAM, bridge, iptables, admin API, and later the mesh and data path), wires them together
- * through their interfaces, and implements the admin API's `AgentPort` on top of them.
+ * (mesh, cluster IPAM, bridge and iptables, data path, admin API, Kubernetes watcher), wires
+ * them together through their interfaces, and implements the admin API's `AgentPort`.
  *
- * Start-up order matters for restarts: the IPAM state is opened first so the bridge gets the
- * same gateway address it had, and pods attached before the restart keep working throughout;
- * nothing here tears down kernel state on stop, only `weft reset` does.
+ * Start-up is in two phases because the node's gateway address is itself an allocation: the
+ * mesh and the API start at once (so the IPAM can agree its first split with the other peers,
+ * and so people and the CNI plugin get a clear "not ready: waiting for ..." instead of a
+ * refused connection), and the node is brought up (bridge with its gateway address, rules,
+ * data path) as soon as the IPAM can allocate. A restarted agent finds its allocations in the
+ * state directory, so the bridge gets the same address and attached pods keep working; nothing
+ * here tears kernel state down on stop, only `weft reset` does.
  */
-import { createApi } from "../api/mod.ts";
 import {
   type AgentPort,
   type AllocationView,
   type AttachmentRef,
   BadRequestError,
+  createApi,
   ExhaustedError,
   type IpamStatusView,
   type StatusView,
@@ -31,25 +35,32 @@ import { ensureWeftRules } from "../net/iptables.ts";
 import { writeSysctl } from "../net/sysctl.ts";
 import {
   type Allocation,
+  ClusterIpam,
   IpamConflictError,
-  NodeIpam,
+  type IpamInit,
   NoSpaceError,
   NotReadyError,
   openSqliteStore,
+  type Store,
 } from "../ipam/mod.ts";
 import { Mesh } from "../mesh/mod.ts";
 import { createDatapath, type Datapath } from "../datapath/mod.ts";
-import { DatapathSync } from "./datapath_sync.ts";
 import type { AgentConfig } from "./config.ts";
 import { AgentMetrics } from "./metrics.ts";
+import { DatapathSync } from "./datapath_sync.ts";
+import { meshIpamTransport } from "./ipam_transport.ts";
+import { startKubernetes } from "./kube_sync.ts";
 import { VERSION } from "../version.ts";
 
 /** The bridge's own address is an allocation like a pod's, under this reserved container ID. */
 export const BRIDGE_CONTAINER_ID = "weft:bridge";
 
+const BRING_UP_RETRY_MS = 500;
+const IPAM_TICK_MS = 1000;
+
 export interface AgentOptions {
   log?: (message: string) => void;
-  /** Skip kernel work (bridge, sysctl, iptables): for API-level tests of the composition. */
+  /** Skip kernel work (bridge, sysctl, iptables, data path): for API-level tests. */
   kernel?: boolean;
   /** Skip serving the admin API on a socket (tests call `createApi(agent)` directly). */
   serve?: boolean;
@@ -59,26 +70,46 @@ export interface AgentOptions {
 
 export class Agent implements AgentPort {
   readonly config: AgentConfig;
-  readonly #ipam: NodeIpam;
+  readonly mesh: AgentPort["mesh"];
+  readonly #options: AgentOptions;
+  readonly #meshNode: Mesh;
+  readonly #store: Store;
   readonly #metrics: AgentMetrics;
   readonly #log: (message: string) => void;
   readonly #startedAt = Date.now();
+  readonly #stopping = new AbortController();
+  #ipam: ClusterIpam | undefined;
   #bridge: BridgeState | undefined;
   #bridgeAddress: number | undefined;
+  #nodeUp = false;
+  /** Why the node is not up yet, for status and for the CNI plugin's "try again" message. */
+  #notUpReason = "starting";
   #server: Deno.HttpServer | undefined;
-  readonly #mesh: Mesh;
-  readonly mesh: AgentPort["mesh"];
   #datapath: Datapath | undefined;
   #datapathSync: DatapathSync | undefined;
+  #timers: ReturnType<typeof setInterval>[] = [];
+  #bringingUp: Promise<boolean> | undefined;
+  #stopped: Promise<void> | undefined;
+  #finished = Promise.withResolvers<void>();
 
-  private constructor(config: AgentConfig, ipam: NodeIpam, mesh: Mesh, options: AgentOptions) {
+  private constructor(config: AgentConfig, mesh: Mesh, store: Store, options: AgentOptions) {
     this.config = config;
-    this.#ipam = ipam;
-    this.#mesh = mesh;
+    this.#options = options;
+    this.#meshNode = mesh;
+    this.#store = store;
     this.#log = options.log ?? ((message) => console.error(`weft: ${message}`));
     this.#metrics = new AgentMetrics({
-      ipam: () => this.ipamStatus(),
-      mesh: () => this.#mesh.metrics(),
+      ipam: () => {
+        const view = this.ipamStatus();
+        return {
+          size: view.size,
+          used: view.used,
+          free: view.free,
+          unreachablePercentage: view.unreachablePercentage,
+          pending: view.pendingRequests,
+        };
+      },
+      mesh: () => this.#meshNode.metrics(),
     });
     this.mesh = {
       peers: () => mesh.peers(),
@@ -86,10 +117,12 @@ export class Agent implements AgentPort {
       targets: () => mesh.targets(),
       connect: (address, options) => mesh.connect(address, options),
       forget: (address) => mesh.forget(address),
+      removePeer: (name) => Promise.resolve(this.removePeer(name)),
+      ring: () => this.#ipam ? JSON.parse(this.#ipam.ringState()) : undefined,
     };
   }
 
-  /** Builds and starts an agent: IPAM, bridge, rules, then the admin API. */
+  /** Builds and starts an agent; returns once the API serves (the node may still be coming up). */
   static async launch(config: AgentConfig, options: AgentOptions = {}): Promise<Agent> {
     await Deno.mkdir(config.stateDir, { recursive: true, mode: 0o700 });
     const log = options.log ?? ((message: string) => console.error(`weft: ${message}`));
@@ -107,45 +140,115 @@ export class Agent implements AgentPort {
       log: (message) => log(`mesh: ${message}`),
     });
     const store = openSqliteStore(`${config.stateDir}/weft.db`);
-    const ipam = await NodeIpam.open({
-      store,
-      clusterRange: config.ipallocRange,
-      peerName: mesh.name,
-    });
-    const agent = new Agent(config, ipam, mesh, options);
+    const agent = new Agent(config, mesh, store, options);
     try {
-      await agent.#setUpNode(options.kernel !== false);
-      if (options.kernel !== false && config.datapathMode !== "none") await agent.#startDatapath();
+      if (config.ipallocInit) await agent.#openIpam(config.ipallocInit);
       if (options.serve !== false) agent.#serveApi();
       if (options.mesh !== false) await mesh.start();
+      if (config.kubernetes) await agent.#startKubernetes();
+      agent.#every(BRING_UP_RETRY_MS, () => void agent.#bringUp());
+      await agent.#bringUp();
     } catch (error) {
       await agent.stop();
       throw error;
     }
-    agent.#log(
-      `agent ${VERSION} ready: bridge ${config.bridge} ${agent.#bridgeCidr() ?? "(none)"}, ` +
-        `range ${
-          formatCidr(config.ipallocRange)
-        }, API http://${config.apiAddr.hostname}:${config.apiAddr.port}`,
-    );
     return agent;
   }
 
-  async #setUpNode(kernel: boolean): Promise<void> {
-    const { bridge, ipallocRange } = this.config;
-    const gateway = await this.#ipam.allocate(BRIDGE_CONTAINER_ID, { ifname: bridge });
-    this.#bridgeAddress = gateway.address;
-    if (!kernel) return;
-    this.#bridge = await ensureBridge(bridge, {
-      address: this.#bridgeCidr()!,
-      mac: macForAddress(gateway.address),
-      mtu: this.config.mtu ?? (this.config.datapathMode === "none" ? 1500 : undefined),
-      // An older gateway address of ours inside the pod range (e.g. after the range's owner
-      // changed) would answer ARP for an address now given to a pod elsewhere: remove it.
-      isStale: (cidr) => cidrContains(ipallocRange, parseCidr(cidr, { strict: false }).base),
+  async #openIpam(init: IpamInit): Promise<void> {
+    const mesh = this.#meshNode;
+    this.#ipam = await ClusterIpam.open({
+      store: this.#store,
+      clusterRange: this.config.ipallocRange,
+      peerName: mesh.name,
+      transport: meshIpamTransport(mesh),
+      init,
+      reclaimAfterMs: this.config.ipamReclaimAfterMs,
+      onEvent: (event) => this.#log(`ipam: ${event.message}`),
     });
-    await writeSysctl("net.ipv4.ip_forward", "1");
-    await this.#applyRules();
+    // a peer that just came up needs the ring now, not at the next periodic gossip
+    mesh.on("peer-up", () => this.#ipam?.gossip());
+    this.#every(IPAM_TICK_MS, () => this.#ipam?.tick());
+  }
+
+  async #startKubernetes(): Promise<void> {
+    const ready = Promise.withResolvers<void>();
+    this.#whenUp = ready.resolve;
+    await startKubernetes({
+      config: this.config,
+      mesh: this.#meshNode,
+      signal: this.#stopping.signal,
+      ready: ready.promise,
+      log: this.#log,
+      // without IPALLOC_INIT, the first split is agreed among the Nodes of the first list
+      openIpam: this.#ipam ? undefined : (peers) => this.#openIpam({ mode: "consensus", peers }),
+      reclaim: (peer) => this.removePeer(peer),
+    });
+  }
+
+  #whenUp: (() => void) | undefined;
+
+  #every(ms: number, fn: () => void): void {
+    this.#timers.push(setInterval(fn, ms));
+  }
+
+  /**
+   * Brings the node up once the IPAM can allocate the gateway address: bridge, forwarding,
+   * iptables, data path. Called on a timer until it succeeds; concurrent calls share one try.
+   */
+  #bringUp(): Promise<boolean> {
+    if (this.#nodeUp) return Promise.resolve(true);
+    this.#bringingUp ??= this.#tryBringUp().finally(() => this.#bringingUp = undefined);
+    return this.#bringingUp;
+  }
+
+  async #tryBringUp(): Promise<boolean> {
+    const ipam = this.#ipam;
+    if (!ipam) {
+      this.#notUpReason = "waiting for the Kubernetes Node list to agree the IPAM's first split";
+      return false;
+    }
+    const { bridge, ipallocRange } = this.config;
+    try {
+      const gateway = await ipam.allocate(BRIDGE_CONTAINER_ID, { ifname: bridge });
+      this.#bridgeAddress = gateway.address;
+    } catch (error) {
+      if (!(error instanceof NotReadyError || error instanceof NoSpaceError)) throw error;
+      const reason = `the IPAM cannot give this node its gateway address yet: ${error.message}`;
+      if (reason !== this.#notUpReason) this.#log(`waiting: ${reason}`);
+      this.#notUpReason = reason;
+      return false;
+    }
+    if (this.#options.kernel !== false) {
+      try {
+        this.#bridge = await ensureBridge(bridge, {
+          address: this.#bridgeCidr()!,
+          mac: macForAddress(this.#bridgeAddress),
+          mtu: this.config.mtu ?? (this.config.datapathMode === "none" ? 1500 : undefined),
+          // An older gateway address of ours inside the pod range (after a reclaim while we
+          // were away) would answer ARP for an address now given to a pod elsewhere.
+          isStale: (cidr) => cidrContains(ipallocRange, parseCidr(cidr, { strict: false }).base),
+        });
+        await writeSysctl("net.ipv4.ip_forward", "1");
+        await this.#applyRules();
+        if (this.config.datapathMode !== "none") await this.#startDatapath();
+      } catch (error) {
+        this.#notUpReason = `cannot set up the node: ${(error as Error).message}`;
+        this.#log(this.#notUpReason);
+        return false;
+      }
+    }
+    this.#nodeUp = true;
+    this.#notUpReason = "";
+    this.#whenUp?.();
+    const { hostname, port } = this.config.apiAddr;
+    this.#log(
+      `agent ${VERSION} ready: peer ${this.#meshNode.name} (${this.#meshNode.nickname}), bridge ` +
+        `${bridge} ${this.#bridgeCidr()}, range ${
+          formatCidr(ipallocRange)
+        }, API http://${hostname}:${port}`,
+    );
+    return true;
   }
 
   /** Whether the pod network is hidden from the node: a file in the state dir, so it survives restarts. */
@@ -184,8 +287,9 @@ export class Agent implements AgentPort {
 
   async #startDatapath(): Promise<void> {
     const { config } = this;
+    if (this.#datapath) return;
     const datapath = await createDatapath({
-      name: this.#mesh.name,
+      name: this.#meshNode.name,
       bridge: config.bridge,
       underlayIp: config.meshHost === "0.0.0.0" ? undefined : config.meshHost,
       vxlanPort: config.vxlanPort,
@@ -197,13 +301,14 @@ export class Agent implements AgentPort {
     });
     await datapath.start();
     this.#datapath = datapath;
-    this.#datapathSync = new DatapathSync(this.#mesh, datapath, { log: this.#log });
+    this.#datapathSync = new DatapathSync(this.#meshNode, datapath, { log: this.#log });
     this.#publishEndpoints();
     this.#datapathSync.start();
   }
 
   /** Tells the other nodes (through the data path's blob in the mesh) which MACs live here. */
   #publishEndpoints(): void {
+    if (!this.#ipam) return;
     this.#datapathSync?.publishEndpoints(
       this.#ipam.list().map((a) => ({ mac: macForAddress(a.address), ip: formatIp(a.address) })),
     );
@@ -226,7 +331,7 @@ export class Agent implements AgentPort {
         reason: path.reason,
       };
     };
-    const direct = this.#mesh.connections().map((connection) => ({
+    const direct = this.#meshNode.connections().map((connection) => ({
       ...connection,
       ...(connection.peer ? describe(connection.peer) : undefined),
     }));
@@ -259,21 +364,33 @@ export class Agent implements AgentPort {
     }
   }
 
-  async stop(): Promise<void> {
-    await this.#server?.shutdown();
-    this.#server = undefined;
-    await this.#datapathSync?.stop();
-    await this.#datapath?.stop();
-    await this.#mesh.stop();
-    this.#ipam.close();
+  /** Stops everything this process runs; kernel state stays. Safe to call more than once. */
+  stop(): Promise<void> {
+    this.#stopped ??= (async () => {
+      this.#stopping.abort();
+      for (const timer of this.#timers) clearInterval(timer);
+      await this.#server?.shutdown();
+      await this.#datapathSync?.stop();
+      await this.#datapath?.stop();
+      await this.#meshNode.stop();
+      this.#ipam?.close();
+      this.#store.close();
+      this.#finished.resolve();
+    })();
+    return this.#stopped;
   }
 
-  /** Resolves when the API server has closed (the agent runs until then). */
+  /** Resolves when the agent has stopped (the process runs until then). */
   get finished(): Promise<void> {
-    return this.#server?.finished ?? Promise.resolve();
+    return this.#finished.promise;
   }
 
   // ---- AgentPort: what the admin API calls ----
+
+  #requireIpam(): ClusterIpam {
+    if (!this.#ipam) throw new UnavailableError(`Not ready: ${this.#notUpReason}`);
+    return this.#ipam;
+  }
 
   #view(allocation: Allocation): AllocationView {
     return {
@@ -288,14 +405,13 @@ export class Agent implements AgentPort {
 
   status(): StatusView {
     const ipam = this.ipamStatus();
-    const bridgeReady = this.#bridgeAddress !== undefined;
-    const ready = ipam.ready && bridgeReady;
+    const ready = this.#nodeUp && ipam.ready;
     return {
       version: VERSION,
       ready,
-      reason: ready ? undefined : (ipam.reason ?? "the bridge has no address yet"),
-      peerName: this.#mesh.name,
-      nickname: this.#mesh.nickname,
+      reason: ready ? undefined : (this.#nodeUp ? ipam.reason : this.#notUpReason),
+      peerName: this.#meshNode.name,
+      nickname: this.#meshNode.nickname,
       range: formatCidr(this.config.ipallocRange),
       bridge: {
         name: this.config.bridge,
@@ -313,8 +429,8 @@ export class Agent implements AgentPort {
   }
 
   #meshSummary(): StatusView["mesh"] {
-    const peers = this.#mesh.peers().filter((p) => !p.self);
-    const connections = this.#mesh.connections();
+    const peers = this.#meshNode.peers().filter((p) => !p.self);
+    const connections = this.#meshNode.connections();
     return {
       peers: peers.length,
       reachable: peers.filter((p) => p.reachable).length,
@@ -324,15 +440,40 @@ export class Agent implements AgentPort {
   }
 
   ipamStatus(): IpamStatusView {
+    const range = formatCidr(this.config.ipallocRange);
+    if (!this.#ipam) {
+      return {
+        range,
+        ready: false,
+        reason: this.#notUpReason,
+        size: 0,
+        used: 0,
+        free: 0,
+        owned: [],
+      };
+    }
     const status = this.#ipam.status();
+    const nicknames = new Map(this.#meshNode.peers().map((p) => [p.name, p.nickname]));
     return {
-      range: formatCidr(this.config.ipallocRange),
+      range,
       ready: status.ready,
       reason: status.waitingFor,
       size: status.size,
       used: status.used,
       free: status.free,
       owned: status.owned,
+      peers: status.peers.map((p) => ({
+        peer: p.name,
+        nickname: nicknames.get(p.name),
+        owned: p.owned,
+        used: p.used,
+        free: p.free,
+        reachable: p.reachable,
+        removed: p.removed,
+      })),
+      unreachablePercentage: status.unreachablePercentage,
+      pendingRequests: status.pendingRequests,
+      reclaims: status.reclaims,
     };
   }
 
@@ -358,11 +499,10 @@ export class Agent implements AgentPort {
         );
       }
     }
-    if (this.#bridgeAddress === undefined) {
-      throw new UnavailableError("The node's bridge has no address yet; try again shortly");
-    }
+    const ipam = this.#requireIpam();
+    if (!this.#nodeUp) throw new UnavailableError(`Not ready: ${this.#notUpReason}`);
     try {
-      const allocation = await this.#ipam.allocate(containerID, { ifname: options.ifname, subnet });
+      const allocation = await ipam.allocate(containerID, { ifname: options.ifname, subnet });
       this.#publishEndpoints();
       return this.#view(allocation);
     } catch (error) {
@@ -377,20 +517,20 @@ export class Agent implements AgentPort {
   }
 
   lookup(containerID: string, ifname?: string): AllocationView[] {
-    return this.#ipam.lookup(containerID, ifname).map((a) => this.#view(a));
+    return (this.#ipam?.lookup(containerID, ifname) ?? []).map((a) => this.#view(a));
   }
 
   release(containerID: string, ifname?: string): Promise<AllocationView[]> {
     if (containerID === BRIDGE_CONTAINER_ID) {
       throw new BadRequestError(`Container ID "${containerID}" is reserved for the bridge`);
     }
-    const released = this.#ipam.release(containerID, ifname);
+    const released = this.#requireIpam().release(containerID, ifname);
     if (released.length) this.#publishEndpoints();
     return Promise.resolve(released.map((a) => this.#view(a)));
   }
 
   retainOnly(valid: AttachmentRef[]): Promise<AllocationView[]> {
-    const released = this.#ipam.retainOnly(
+    const released = this.#requireIpam().retainOnly(
       valid.map((v) => ({ containerId: v.containerID, ifname: v.ifname })),
       { keep: (a) => a.containerId === BRIDGE_CONTAINER_ID },
     );
@@ -399,7 +539,51 @@ export class Agent implements AgentPort {
   }
 
   allocations(): AllocationView[] {
-    return this.#ipam.list().map((a) => this.#view(a));
+    return (this.#ipam?.list() ?? []).map((a) => this.#view(a));
+  }
+
+  /**
+   * `rmpeer`: reclaims the space of a peer that is gone for good, named by peer name or by
+   * nickname (a Kubernetes Node name). The same tombstone whoever runs it, so it is safe on
+   * several nodes at once.
+   */
+  removePeer(nameOrNickname: string): { peer: string; gen: number; addresses: number } {
+    const ipam = this.#requireIpam();
+    const byNickname = this.#meshNode.peers().filter((p) => p.nickname === nameOrNickname);
+    const ringPeers = new Set(ipam.status().peers.map((p) => p.name));
+    const name = ringPeers.has(nameOrNickname)
+      ? nameOrNickname
+      : byNickname.length === 1
+      ? byNickname[0].name
+      : nameOrNickname;
+    if (name === this.#meshNode.name) {
+      throw new BadRequestError(
+        `Cannot rmpeer "${nameOrNickname}": it is this node; use weft reset`,
+      );
+    }
+    const reachable = this.#meshNode.peer(name)?.reachable;
+    if (reachable) {
+      throw new BadRequestError(
+        `Cannot rmpeer "${nameOrNickname}": it is reachable; stop it first or let it leave with weft reset`,
+        409,
+      );
+    }
+    try {
+      return ipam.rmpeer(name);
+    } catch (error) {
+      if (error instanceof RangeError) throw new BadRequestError(error.message, 404);
+      throw error;
+    }
+  }
+
+  /** Leaves the cluster cleanly: gives this node's ranges away, then stops the agent. */
+  async leave(): Promise<{ givenTo?: string; addresses: number }> {
+    const result = await this.#requireIpam().leave();
+    this.#log(
+      `left the cluster: ${result.addresses} addresses given to ${result.givenTo ?? "nobody"}`,
+    );
+    setTimeout(() => void this.stop(), 100);
+    return result;
   }
 
   metrics() {

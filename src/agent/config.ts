@@ -6,12 +6,16 @@
  * values.
  */
 import { type Cidr, formatCidr, parseCidr, parseIp } from "../net/cidr.ts";
+import { type IpamInit, parseIpamInit } from "../ipam/mod.ts";
 
 export interface AgentConfig {
   bridge: string;
   ipallocRange: Cidr;
-  /** How the first split of the range is decided: `consensus=N`, `seed=a,b`, `observer`, or single-node "solo". */
-  ipallocInit: string;
+  /**
+   * How the first split of the range is decided. Undefined on Kubernetes without IPALLOC_INIT:
+   * the agent then counts the Nodes at its first list (consensus among all of them).
+   */
+  ipallocInit?: IpamInit;
   apiAddr: { hostname: string; port: number };
   stateDir: string;
   /** Overrides the MTU the data path would pick. */
@@ -194,14 +198,23 @@ export async function resolveAgentConfig(
     );
   }
   const reclaim = pick(flags.ipamReclaimAfter, "IPAM_RECLAIM_AFTER");
-  const ipallocInit = pick(flags.ipallocInit, "IPALLOC_INIT") ?? "solo";
-  if (!/^(solo|observer|consensus(=\d+)?|seed=.+)$/.test(ipallocInit)) {
-    throw new ConfigError(
-      `Invalid --ipalloc-init "${ipallocInit}": expected consensus=N, seed=peer,peer, observer or solo`,
-    );
-  }
   const nodeName = pick(flags.nodeName, "NODE_NAME");
   const kubernetes = flags.kubernetes ?? Boolean(env.KUBERNETES_SERVICE_HOST && nodeName);
+  const peers = splitList(pick(flags.peers, "WEFT_PEERS"));
+  const initText = pick(flags.ipallocInit, "IPALLOC_INIT");
+  let ipallocInit: IpamInit | undefined;
+  if (initText !== undefined) {
+    try {
+      ipallocInit = parseIpamInit(initText);
+    } catch (error) {
+      throw new ConfigError(
+        `Invalid --ipalloc-init/IPALLOC_INIT "${initText}": ${(error as Error).message}`,
+      );
+    }
+  } else if (!kubernetes) {
+    // As Weave Net: the initial peers are this one and those it is told to connect to.
+    ipallocInit = { mode: "consensus", peers: peers.length + 1 };
+  }
 
   return {
     bridge,
@@ -214,7 +227,7 @@ export async function resolveAgentConfig(
     peerName: pick(flags.name, "WEFT_PEER_NAME"),
     password,
     encrypt: Boolean(password) && flags.encrypt !== false,
-    peers: splitList(pick(flags.peers, "WEFT_PEERS")),
+    peers,
     port: integer(pick(flags.port, "WEFT_PORT") ?? String(DEFAULTS.port), "mesh port", 1, 65535),
     meshHost: flags.host ?? "0.0.0.0",
     discovery: flags.discovery ?? true,

@@ -51,6 +51,7 @@ Deno.test("bad values are refused with a message naming them", async () => {
     [{ connLimit: "-1" }, {}, /-1/],
     [{ datapath: "warp" }, {}, /warp/],
     [{ ipallocInit: "paxos" }, {}, /paxos/],
+    [{ ipallocInit: "consensus=0" }, {}, /consensus=0/],
     [{ passwordFile: "/nonexistent/weft-password" }, {}, /nonexistent/],
     [{ tlsCert: "cert.pem" }, {}, /go together/],
   ];
@@ -78,6 +79,25 @@ Deno.test("API addresses must be loopback", () => {
   assert.deepEqual(parseApiAddr("[::1]:6784"), { hostname: "::1", port: 6784 });
   assert.throws(() => parseApiAddr("10.0.0.1:6784"), /loopback/);
   assert.throws(() => parseApiAddr("localhost"), /host:port/);
+});
+
+Deno.test("the first split defaults to consensus among this peer and its --peers", async () => {
+  assert.deepEqual((await resolveAgentConfig({}, {})).ipallocInit, { mode: "consensus", peers: 1 });
+  assert.deepEqual(
+    (await resolveAgentConfig({ peers: "10.0.0.2,10.0.0.3:6783" }, {})).ipallocInit,
+    { mode: "consensus", peers: 3 },
+  );
+  assert.deepEqual(
+    (await resolveAgentConfig({}, { IPALLOC_INIT: "seed=a,b" })).ipallocInit,
+    { mode: "seed", seeds: ["a", "b"] },
+  );
+  // on Kubernetes the Node list decides, unless told
+  const kube = await resolveAgentConfig({}, {
+    KUBERNETES_SERVICE_HOST: "10.96.0.1",
+    NODE_NAME: "n1",
+  });
+  assert.equal(kube.kubernetes, true);
+  assert.equal(kube.ipallocInit, undefined);
 });
 
 Deno.test("durations", () => {

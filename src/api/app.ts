@@ -154,6 +154,11 @@ export function createApi(agent: AgentPort): Hono {
     return c.body(body, 200, { "content-type": contentType });
   });
 
+  app.post("/leave", async (c) => {
+    if (!agent.leave) throw new BadRequestError("leave is not supported by this agent", 404);
+    return c.json(await agent.leave());
+  });
+
   app.post("/expose", async (c) => {
     if (!agent.expose) throw new BadRequestError("expose is not supported by this agent", 404);
     return c.json(await agent.expose());

@@ -106,6 +106,9 @@ export class ApiClient {
   metrics(): Promise<string> {
     return this.request("GET", "/metrics");
   }
+  leave(): Promise<{ givenTo?: string; addresses: number }> {
+    return this.request("POST", "/leave");
+  }
   expose(): Promise<unknown> {
     return this.request("POST", "/expose");
   }

@@ -50,6 +50,8 @@ export interface IpamPeerView {
   used?: number;
   free?: number;
   reachable: boolean;
+  /** Removed by `rmpeer` or a reclaim; its space goes to the live peers. */
+  removed?: boolean;
 }
 
 export interface IpamStatusView {
@@ -63,6 +65,8 @@ export interface IpamStatusView {
   peers?: IpamPeerView[];
   unreachablePercentage?: number;
   pendingRequests?: number;
+  /** Reclaims in progress: space nobody owns until the live peers acknowledge the removal. */
+  reclaims?: Array<{ peer: string; addresses: number; waitingOn: string[] }>;
 }
 
 export interface AttachmentRef {
@@ -119,6 +123,8 @@ export interface AgentPort {
   /** Prometheus text exposition of the agent's metrics. */
   metrics(): Promise<{ contentType: string; body: string }>;
   countRequest(route: string, method: string, status: number): void;
+  /** Leave the cluster cleanly (give address space away), then stop. */
+  leave?(): Promise<unknown>;
   expose?(): Promise<unknown>;
   hide?(): Promise<unknown>;
   mesh?: MeshPort;

@@ -275,13 +275,25 @@ export function buildCli(): Command {
     .description("remove weft from this node: pod veths, the bridge, iptables rules and state")
     .option("--bridge <name>", "bridge name", DEFAULTS.bridge)
     .option("--state-dir <dir>", "state directory", DEFAULTS.stateDir)
-    .option("--force", "reset even though an agent answers on the API address")
+    .option("--force", "reset without asking a running agent to leave the cluster first")
     .action(
       async (options: { bridge: string; stateDir: string; force?: boolean }, command: Command) => {
-        if (!options.force) {
-          const running = await client(command).status().then(() => true, () => false);
-          if (running) {
-            throw new ConfigError("An agent is running: stop it first (or pass --force)");
+        const api = client(command);
+        const running = await api.status().then(() => true, () => false);
+        if (running && !options.force) {
+          // a clean leave: the agent gives its address space to a peer, then exits
+          const left = await api.leave();
+          console.log(
+            `left the cluster: ${left.addresses} addresses given to ${
+              left.givenTo ?? "nobody (no peer reachable)"
+            }`,
+          );
+          const deadline = Date.now() + 15_000;
+          while (await api.status().then(() => true, () => false)) {
+            if (Date.now() > deadline) {
+              throw new ConfigError("The agent did not stop after leaving");
+            }
+            await new Promise((r) => setTimeout(r, 200));
           }
         }
         const report = await resetNode(options);

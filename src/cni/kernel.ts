@@ -3,7 +3,7 @@
  *
  * Handlers talk to `PodKernel` only, so the ADD/DEL/CHECK logic (and especially ADD's undo
  * paths) can be tested in memory (memory.ts), while `linuxKernel` maps each call onto
- * src/net, the only code that runs `ip`.
+ * src/net, the only code that touches the kernel (rtnetlink, or `ip` as the fallback).
  */
 
 import { CommandError } from "../net/exec.ts";
@@ -22,6 +22,7 @@ import {
   readMtu,
   type VethOptions,
 } from "../net/link.ts";
+import { NetlinkError } from "../net/netlink.ts";
 import { netnsExists, NetnsNotFoundError } from "../net/netns.ts";
 import { CniCode, CniError, toCniError } from "./errors.ts";
 
@@ -71,7 +72,10 @@ export function kernelErrorToCni(error: unknown): CniError {
   if (error instanceof NetnsNotFoundError) {
     return new CniError(CniCode.containerUnknown, error.message, { cause: error });
   }
-  if (error instanceof CommandError || error instanceof LinkNotFoundError) {
+  if (
+    error instanceof CommandError || error instanceof LinkNotFoundError ||
+    error instanceof NetlinkError
+  ) {
     return new CniError(CniCode.kernelFailure, error.message, { cause: error });
   }
   return toCniError(error);

@@ -6,8 +6,10 @@
  * - The plugin owns no state. Addresses come from the node agent over HTTP on loopback; the
  *   node-side veth name is a hash of (container, interface), so DEL needs neither netns nor
  *   records. A dead agent makes ADD/DEL answer 11 (retry) and STATUS 50.
- * - Kernel work is two `ip -batch` processes per ADD (node side, pod side via nsenter),
- *   because process starts are what an ADD costs; see src/net/link.ts.
+ * - Kernel work is rtnetlink from inside the process (src/net/netlink.ts), because starting
+ *   processes is what an ADD costs; without FFI (or with WEFT_NETLINK=0) it falls back to two
+ *   `ip -batch` processes (node side, pod side via nsenter). The veth and the agent's
+ *   allocation are made concurrently; see add.ts for why that is safe.
  * - Handlers see two interfaces, `AgentApi` and `PodKernel`, with in-memory versions in
  *   memory.ts, so every error path is tested without root.
  * - Default route: by default the weft interface gets `default via <bridge address>`. A pod

@@ -87,6 +87,12 @@ function nonceFor(counter: number): Uint8Array {
   return nonce;
 }
 
+/** The clear datagram header (authenticated, not encrypted) and the nonce counter in it. */
+export interface SealContext {
+  header: Uint8Array;
+  counter: number;
+}
+
 /** One peer pair's sealing state: a send counter, the receive window, both keys. */
 export class SleeveCipher {
   #keys: DirectionKeys;
@@ -107,7 +113,7 @@ export class SleeveCipher {
   }
 
   /** Encrypts `plaintext` under `counter`, authenticating `header`; returns ciphertext + tag. */
-  seal(header: Uint8Array, counter: number, plaintext: Uint8Array): Uint8Array {
+  seal(plaintext: Uint8Array, { header, counter }: SealContext): Uint8Array {
     const cipher = createCipheriv(CIPHER, this.#keys.send, nonceFor(counter), {
       authTagLength: TAG_BYTES,
     });
@@ -123,7 +129,7 @@ export class SleeveCipher {
   }
 
   /** Decrypts and checks; undefined for a forged, corrupted, replayed or too old datagram. */
-  open(header: Uint8Array, counter: number, sealed: Uint8Array): Uint8Array | undefined {
+  open(sealed: Uint8Array, { header, counter }: SealContext): Uint8Array | undefined {
     if (sealed.length < TAG_BYTES || !this.#window.fresh(counter)) return undefined;
     const decipher = createDecipheriv(CIPHER, this.#keys.receive, nonceFor(counter), {
       authTagLength: TAG_BYTES,

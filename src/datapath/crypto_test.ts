@@ -23,24 +23,24 @@ Deno.test("sealed datagram opens on the other side and hides the plaintext", () 
   const header = new Uint8Array([1, 2, 3]);
   const text = new TextEncoder().encode("MARKER-plaintext-MARKER");
   const counter = a.nextCounter();
-  const sealed = a.seal(header, counter, text);
+  const sealed = a.seal(text, { header: header, counter: counter });
   assert.equal(new TextDecoder().decode(sealed).includes("MARKER"), false);
-  assert.deepEqual(b.open(header, counter, sealed), text);
+  assert.deepEqual(b.open(sealed, { header: header, counter: counter }), text);
 });
 
 Deno.test("tampered body, header or counter is dropped", () => {
   const [a, b] = pair();
   const header = new Uint8Array([9, 9]);
   const counter = a.nextCounter();
-  const sealed = a.seal(header, counter, new Uint8Array(100).fill(1));
+  const sealed = a.seal(new Uint8Array(100).fill(1), { header: header, counter: counter });
   const flipped = sealed.slice();
   flipped[5] ^= 1;
-  assert.equal(b.open(header, counter, flipped), undefined);
-  assert.equal(b.open(new Uint8Array([9, 8]), counter, sealed), undefined);
-  assert.equal(b.open(header, counter + 1, sealed), undefined);
+  assert.equal(b.open(flipped, { header: header, counter: counter }), undefined);
+  assert.equal(b.open(sealed, { header: new Uint8Array([9, 8]), counter: counter }), undefined);
+  assert.equal(b.open(sealed, { header: header, counter: counter + 1 }), undefined);
   // A sender cannot be impersonated by the receiver's own direction.
-  assert.equal(a.open(header, counter, sealed), undefined);
-  assert.notEqual(b.open(header, counter, sealed), undefined);
+  assert.equal(a.open(sealed, { header: header, counter: counter }), undefined);
+  assert.notEqual(b.open(sealed, { header: header, counter: counter }), undefined);
 });
 
 Deno.test("a replayed datagram is dropped, reordered ones inside the window are not", () => {
@@ -48,13 +48,22 @@ Deno.test("a replayed datagram is dropped, reordered ones inside the window are 
   const header = new Uint8Array([0]);
   const sealed = [1, 2, 3].map(() => {
     const c = a.nextCounter();
-    return { c, s: a.seal(header, c, new Uint8Array([c])) };
+    return { c, s: a.seal(new Uint8Array([c]), { header: header, counter: c }) };
   });
-  assert.deepEqual(b.open(header, sealed[2].c, sealed[2].s), new Uint8Array([3]));
-  assert.deepEqual(b.open(header, sealed[0].c, sealed[0].s), new Uint8Array([1]));
-  assert.equal(b.open(header, sealed[0].c, sealed[0].s), undefined);
-  assert.equal(b.open(header, sealed[2].c, sealed[2].s), undefined);
-  assert.deepEqual(b.open(header, sealed[1].c, sealed[1].s), new Uint8Array([2]));
+  assert.deepEqual(
+    b.open(sealed[2].s, { header: header, counter: sealed[2].c }),
+    new Uint8Array([3]),
+  );
+  assert.deepEqual(
+    b.open(sealed[0].s, { header: header, counter: sealed[0].c }),
+    new Uint8Array([1]),
+  );
+  assert.equal(b.open(sealed[0].s, { header: header, counter: sealed[0].c }), undefined);
+  assert.equal(b.open(sealed[2].s, { header: header, counter: sealed[2].c }), undefined);
+  assert.deepEqual(
+    b.open(sealed[1].s, { header: header, counter: sealed[1].c }),
+    new Uint8Array([2]),
+  );
 });
 
 Deno.test("replay window refuses counters older than its size", () => {

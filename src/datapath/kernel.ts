@@ -14,7 +14,7 @@
  */
 import { ip } from "../net/exec.ts";
 import { readBridge } from "../net/bridge.ts";
-import { underlayEndpoint } from "../net/mtu.ts";
+import { routeMtu, underlayEndpoint } from "../net/mtu.ts";
 import { TapDevice, VNET_HEADER_BYTES } from "../net/tap.ts";
 import { UdpSocket } from "../net/udp.ts";
 import { applyFdb, ensureVxlan, setBridgePort } from "../net/vxlan.ts";
@@ -36,9 +36,14 @@ import {
   SleeveEngine,
   type SleeveEvent,
 } from "./sleeve.ts";
-import { CONTROL_GENERATION, CONTROL_STOP, type WorkerInit } from "./sleeve_worker.ts";
+import {
+  CONTROL_GENERATION,
+  CONTROL_STOP,
+  SLEEVE_WORKER_NAME,
+  type WorkerInit,
+} from "./sleeve_thread.ts";
 import type { Datapath, DatapathMode, DatapathPeer, Endpoint, PeerPathStatus } from "./types.ts";
-import { HEADER_BYTES, peerId, RECORD_HEADER_BYTES } from "./wire.ts";
+import { HEADER_BYTES, MAX_BODY, peerId, RECORD_HEADER_BYTES } from "./wire.ts";
 /** Outer IPv4 + UDP + VXLAN + inner Ethernet. */
 export const VXLAN_OVERHEAD = 20 + 8 + 8 + 14;
 /** Outer IPv4 + UDP + sleeve header + AEAD tag + record length + virtio-net header + Ethernet. */
@@ -62,6 +67,12 @@ export interface KernelDatapathOptions {
   tapDevice?: string;
   heartbeatMs?: number;
   timings?: HealthTimings;
+  /**
+   * Module the sleeve worker threads run. Default: sleeve_worker.ts beside this file. A bundled
+   * or compiled build passes its own entry and calls `installSleeveWorker()` in it when
+   * `self.name === SLEEVE_WORKER_NAME`.
+   */
+  workerUrl?: string;
   now?: () => number;
   log?: (message: string) => void;
 }
@@ -91,6 +102,8 @@ interface PeerState {
   relay: PathHealth;
   choice: PathChoice;
   seq: number;
+  /** MTU of our route to the peer's underlay address (a route `mtu` lock can lower it). */
+  routeMtu?: number;
 }
 
 export type DatapathCounters = SleeveCounters;
@@ -134,6 +147,7 @@ export class KernelDatapath implements Datapath {
       vxlanDevice: options.vxlanDevice ?? `vxlan-${vxlanPort}`,
       tapDevice: options.tapDevice ?? "weft-sleeve",
       heartbeatMs: options.heartbeatMs ?? 500,
+      workerUrl: options.workerUrl ?? new URL("./sleeve_worker.ts", import.meta.url).href,
       timings: options.timings ?? DEFAULT_TIMINGS,
       now: options.now ?? (() => performance.now()),
       log: options.log ?? (() => {}),
@@ -182,7 +196,10 @@ export class KernelDatapath implements Datapath {
     if (this.#tap) this.#startWorker("tap", config);
     this.#timer = setInterval(() => this.#tick(), o.heartbeatMs);
     // Peers added before start() are programmed now that the devices exist.
-    for (const state of this.#peers.values()) this.#heartbeat(state);
+    for (const state of this.#peers.values()) {
+      state.routeMtu = await routeMtu(state.blob.ip).catch(() => undefined);
+      this.#heartbeat(state);
+    }
     await this.#syncFdb();
   }
 
@@ -195,20 +212,28 @@ export class KernelDatapath implements Datapath {
         local: this.#underlay!.ip,
         mtu: this.#podMtu,
         bridge: o.bridge,
+        // Our entry bookkeeping starts empty, so the device must too: no stale entries survive.
+        fresh: true,
       });
     }
     if (this.#usesSleeve) {
       this.#tap = TapDevice.open(o.tapDevice);
       await ip(["link", "set", o.tapDevice, "mtu", String(this.#podMtu), "master", o.bridge, "up"]);
       await setBridgePort(o.tapDevice, { learning: false, isolated: true });
+      // A superframe must fit one sleeve datagram with its record and vnet headers; anything
+      // bigger (BIG TCP) is segmented by the kernel before it reaches us instead of dropped.
+      const limit = String(MAX_BODY - RECORD_HEADER_BYTES - VNET_HEADER_BYTES - 1);
+      await ip(["link", "set", o.tapDevice, "gso_max_size", limit]).catch(() => {});
+      await ip(["link", "set", o.tapDevice, "gso_ipv4_max_size", limit]).catch(() => {});
     }
     await ip(["link", "set", o.bridge, "mtu", String(this.#podMtu)]);
     this.#udp = UdpSocket.bind(o.udpPort);
   }
 
   #startWorker(role: WorkerInit["role"], config: SleeveConfig): void {
-    const worker = new Worker(new URL("./sleeve_worker.ts", import.meta.url).href, {
+    const worker = new Worker(this.#options.workerUrl, {
       type: "module",
+      name: SLEEVE_WORKER_NAME,
     });
     let stopped!: () => void;
     this.#stopped.push(new Promise((resolve) => stopped = resolve));
@@ -317,6 +342,9 @@ export class KernelDatapath implements Datapath {
       this.#peers.set(peer.name, state);
       this.#byId.set(state.id, state);
     }
+    if (state.blob.ip !== blob.ip || state.routeMtu === undefined) {
+      state.routeMtu = this.#running ? await routeMtu(blob.ip).catch(() => undefined) : undefined;
+    }
     state.blob = blob;
     state.nextHop = peer.nextHop === peer.name ? undefined : peer.nextHop;
     if (!sameKey(state.sessionKey, peer.sessionKey)) {
@@ -347,7 +375,7 @@ export class KernelDatapath implements Datapath {
     const underlay = this.#underlay?.mtu ?? 0;
     return [...this.#peers.values()].map((state) => {
       const { path, encrypted, reason, healthy } = state.choice;
-      const pathUnderlay = Math.min(underlay, state.blob.underlayMtu);
+      const pathUnderlay = Math.min(underlay, state.blob.underlayMtu, state.routeMtu ?? Infinity);
       const overhead = path === "fastdp" ? VXLAN_OVERHEAD : SLEEVE_OVERHEAD;
       return { peer: state.name, path, encrypted, reason, mtu: pathUnderlay - overhead, healthy };
     });

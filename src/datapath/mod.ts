@@ -30,6 +30,7 @@ export {
   VXLAN_OVERHEAD,
 } from "./kernel.ts";
 export { PeerBlobError } from "./blob.ts";
+export { installSleeveWorker, SLEEVE_WORKER_NAME } from "./sleeve_thread.ts";
 
 /** Builds the kernel data path; call `start()` inside the node's network namespace. */
 export function createDatapath(options: KernelDatapathOptions): Promise<Datapath> {

@@ -9,9 +9,8 @@
  * three threads can encrypt for the same peer without ever reusing a nonce. Only the socket
  * worker opens datagrams, so the replay window needs no sharing.
  */
-import type { TapDevice } from "../net/tap.ts";
 import { VNET_HEADER_BYTES } from "../net/tap.ts";
-import type { Datagram, UdpSocket } from "../net/udp.ts";
+import type { Datagram } from "../net/udp.ts";
 import { type DirectionKeys, SleeveCipher } from "./crypto.ts";
 import type { PathKind } from "./types.ts";
 import {
@@ -59,6 +58,18 @@ export interface SleeveConfig {
   bridgeMac: string;
   bridgeIp: string;
   peers: SleevePeerConfig[];
+}
+
+/** What the engine needs of the sleeve socket (a `UdpSocket`, or an in-memory one in tests). */
+export interface DatagramPort {
+  sendTo(data: Uint8Array, to: { address: string; port: number }): boolean;
+  receiveInto(buffer: Uint8Array): Datagram | undefined;
+}
+
+/** What the engine needs of the TAP (a `TapDevice`, or an in-memory one in tests). */
+export interface FramePort {
+  readInto(buffer: Uint8Array): number;
+  write(frame: Uint8Array): boolean;
 }
 
 /** Evidence for the control loop: `peer` answered on `path`. */
@@ -133,8 +144,8 @@ function onSleeve(path: PathKind): boolean {
 }
 
 export class SleeveEngine {
-  #udp: UdpSocket;
-  #tap?: TapDevice;
+  #udp: DatagramPort;
+  #tap?: FramePort;
   #emit: (event: SleeveEvent) => void;
   #config?: SleeveConfig;
   #peers = new Map<string, PeerEntry>();
@@ -143,8 +154,8 @@ export class SleeveEngine {
   #counters = emptyCounters();
 
   constructor(
-    udp: UdpSocket,
-    options: { tap?: TapDevice; emit?: (event: SleeveEvent) => void } = {},
+    udp: DatagramPort,
+    options: { tap?: FramePort; emit?: (event: SleeveEvent) => void } = {},
   ) {
     this.#udp = udp;
     this.#tap = options.tap;
@@ -190,7 +201,7 @@ export class SleeveEngine {
 
   #send(datagram: Uint8Array, address: string, port: number): void {
     this.#counters.datagramsSent++;
-    if (!this.#udp.sendTo(datagram, address, port)) this.#drop("udp send refused");
+    if (!this.#udp.sendTo(datagram, { address, port })) this.#drop("udp send refused");
   }
 
   /** Sends to the hop `hop`, sealed with the hop's key when that pair is encrypted. */
@@ -401,7 +412,10 @@ export class SleeveEngine {
     if (sender.config.mustEncrypt || datagram.encrypted) {
       if (!datagram.encrypted) return void this.#drop("plaintext from encrypted peer");
       if (!sender.cipher) return void this.#drop("encrypted datagram without key");
-      const body = sender.cipher.open(datagram.header, datagram.counter, datagram.payload);
+      const body = sender.cipher.open(datagram.payload, {
+        header: datagram.header,
+        counter: datagram.counter,
+      });
       if (!body) return void this.#drop("failed authentication or replay");
       return body;
     }

@@ -75,7 +75,9 @@ export function encodeDatagram(
   const counter = options.cipher ? options.cipher.nextCounter() : 0;
   const head = new Uint8Array(HEADER_BYTES);
   writeHeader(head, header, { counter, encrypted: options.cipher !== undefined });
-  const payload = options.cipher ? options.cipher.seal(head, counter, body) : body;
+  const payload = options.cipher
+    ? options.cipher.seal(body, { header: head, counter: counter })
+    : body;
   const out = new Uint8Array(HEADER_BYTES + payload.length);
   out.set(head, 0);
   out.set(payload, HEADER_BYTES);

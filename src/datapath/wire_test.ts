@@ -49,13 +49,22 @@ Deno.test("encrypted datagram opens only with the right key and only once", () =
   const decoded = decodeDatagram(datagram)!;
   assert.equal(decoded.encrypted, true);
   assert.equal(decoded.counter, 1);
-  assert.deepEqual(rx.open(decoded.header, decoded.counter, decoded.payload), body);
-  assert.equal(rx.open(decoded.header, decoded.counter, decoded.payload), undefined);
+  assert.deepEqual(
+    rx.open(decoded.payload, { header: decoded.header, counter: decoded.counter }),
+    body,
+  );
+  assert.equal(
+    rx.open(decoded.payload, { header: decoded.header, counter: decoded.counter }),
+    undefined,
+  );
   // Rewriting the clear header (e.g. the destination) breaks the tag.
   const again = encodeDatagram(header, body, { cipher: tx });
   again[30] ^= 1;
   const forged = decodeDatagram(again)!;
-  assert.equal(rx.open(forged.header, forged.counter, forged.payload), undefined);
+  assert.equal(
+    rx.open(forged.payload, { header: forged.header, counter: forged.counter }),
+    undefined,
+  );
 });
 
 Deno.test("foreign or truncated datagrams are ignored, bad bodies rejected", () => {

@@ -106,10 +106,10 @@ function transcriptBytes(role: "client" | "server", t: HandshakeTranscript): str
 /** The HMAC-SHA256 proof that `role` knows `secret`, as base64. */
 export function makeProof(
   secret: Uint8Array,
-  role: "client" | "server",
-  transcript: HandshakeTranscript,
+  options: { role: "client" | "server"; transcript: HandshakeTranscript },
 ): string {
-  return createHmac("sha256", secret).update(transcriptBytes(role, transcript)).digest("base64");
+  return createHmac("sha256", secret).update(transcriptBytes(options.role, options.transcript))
+    .digest("base64");
 }
 
 /** Constant-time check of a proof. */
@@ -119,7 +119,7 @@ export function verifyProof(
   options: { role: "client" | "server"; transcript: HandshakeTranscript },
 ): boolean {
   if (proof === undefined) return false;
-  const expected = Buffer.from(makeProof(secret, options.role, options.transcript), "base64");
+  const expected = Buffer.from(makeProof(secret, options), "base64");
   const given = Buffer.from(proof, "base64");
   return given.length === expected.length && timingSafeEqual(given, expected);
 }

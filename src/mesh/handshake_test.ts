@@ -20,7 +20,7 @@ const transcript: HandshakeTranscript = {
 };
 
 Deno.test("a proof verifies only with the same secret, role and transcript", () => {
-  const proof = makeProof(secret, "client", transcript);
+  const proof = makeProof(secret, { role: "client", transcript });
   assert.ok(verifyProof(secret, proof, { role: "client", transcript }));
   assert.ok(!verifyProof(new TextEncoder().encode("other"), proof, { role: "client", transcript }));
   assert.ok(!verifyProof(secret, proof, { role: "server", transcript }));
@@ -31,7 +31,7 @@ Deno.test("a proof verifies only with the same secret, role and transcript", () 
 });
 
 Deno.test("the proof does not contain the secret", () => {
-  const proof = makeProof(secret, "client", transcript);
+  const proof = makeProof(secret, { role: "client", transcript });
   assert.ok(!atob(proof).includes("s3cret"));
 });
 

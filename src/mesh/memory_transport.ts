@@ -49,7 +49,7 @@ class MemoryLink implements Link {
 
   send(frame: string | Uint8Array): void {
     if (this.closed || !this.other) return;
-    this.network.deliver(this, this.other, frame);
+    this.network.deliver(this, frame);
   }
 
   close(reason = "closed locally"): void {
@@ -169,7 +169,9 @@ export class MemoryNetwork {
     return this.#faults.latencyMs;
   }
 
-  deliver(from: MemoryLink, to: MemoryLink, frame: string | Uint8Array): void {
+  /** Carries one frame from a link end to its other end, applying the faults. */
+  deliver(from: MemoryLink, frame: string | Uint8Array): void {
+    const to = from.other!;
     this.frames++;
     this.bytes += typeof frame === "string" ? frame.length : frame.byteLength;
     const faulty = ++from.sent > this.#faultFree;

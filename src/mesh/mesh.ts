@@ -167,8 +167,8 @@ export class Mesh {
   #routesTimer?: TimerId;
   #localDirty = false;
   #localTimer?: TimerId;
-  /** Record names to push, each with the neighbour it came from (to not echo it back). */
-  #outbox = new Map<string, string | undefined>();
+  /** Record names to push, each with the neighbours known to hold it already (not echoed). */
+  #outbox = new Map<string, Set<string>>();
   #flushTimer?: TimerId;
   #tickTimer?: TimerId;
   #lastSummary = new WeakMap<Session, number>();
@@ -296,14 +296,20 @@ export class Mesh {
     return record && this.#status(record);
   }
 
+  /**
+   * Live connections (both directions, handshaking included) and targets still waiting for one.
+   * A target whose peer is connected through the other direction is not listed twice.
+   */
   connections(): ConnectionStatus[] {
     const list: ConnectionStatus[] = [];
     for (const t of this.#targets.values()) {
+      const live = t.session !== undefined && !t.session.closed;
+      if (!live && t.state === "established") continue;
       list.push({
         address: t.address,
         peer: t.peer,
         direction: "outbound",
-        state: t.state,
+        state: live && t.session!.established ? "established" : t.state,
         since: t.since,
         lastError: t.lastError,
         nextAttempt: t.nextAttempt,
@@ -508,13 +514,14 @@ export class Mesh {
 
   #retry(target: Target, reason: string): void {
     if (!this.#running || this.#targets.get(target.address) !== target) return;
-    target.lastError = reason;
     target.session = undefined;
     if (target.peer !== undefined && this.#byPeer.has(target.peer)) {
       // Lost a duplicate race: the pair is connected the other way round.
       target.state = "established";
+      target.lastError = undefined;
       return;
     }
+    target.lastError = reason;
     if (target.isSelf) {
       target.state = "failed";
       return;
@@ -650,10 +657,17 @@ export class Mesh {
       meta.lastSeen = this.#clock.now();
       meta.encoded = encoded;
     } else {
-      this.#meta.set(record.name, { lastSeen: this.#clock.now(), reachable: false, encoded });
+      // Unreachable until routes say otherwise, so a peer never reached still ages out.
+      const now = this.#clock.now();
+      this.#meta.set(record.name, {
+        lastSeen: now,
+        reachable: false,
+        unreachableSince: now,
+        encoded,
+      });
     }
     if (!previous || !sameConnections(previous, record)) this.#markRoutesDirty();
-    this.#outbox.set(record.name, from);
+    this.#outbox.set(record.name, new Set(from === undefined ? [] : [from]));
     if (this.#flushTimer === undefined) {
       this.#flushTimer = this.#clock.setTimeout(() => this.#flush(), this.#options.batchMs);
     }
@@ -677,7 +691,7 @@ export class Mesh {
       const picked: number[] = [];
       if (!tree.has(peer) && reachable.has(peer)) continue;
       names.forEach((name, i) => {
-        if (this.#outbox.get(name) !== peer) picked.push(i);
+        if (!this.#outbox.get(name)!.has(peer)) picked.push(i);
       });
       if (picked.length === 0) continue;
       const key = picked.length === names.length ? "all" : picked.join(",");
@@ -744,7 +758,12 @@ export class Mesh {
       return;
     }
     const current = this.#records.get(record.name);
-    if (current && compareRecords(record, current) <= 0) return;
+    if (current) {
+      const order = compareRecords(record, current);
+      // The same news from a second neighbour while it waits to go out: spare that one the echo.
+      if (order === 0) this.#outbox.get(record.name)?.add(from);
+      if (order <= 0) return;
+    }
     const tomb = this.#tombstones.get(record.name);
     if (tomb && compareRecords(record, tomb.record) <= 0) return;
     this.#store(record, from);
@@ -831,7 +850,8 @@ export class Mesh {
       throw new MalformedFrameError("Message frame with missing fields");
     }
     if (dst === this.name) this.#deliver(ch, p, src);
-    else if (ttl > 1) this.#forward({ ...frame, dst, ttl: ttl - 1 });
+    // A hostile TTL is capped so a routing loop during convergence still ends quickly.
+    else if (ttl > 1) this.#forward({ ...frame, dst, ttl: Math.min(ttl, MESSAGE_TTL) - 1 });
   }
 
   #forward(frame: Frame & { dst: string }): boolean {

@@ -3,6 +3,7 @@
  * routing and unicast, partitions, restarts, duplicates, forget, ageing out, auth, limits.
  */
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { SimClock } from "./clock.ts";
 import { MemoryNetwork, type NetworkFaults } from "./memory_transport.ts";
 import { Mesh, type MeshOptions, type PeerStatus } from "./mesh.ts";
@@ -193,15 +194,18 @@ Deno.test("simultaneous dials leave one connection, the one the lower name initi
     await cluster.add("p1", { peers: ["p0"] });
     cluster.clock.advance(3000);
     for (const name of ["p0", "p1"]) {
-      const established = cluster.get(name).connections().filter((c) =>
-        c.state === "established" && (c.direction === "inbound" || c.peer !== undefined)
-      );
       const open = cluster.network.listeners.get(Cluster.address(name))!.links.size;
       assert.equal(open, 1, `${name} keeps exactly one link`);
-      assert.ok(established.length >= 1);
+      assert.equal(cluster.get(name).metrics().connections.established, 1);
     }
-    const p0 = cluster.get("p0").connections().find((c) => c.state === "established");
-    assert.equal(p0?.direction, "outbound");
+    const [p0] = cluster.get("p0").connections().filter((c) => c.state === "established");
+    const [p1] = cluster.get("p1").connections().filter((c) => c.state === "established");
+    assert.deepEqual([p0.direction, p0.peer], ["outbound", "p1"]);
+    assert.deepEqual([p1.direction, p1.peer], ["inbound", "p0"]);
+    // Both targets count as satisfied: nobody keeps redialling.
+    cluster.clock.advance(10_000);
+    assert.equal(cluster.get("p1").metrics().connections.failed, 0);
+    assert.equal(cluster.get("p1").metrics().connections.retrying, 0);
     assert.ok(cluster.get("p0").sessionKey("p1") === undefined, "no password, no key");
   } finally {
     await cluster.stop();
@@ -300,6 +304,110 @@ Deno.test("the connection limit refuses extra peers and discovery fills the mesh
     // p2 was only given p0, yet learnt p1 and p3 through gossip and dialled them.
     const p2 = cluster.get("p2").connections().filter((c) => c.state === "established");
     assert.ok(p2.length >= 2, "discovery dialled peers learnt through gossip");
+  } finally {
+    await cluster.stop();
+  }
+});
+
+Deno.test("a forged newer copy of a peer's record is overruled by its owner", async () => {
+  const cluster = new Cluster({ latencyMs: 2 });
+  try {
+    await cluster.add("p0");
+    await cluster.add("p1", { peers: ["p0"] });
+    cluster.converge(2);
+    const p1 = cluster.get("p1");
+    const real = p1.peer("p1")!;
+    // An insider (no password here) gossips a copy of p1's record with a higher version.
+    const link = cluster.network.transport("10.0.0.9:6783").dial(Cluster.address("p0"));
+    let replies = 0;
+    link.onOpen = () =>
+      link.send(JSON.stringify({
+        t: "hello",
+        proto: [1, 1],
+        nonce: "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB=",
+        auth: false,
+      }));
+    link.onMessage = () => {
+      if (replies++ > 0) return;
+      const auth = { t: "auth", name: "px", nickname: "x", incarnation: "00000001aaaa", port: 1 };
+      link.send(JSON.stringify(auth));
+      const forged = { ...real, version: real.version + 10, data: { ipam: "stolen" } };
+      delete (forged as Partial<PeerStatus>).self;
+      delete (forged as Partial<PeerStatus>).reachable;
+      delete (forged as Partial<PeerStatus>).lastSeen;
+      link.send(JSON.stringify({ t: "gossip", r: [forged] }));
+    };
+    cluster.clock.advance(3000);
+    for (const mesh of cluster.meshes.values()) {
+      const record = mesh.peer("p1")!;
+      assert.ok(record.version > real.version + 10, "the owner republished above the forgery");
+      assert.equal(record.data.ipam, undefined);
+    }
+  } finally {
+    await cluster.stop();
+  }
+});
+
+Deno.test("arbitrary frames from an insider never break the mesh, at worst that link", async () => {
+  const frameArb = fc.oneof(
+    fc.record({
+      t: fc.constantFrom("gossip", "digest", "summary", "msg", "hello", "auth", "ping", "zzz"),
+      r: fc.anything(),
+      e: fc.oneof(fc.anything(), fc.array(fc.tuple(fc.string(), fc.string(), fc.anything()))),
+      h: fc.anything(),
+      src: fc.string(),
+      dst: fc.constantFrom("p0", "p1", "nobody"),
+      ch: fc.string(),
+      p: fc.anything(),
+      ttl: fc.oneof(fc.integer(), fc.double()),
+    }, { requiredKeys: ["t"] }),
+    fc.anything(),
+  );
+  const cluster = new Cluster({ latencyMs: 1 });
+  try {
+    await cluster.add("p0");
+    await cluster.add("p1", { peers: ["p0"] });
+    cluster.converge(2);
+    const digest = cluster.get("p0").digest();
+    let port = 1;
+    await fc.assert(
+      fc.asyncProperty(fc.array(frameArb, { minLength: 1, maxLength: 5 }), (frames) => {
+        const link = cluster.network.transport(`10.0.1.${port++ % 250}:6783`).dial(
+          Cluster.address("p0"),
+        );
+        let replies = 0;
+        link.onOpen = () =>
+          link.send(JSON.stringify({
+            t: "hello",
+            proto: [1, 1],
+            nonce: "CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC=",
+            auth: false,
+          }));
+        link.onMessage = () => {
+          if (replies++ > 0) return;
+          link.send(JSON.stringify({
+            t: "auth",
+            name: "fuzzer",
+            nickname: "f",
+            incarnation: "00000001aaaa",
+            port: 1,
+          }));
+          for (const frame of frames) link.send(JSON.stringify(frame) ?? "null");
+        };
+        cluster.clock.advance(200);
+        link.close();
+        cluster.clock.advance(50);
+        return Promise.resolve();
+      }),
+      { numRuns: 150 },
+    );
+    cluster.clock.advance(5000);
+    assert.equal(cluster.get("p0").metrics().connections.established, 1);
+    assert.equal(cluster.get("p0").nextHop("p1"), "p1");
+    cluster.get("p0").setLocalData("x", "y");
+    cluster.clock.advance(1000);
+    assert.equal(cluster.get("p1").peer("p0")!.data.x, "y");
+    assert.notEqual(cluster.get("p0").digest(), digest);
   } finally {
     await cluster.stop();
   }

@@ -93,10 +93,23 @@ export function parseRecord(value: unknown): PeerRecord {
   if (typeof v.data !== "object" || v.data === null || Array.isArray(v.data)) {
     fail("bad data", v.data);
   }
+  const data: Record<string, string> = {};
   for (const [key, blob] of Object.entries(v.data as object)) {
     if (typeof blob !== "string" || blob.length > MAX_BLOB) fail(`bad data["${key}"]`, blob);
+    data[key] = blob;
   }
-  return v as unknown as PeerRecord;
+  // Rebuilt field by field: unknown fields from a newer or hostile peer are not passed on.
+  return {
+    name: v.name as string,
+    nickname: v.nickname as string,
+    incarnation: v.incarnation as string,
+    version: v.version as number,
+    connections: (v.connections as ConnectionInfo[]).map((c) => ({
+      peer: c.peer,
+      address: c.address,
+    })),
+    data,
+  };
 }
 
 /** FNV-1a over a string with a given offset basis, as an unsigned 32-bit number. */

@@ -120,3 +120,16 @@ Deno.test("parseRecord rejects malformed records naming the bad field", () => {
     });
   }
 });
+
+Deno.test("parseRecord drops fields it does not know, so they are not gossiped on", () => {
+  const record = parseRecord({
+    name: "a",
+    nickname: "a",
+    incarnation: "00000001aaaa",
+    version: 1,
+    connections: [{ peer: "b", address: "10.0.0.2:6783", junk: "x".repeat(100) }],
+    data: {},
+    padding: "x".repeat(1000),
+  });
+  assert.equal(JSON.stringify(record).includes("x"), false);
+});

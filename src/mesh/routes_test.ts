@@ -80,3 +80,35 @@ Deno.test("every peer agrees on one broadcast spanning tree over random connecte
     },
   ));
 });
+
+Deno.test("the broadcast tree of a full mesh is not a star: fan-out stays capped", () => {
+  const names = Array.from({ length: 50 }, (_, i) => `p${String(i).padStart(2, "0")}`);
+  const map = records(Object.fromEntries(names.map((n) => [n, names.filter((m) => m !== n)])));
+  let depthOk = true;
+  for (const name of names) {
+    const table = computeRoutes(name, map, { fanout: 4 });
+    // At most 4 children plus one parent.
+    assert.ok(table.treeNeighbors.size <= 5, `${name} has ${table.treeNeighbors.size} tree links`);
+    depthOk &&= table.reachable.size === 50;
+  }
+  assert.ok(depthOk);
+  const root = computeRoutes("p00", map, { fanout: 4 });
+  assert.equal(root.treeNeighbors.size, 4);
+});
+
+Deno.test("a peer only full parents can reach still joins the tree", () => {
+  // p0 is the root with five leaves; p0's fan-out of 2 cannot adopt them all, nobody else can.
+  const table = computeRoutes(
+    "p0",
+    records({
+      p0: ["a", "b", "c", "d", "e"],
+      a: ["p0"],
+      b: ["p0"],
+      c: ["p0"],
+      d: ["p0"],
+      e: ["p0"],
+    }),
+    { fanout: 2 },
+  );
+  assert.deepEqual([...table.treeNeighbors].sort(), ["a", "b", "c", "d", "e"]);
+});

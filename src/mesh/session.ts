@@ -195,7 +195,12 @@ export class Session {
       } else {
         const local = this.#options.local();
         const auth: AuthMessage = { t: "auth", ...local };
-        if (secret) auth.proof = makeProof(secret, "client", this.#transcript(local.name));
+        if (secret) {
+          auth.proof = makeProof(secret, {
+            role: "client",
+            transcript: this.#transcript(local.name),
+          });
+        }
         this.send({ ...auth });
       }
       return;
@@ -216,7 +221,10 @@ export class Session {
     if (this.direction === "inbound") {
       const reply: AuthMessage = { t: "auth", ...local };
       if (secret) {
-        reply.proof = makeProof(secret, "server", this.#transcript(clientName, serverName));
+        reply.proof = makeProof(secret, {
+          role: "server",
+          transcript: this.#transcript(clientName, serverName),
+        });
       }
       this.send({ ...reply });
     }
@@ -234,8 +242,9 @@ export class Session {
   }
 
   #established(frame: Frame): void {
-    if (frame.t === "ping") this.send({ t: "pong" });
-    else if (frame.t === "pong") return;
+    // Both ends ping on their own schedule, so a ping is all the liveness either side needs;
+    // no pong is sent (one accepted, for tools that send them).
+    if (frame.t === "ping" || frame.t === "pong") return;
     else if (frame.t === "hello" || frame.t === "auth") {
       throw new HandshakeError(`Out-of-order handshake: "${frame.t}" after the handshake`);
     } else this.#options.onFrame(this, frame);

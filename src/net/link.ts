@@ -2,21 +2,33 @@
  * Pod links: the veth pair that joins a pod to the node's bridge, and the pod side's address
  * and routes.
  *
- * Creation is two `ip -batch` processes, one on the node and one inside the pod, because
- * process starts dominate the cost of a CNI ADD. The veth is created with its peer already in
- * the pod's namespace and with its final name, so there is no window where a half-named
- * interface sits on the node. Each function undoes its own partial work before it throws; the
+ * Creation goes through rtnetlink in-process (netlink.ts) when FFI is allowed, else through
+ * two `ip -batch` processes, one on the node and one inside the pod: process starts dominate
+ * the cost of a CNI ADD. The veth is created with its peer already in the pod's namespace and
+ * with its final name, so there is no window where a half-named interface sits on the node. Each function undoes its own partial work before it throws; the
  * caller only has to undo the steps that completed.
  */
 
 import { CommandError, run } from "./exec.ts";
 import {
+  linkIndex,
+  netlinkAvailable,
+  netlinkConfigurePod,
+  netlinkCreateVeth,
+  netlinkDeleteLink,
+  NetlinkError,
+} from "./netlink.ts";
+import {
   commandInNetns,
   ipBatch,
   IpBatchError,
   ipJsonQueries,
+  NetnsNotFoundError,
   type NetnsOptions,
 } from "./netns.ts";
+
+const ENOENT = 2;
+const EEXIST = 17;
 
 export class LinkExistsError extends Error {
   constructor(
@@ -95,6 +107,26 @@ export interface VethOptions {
  * everything as it was.
  */
 export async function createVethOnBridge(hostName: string, options: VethOptions): Promise<void> {
+  if (!netlinkAvailable()) return await createVethWithIp(hostName, options);
+  const { peerName, peerNetns, bridge, mtu, hostMac = randomMac() } = options;
+  try {
+    netlinkCreateVeth(hostName, { peerName, peerNetns, bridge, mtu, hostMac });
+  } catch (error) {
+    if (!(error instanceof NetlinkError)) throw error;
+    if (error.operation.startsWith("open(") && error.errno === ENOENT) {
+      throw new NetnsNotFoundError(peerNetns, { cause: error });
+    }
+    if (error.operation.startsWith("find bridge")) throw new LinkNotFoundError(bridge);
+    if (error.errno === EEXIST) {
+      throw linkIndex(hostName)
+        ? new LinkExistsError(hostName, "the node's netns", { cause: error })
+        : new LinkExistsError(peerName, `netns "${peerNetns}"`, { cause: error });
+    }
+    throw error;
+  }
+}
+
+async function createVethWithIp(hostName: string, options: VethOptions): Promise<void> {
   const { peerName, peerNetns, bridge, mtu, hostMac = randomMac() } = options;
   const lines = [
     `link add ${hostName} mtu ${mtu} address ${hostMac} type veth peer name ${peerName} mtu ${mtu} netns ${peerNetns}`,
@@ -135,6 +167,22 @@ export async function configurePodInterface(
   netns: string,
   options: PodAddressOptions,
 ): Promise<void> {
+  if (!netlinkAvailable()) return await configurePodWithIp(netns, options);
+  try {
+    netlinkConfigurePod(netns, options);
+  } catch (error) {
+    if (!(error instanceof NetlinkError)) throw error;
+    if (error.operation.startsWith("open(") && error.errno === ENOENT) {
+      throw new NetnsNotFoundError(netns, { cause: error });
+    }
+    if (error.operation.startsWith("add default route") && error.errno === EEXIST) {
+      throw new DefaultRouteExistsError(netns, options.gateway, { cause: error });
+    }
+    throw error;
+  }
+}
+
+async function configurePodWithIp(netns: string, options: PodAddressOptions): Promise<void> {
   const { ifname, mac, address, gateway, defaultRoute } = options;
   const lines = [
     `link set dev ${ifname} address ${mac}`,
@@ -163,6 +211,8 @@ export interface LinkExistsOptions extends NetnsOptions {
 /** True when a link of that name exists in the current namespace (sysfs, then `ip`). */
 export async function linkExists(name: string, options: LinkExistsOptions = {}): Promise<boolean> {
   if (options.netns === undefined) {
+    // if_nametoindex asks this thread's namespace directly: exact, and no process
+    if (netlinkAvailable()) return linkIndex(name) !== 0;
     if (await pathExists(`/sys/class/net/${name}`)) return true;
     // a missing entry is only conclusive when this sysfs is our namespace's
     if (options.knownLink && await pathExists(`/sys/class/net/${options.knownLink}`)) return false;
@@ -182,6 +232,7 @@ async function pathExists(path: string): Promise<boolean> {
 
 /** Deletes a link; returns false when it was already gone (DEL must tolerate that). */
 export async function deleteLink(name: string, options: NetnsOptions = {}): Promise<boolean> {
+  if (options.netns === undefined && netlinkAvailable()) return netlinkDeleteLink(name);
   const command = commandInNetns(["ip", "link", "del", "dev", name], options);
   const result = await run(command, { allowFailure: true });
   if (result.code === 0) return true;

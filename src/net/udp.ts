@@ -73,7 +73,7 @@ export class UdpSocket {
   }
 
   /** Sends one datagram; false when the kernel refused it (e.g. a full buffer). */
-  sendTo(data: Uint8Array, address: string, port: number): boolean {
+  sendTo(data: Uint8Array, { address, port }: { address: string; port: number }): boolean {
     const key = `${address}:${port}`;
     let to = this.#destinations.get(key);
     if (!to) {

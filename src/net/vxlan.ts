@@ -13,10 +13,16 @@ export interface VxlanOptions {
   local?: string;
   mtu: number;
   bridge: string;
+  fresh?: boolean;
 }
 
-/** Creates the VXLAN device (or adopts an identical one) and enslaves it to the bridge. */
+/**
+ * Creates the VXLAN device (or adopts an identical one) and enslaves it to the bridge. With
+ * `fresh`, an existing device is replaced, which drops every forwarding entry a previous run
+ * (perhaps killed before it could clean up) left on it.
+ */
 export async function ensureVxlan(name: string, options: VxlanOptions): Promise<void> {
+  if (options.fresh) await ip(["link", "del", name]).catch(() => {});
   const existing = await ipJson<{ linkinfo?: { info_data?: { id?: number; port?: number } } }>([
     "-d",
     "link",

@@ -68,7 +68,10 @@ export class LabNode {
     return this.#stderr;
   }
 
+  config: Record<string, unknown> = {};
+
   async start(config: Record<string, unknown>): Promise<void> {
+    this.config = config;
     const child = new Deno.Command("ip", {
       args: ["netns", "exec", this.name, DENO, "run", "-A", NODE_SCRIPT, JSON.stringify(config)],
       stdin: "piped",
@@ -114,11 +117,21 @@ export class LabNode {
     await this.#writer.write(new TextEncoder().encode(line));
     const answer = await reply;
     if (!answer.ok) throw new Error(`Node ${this.name} ${op} failed: ${answer.error}`);
+    if (typeof answer.blob === "string") this.blob = answer.blob;
     return answer;
   }
 
   async status(): Promise<PeerPathStatus[]> {
     return (await this.command("status")).status as PeerPathStatus[];
+  }
+
+  /** Kills the node's process without letting it clean up, as a crash or OOM kill would. */
+  async kill(): Promise<void> {
+    const child = this.#child;
+    if (!child) return;
+    this.#child = undefined;
+    child.kill("SIGKILL");
+    await child.status;
   }
 
   async stop(): Promise<void> {
@@ -301,7 +314,7 @@ export class Lab {
         underlayIp: this.nodeUnderlayIp(node.index),
         endpoints: this.endpoints(node.index),
         heartbeatMs: 300,
-        timings: { deadAfterMs: 1500, settleMs: 1000 },
+        timings: { deadAfterMs: 2000, settleMs: 1000 },
         ...extra,
       });
       await this.setPodMtu(node.index, node.mtu);
@@ -426,17 +439,16 @@ export async function tcpTransfer(
   }
 }
 
-/** Pings `ip` from a namespace; returns the round-trip times in ms of the replies. */
+/** Pings address `toIp` from namespace `from`; returns the round-trip times in ms of the replies. */
 export async function ping(
   lab: Lab,
-  ns: string,
-  ip: string,
+  route: { from: string; toIp: string },
   options: { count?: number; size?: number; dontFragment?: boolean } = {},
 ): Promise<{ received: number; rtts: number[]; output: string }> {
   const args = ["ping", "-n", "-c", String(options.count ?? 3), "-i", "0.05", "-W", "1"];
   if (options.size !== undefined) args.push("-s", String(options.size));
   if (options.dontFragment) args.push("-M", "do");
-  const result = await lab.exec(ns, [...args, ip], { allowFailure: true });
+  const result = await lab.exec(route.from, [...args, route.toIp], { allowFailure: true });
   const rtts = [...result.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
   return { received: rtts.length, rtts, output: result.stdout + result.stderr };
 }

@@ -45,6 +45,8 @@ export interface InvokeOptions {
   unset?: string[];
   /** The program to run instead of `<binDir>/weft` (the reference plugins). */
   program?: string;
+  /** More environment variables (e.g. WEFT_NETLINK=0 for the `ip` fallback). */
+  extraEnv?: Record<string, string>;
 }
 
 export interface InvokeResult {
@@ -65,16 +67,19 @@ export async function invokePlugin(options: InvokeOptions): Promise<InvokeResult
     CNI_IFNAME: options.ifname ?? "eth0",
     CNI_PATH: options.cniPath ?? `${options.binDir}:/usr/lib/cni`,
     CNI_ARGS: options.args,
+    // lets a test run choose the plugin's `ip` fallback over netlink (WEFT_NETLINK=0)
+    WEFT_NETLINK: Deno.env.get("WEFT_NETLINK"),
+    ...options.extraEnv,
   };
   for (const name of options.unset ?? []) delete env[name];
   const pairs = Object.entries(env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
   const stdin = typeof options.config === "string"
     ? options.config
     : JSON.stringify(options.config ?? {});
-  const result = await sh(["env", "-i", ...pairs, options.program ?? `${options.binDir}/weft`], {
-    netns: options.inNetns,
-    stdin,
-  });
+  const result = await runWithStdin(
+    ["env", "-i", ...pairs, options.program ?? `${options.binDir}/weft`],
+    { netns: options.inNetns, stdin },
+  );
   let json: unknown = undefined;
   try {
     json = result.stdout.trim() ? JSON.parse(result.stdout) : undefined;
@@ -82,6 +87,34 @@ export async function invokePlugin(options: InvokeOptions): Promise<InvokeResult
     json = undefined;
   }
   return { code: result.code, json, stdout: result.stdout, stderr: result.stderr };
+}
+
+/**
+ * Runs a command with `stdin` written to it. Unlike a plain pipe write, a program that exits
+ * without reading its input (a crash, or an early error) is reported through its exit code and
+ * output instead of failing the caller with EPIPE.
+ */
+async function runWithStdin(
+  command: string[],
+  options: { netns?: string; stdin: string },
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const full = options.netns ? ["ip", "netns", "exec", options.netns, ...command] : command;
+  const child = new Deno.Command(full[0], {
+    args: full.slice(1),
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  try {
+    await writer.write(new TextEncoder().encode(options.stdin));
+    await writer.close();
+  } catch (error) {
+    if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
+  }
+  const out = await child.output();
+  const decoder = new TextDecoder();
+  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
 }
 
 /** Removes every namespace named `<prefix>-...` (and kills what runs in it). */
@@ -137,6 +170,7 @@ export async function startAgent(
   const range = options.range ?? "10.32.0.0/12";
   const address = options.address ?? "127.0.0.1:6784";
   let args: string[];
+  let scratch: string | undefined;
   if (kind === "fake") {
     const [base, prefix] = range.split("/");
     const octets = base.split(".").map(Number);
@@ -162,7 +196,8 @@ export async function startAgent(
       bridge,
     ];
   } else {
-    const stateDir = options.stateDir ?? await Deno.makeTempDir({ prefix: "weft-cni-agent-" });
+    scratch = options.stateDir ? undefined : await Deno.makeTempDir({ prefix: "weft-cni-agent-" });
+    const stateDir = options.stateDir ?? scratch!;
     // The agent's data path wants an underlay address; a veth pair kept inside the node
     // namespace gives it one without any traffic leaving the namespace.
     const underlay = "192.168.254.1";
@@ -218,6 +253,7 @@ export async function startAgent(
     await child.status;
     clearTimeout(timer);
     await stderr;
+    if (scratch) await Deno.remove(scratch, { recursive: true }).catch(() => {});
   };
   let exited: Deno.CommandStatus | undefined;
   child.status.then((status) => exited = status);
