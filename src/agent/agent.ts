@@ -166,8 +166,17 @@ export class Agent implements AgentPort {
       reclaimAfterMs: this.config.ipamReclaimAfterMs,
       onEvent: (event) => this.#log(`ipam: ${event.message}`),
     });
-    // a peer that just came up needs the ring now, not at the next periodic gossip
-    mesh.on("peer-up", () => this.#ipam?.gossip());
+    // A peer that just came up, or restarted (a new incarnation, which the others may see
+    // without it ever going down), needs the ring now, not at the next periodic gossip: a
+    // restarted IPAM must hear from a live peer before it allocates again.
+    const incarnations = new Map<string, string>();
+    const gossipOnNewIncarnation = (peer: { name: string; incarnation: string }) => {
+      if (incarnations.get(peer.name) === peer.incarnation) return;
+      incarnations.set(peer.name, peer.incarnation);
+      this.#ipam?.gossip();
+    };
+    mesh.on("peer-up", gossipOnNewIncarnation);
+    mesh.on("peer-changed", gossipOnNewIncarnation);
     this.#every(IPAM_TICK_MS, () => this.#ipam?.tick());
   }
 

@@ -44,6 +44,7 @@ import {
 } from "./sleeve_thread.ts";
 import type { Datapath, DatapathMode, DatapathPeer, Endpoint, PeerPathStatus } from "./types.ts";
 import { HEADER_BYTES, MAX_BODY, peerId, RECORD_HEADER_BYTES } from "./wire.ts";
+
 /** Outer IPv4 + UDP + VXLAN + inner Ethernet. */
 export const VXLAN_OVERHEAD = 20 + 8 + 8 + 14;
 /** Outer IPv4 + UDP + sleeve header + AEAD tag + record length + virtio-net header + Ethernet. */
@@ -242,15 +243,16 @@ export class KernelDatapath implements Datapath {
       if (message.type === "answered") this.#onAnswered(message as SleeveEvent);
       else if (message.type === "counters") addCounters(this.#counters, message.counters);
       else if (message.type === "stopped") stopped();
-      else if (message.type === "error") {
-        this.#options.log(`sleeve ${role} worker failed: ${message.error}`);
-        stopped();
-      }
+      else if (message.type === "error") this.#options.log(`sleeve ${role}: ${message.error}`);
     };
     worker.onerror = (event) => {
-      this.#options.log(`sleeve ${role} worker crashed: ${event.message}`);
+      // Never leave a path that answers heartbeats but moves no frames: start a new thread.
+      this.#options.log(`sleeve ${role} worker crashed: ${event.message}; restarting it`);
       event.preventDefault();
       stopped();
+      this.#workers = this.#workers.filter((w) => w !== worker);
+      worker.terminate();
+      if (this.#running) this.#startWorker(role, this.#sleeveConfigForWorkers());
     };
     const init: WorkerInit = {
       type: "init",
@@ -478,6 +480,11 @@ export class KernelDatapath implements Datapath {
       this.#epochs.set(counter, epoch);
     }
     return epoch;
+  }
+
+  /** The configuration last published, for a worker that starts late. */
+  #sleeveConfigForWorkers(): SleeveConfig {
+    return { ...this.#sleeveConfig(), generation: this.#generation };
   }
 
   /** Sends the sleeve configuration to the workers when it changed. */

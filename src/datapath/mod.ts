@@ -6,8 +6,10 @@
  * decodes, so the two can evolve apart. The kernel implementation prefers VXLAN (fast, never
  * encrypted here: this kernel has no IPsec) and falls back per peer to a userspace sleeve over a
  * TAP, which can relay through the mesh's next hop and encrypt with keys from the mesh handshake.
- * Path choice, the wire format, key handling and the forwarding-table plan are pure modules with
- * tests beside them; only kernel.ts and src/net touch the system.
+ * Path choice, the wire format, key handling, the forwarding-table plan and the sleeve engine
+ * are pure modules with tests beside them; only kernel.ts, the sleeve worker threads
+ * (sleeve_thread.ts: blocking poll() through FFI, because a nonblocking FFI call on the event loop
+ * cost milliseconds per frame) and src/net touch the system.
  */
 import { KernelDatapath, type KernelDatapathOptions } from "./kernel.ts";
 import type { Datapath } from "./types.ts";

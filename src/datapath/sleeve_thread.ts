@@ -56,10 +56,17 @@ async function run(init: WorkerInit): Promise<void> {
       await yieldToMessages();
       continue;
     }
-    if (init.role === "tap") {
-      if (tap?.waitReadable(POLL_MS)) current.pumpTap(scratch);
-    } else if (udp.waitReadable(POLL_MS)) {
-      current.pumpSocket(scratch);
+    try {
+      if (init.role === "tap") {
+        if (tap?.waitReadable(POLL_MS)) current.pumpTap(scratch);
+      } else if (udp.waitReadable(POLL_MS)) {
+        current.pumpSocket(scratch);
+      }
+    } catch (error) {
+      // A dead pump with live heartbeats would report a healthy path that carries nothing, so
+      // keep pumping; the error is reported and the next wake-up tries again.
+      scope.postMessage({ type: "error", error: String(error) });
+      await new Promise((resolve) => setTimeout(resolve, 10));
     }
     const now = performance.now();
     if (now - lastReport >= COUNTERS_EVERY_MS) {

@@ -10,14 +10,9 @@
 import { type Clock, systemClock, type TimerId } from "./clock.ts";
 import { DEFAULT_PORT, hostOf, normalizeAddress } from "./address.ts";
 import { loadIdentity, newIncarnation } from "./identity.ts";
-import {
-  compareRecords,
-  type ConnectionInfo,
-  Digest,
-  parseRecord,
-  type PeerRecord,
-} from "./record.ts";
+import { compareRecords, type ConnectionInfo, parseRecord, type PeerRecord } from "./record.ts";
 import { computeRoutes, type RouteTable } from "./routes.ts";
+import { Topology } from "./topology.ts";
 import { type Frame, type LocalPeer, Session } from "./session.ts";
 import type { Link, Transport } from "./transport.ts";
 import { WebSocketTransport } from "./websocket_transport.ts";
@@ -111,13 +106,6 @@ interface Target {
   isSelf?: boolean;
 }
 
-interface PeerMeta {
-  lastSeen: number;
-  reachable: boolean;
-  unreachableSince?: number;
-  encoded: string;
-}
-
 const MESSAGE_TTL = 32;
 
 export class Mesh {
@@ -152,10 +140,7 @@ export class Mesh {
 
   #version = 0;
   #data: Record<string, string> = {};
-  #records = new Map<string, PeerRecord>();
-  #meta = new Map<string, PeerMeta>();
-  #tombstones = new Map<string, { record: PeerRecord; until: number }>();
-  #digest = new Digest();
+  #topology = new Topology();
 
   #targets = new Map<string, Target>();
   #forgotten = new Set<string>();
@@ -285,14 +270,14 @@ export class Mesh {
 
   peers(): PeerStatus[] {
     this.#refreshRoutesIfDirty();
-    return [...this.#records.values()].map((r) => this.#status(r)).sort((a, b) =>
+    return [...this.#topology.records.values()].map((r) => this.#status(r)).sort((a, b) =>
       a.name < b.name ? -1 : 1
     );
   }
 
   peer(name: string): PeerStatus | undefined {
     this.#refreshRoutesIfDirty();
-    const record = this.#records.get(name);
+    const record = this.#topology.get(name);
     return record && this.#status(record);
   }
 
@@ -373,7 +358,7 @@ export class Mesh {
   routes(): Record<string, string> {
     this.#refreshRoutesIfDirty();
     const table: Record<string, string> = {};
-    for (const name of this.#records.keys()) {
+    for (const name of this.#topology.records.keys()) {
       if (name === this.name) continue;
       const hop = this.nextHop(name);
       if (hop !== undefined) table[name] = hop;
@@ -432,7 +417,7 @@ export class Mesh {
 
   /** The current topology digest; equal digests mean equal views (for tests and the bench). */
   digest(): string {
-    return this.#digest.toString();
+    return this.#topology.digest();
   }
 
   // ---- connections ------------------------------------------------------------------------
@@ -579,7 +564,7 @@ export class Mesh {
     this.#markLocalDirty();
     this.#markRoutesDirty();
     // One side opens anti-entropy at once so a new link converges without waiting a round.
-    if (session.direction === "outbound") session.send({ t: "digest", h: this.#digest.toString() });
+    if (session.direction === "outbound") session.send({ t: "digest", h: this.#topology.digest() });
   }
 
   /** Whether `candidate` should replace `existing` as the connection to the same peer. */
@@ -646,26 +631,7 @@ export class Mesh {
 
   /** Installs a record (already known to be newer) and queues it for pushing. */
   #store(record: PeerRecord, from: string | undefined): void {
-    const previous = this.#records.get(record.name);
-    if (previous) this.#digest.remove(previous);
-    this.#records.set(record.name, record);
-    this.#digest.add(record);
-    this.#tombstones.delete(record.name);
-    const meta = this.#meta.get(record.name);
-    const encoded = JSON.stringify(record);
-    if (meta) {
-      meta.lastSeen = this.#clock.now();
-      meta.encoded = encoded;
-    } else {
-      // Unreachable until routes say otherwise, so a peer never reached still ages out.
-      const now = this.#clock.now();
-      this.#meta.set(record.name, {
-        lastSeen: now,
-        reachable: false,
-        unreachableSince: now,
-        encoded,
-      });
-    }
+    const previous = this.#topology.store(record, { now: this.#clock.now() });
     if (!previous || !sameConnections(previous, record)) this.#markRoutesDirty();
     this.#outbox.set(record.name, new Set(from === undefined ? [] : [from]));
     if (this.#flushTimer === undefined) {
@@ -697,7 +663,7 @@ export class Mesh {
       const key = picked.length === names.length ? "all" : picked.join(",");
       let list = frames.get(key);
       if (!list) {
-        const encoded = picked.map((i) => this.#meta.get(names[i])?.encoded)
+        const encoded = picked.map((i) => this.#topology.meta(names[i])?.encoded)
           .filter((e): e is string => e !== undefined);
         frames.set(key, list = this.#frames(encoded));
       }
@@ -757,21 +723,20 @@ export class Mesh {
       this.#overrule(record);
       return;
     }
-    const current = this.#records.get(record.name);
-    if (current) {
-      const order = compareRecords(record, current);
+    if (!this.#topology.isNews(record)) {
       // The same news from a second neighbour while it waits to go out: spare that one the echo.
-      if (order === 0) this.#outbox.get(record.name)?.add(from);
-      if (order <= 0) return;
+      const current = this.#topology.get(record.name);
+      if (current && compareRecords(record, current) === 0) {
+        this.#outbox.get(record.name)?.add(from);
+      }
+      return;
     }
-    const tomb = this.#tombstones.get(record.name);
-    if (tomb && compareRecords(record, tomb.record) <= 0) return;
     this.#store(record, from);
   }
 
   /** Someone holds a newer record under our name (a previous life, or a clock that stepped). */
   #overrule(record: PeerRecord): void {
-    if (compareRecords(record, this.#records.get(this.name)!) <= 0) return;
+    if (compareRecords(record, this.#topology.get(this.name)!) <= 0) return;
     this.#log(
       `overruling a newer record of our own name (${record.incarnation}/${record.version})`,
     );
@@ -785,7 +750,7 @@ export class Mesh {
 
   #receiveDigest(session: Session, frame: Frame): void {
     if (typeof frame.h !== "string") throw new MalformedFrameError("Digest frame without digest");
-    if (frame.h === this.#digest.toString()) return;
+    if (frame.h === this.#topology.digest()) return;
     this.#disagreed = true;
     this.#sendSummary(session, false);
   }
@@ -796,9 +761,7 @@ export class Mesh {
     const last = this.#lastSummary.get(session);
     if (!reply && last !== undefined && now - last < this.#options.gossipIntervalMs / 10) return;
     this.#lastSummary.set(session, now);
-    const entries: Array<[string, string, number]> = [];
-    for (const r of this.#records.values()) entries.push([r.name, r.incarnation, r.version]);
-    session.send({ t: "summary", reply, e: entries });
+    session.send({ t: "summary", reply, e: this.#topology.summary() });
   }
 
   #receiveSummary(session: Session, frame: Frame): void {
@@ -813,28 +776,7 @@ export class Mesh {
       }
       theirs.set(entry[0], [entry[1], entry[2]]);
     }
-    const push: string[] = [];
-    let theyHaveNewer = false;
-    for (const record of this.#records.values()) {
-      const other = theirs.get(record.name);
-      const order = other === undefined ? 1 : compareRecords(record, {
-        ...record,
-        incarnation: other[0],
-        version: other[1],
-      });
-      if (order > 0) push.push(this.#meta.get(record.name)!.encoded);
-      else if (order < 0) theyHaveNewer = true;
-      theirs.delete(record.name);
-    }
-    for (const [name, [incarnation, version]] of theirs) {
-      const tomb = this.#tombstones.get(name);
-      if (
-        !tomb ||
-        compareRecords({ ...tomb.record, incarnation, version }, tomb.record) > 0
-      ) {
-        theyHaveNewer = true;
-      }
-    }
+    const { push, theyHaveNewer } = this.#topology.compare(theirs);
     for (const text of this.#frames(push)) session.sendText(text);
     if (theyHaveNewer && frame.reply !== true) this.#sendSummary(session, true);
   }
@@ -888,23 +830,23 @@ export class Mesh {
     this.#routesDirty = false;
     if (this.#routesTimer !== undefined) this.#clock.clearTimeout(this.#routesTimer);
     this.#routesTimer = undefined;
-    this.#routes = computeRoutes(this.name, this.#records);
+    this.#routes = computeRoutes(this.name, this.#topology.records);
     const now = this.#clock.now();
-    for (const [name, meta] of this.#meta) {
+    for (const [name, meta] of this.#topology.metas()) {
       if (name === this.name) continue;
       const reachable = this.#routes.reachable.has(name) || this.#byPeer.has(name);
       if (reachable === meta.reachable) continue;
       meta.reachable = reachable;
       meta.unreachableSince = reachable ? undefined : now;
       if (reachable) meta.lastSeen = now;
-      this.#emit(reachable ? "peer-up" : "peer-down", this.#records.get(name)!);
+      this.#emit(reachable ? "peer-up" : "peer-down", this.#topology.get(name)!);
     }
   }
 
   #scheduleTick(): void {
     // While the topology is still changing here, compare digests five times as often, so a
     // gap left by views that disagreed is repaired in about a second; a quiet mesh stays slow.
-    const digest = this.#digest.toString();
+    const digest = this.#topology.digest();
     const busy = digest !== this.#lastTickDigest || this.#disagreed;
     this.#lastTickDigest = digest;
     this.#disagreed = false;
@@ -916,7 +858,7 @@ export class Mesh {
   #tick(): void {
     if (!this.#running) return;
     this.#refreshRoutesIfDirty();
-    const digest = this.#digest.toString();
+    const digest = this.#topology.digest();
     for (const session of this.#byPeer.values()) session.send({ t: "digest", h: digest });
     this.#ageOut();
     if (this.#options.discovery) this.#discover();
@@ -925,17 +867,11 @@ export class Mesh {
 
   #ageOut(): void {
     const now = this.#clock.now();
-    for (const [name, tomb] of this.#tombstones) {
-      if (tomb.until <= now) this.#tombstones.delete(name);
-    }
-    for (const [name, meta] of this.#meta) {
+    this.#topology.expireTombstones(now);
+    for (const [name, meta] of [...this.#topology.metas()]) {
       if (name === this.name || meta.reachable || this.#byPeer.has(name)) continue;
       if (now - (meta.unreachableSince ?? now) < this.#options.ageOutMs) continue;
-      const record = this.#records.get(name)!;
-      this.#records.delete(name);
-      this.#meta.delete(name);
-      this.#digest.remove(record);
-      this.#tombstones.set(name, { record, until: now + this.#options.ageOutMs });
+      const record = this.#topology.remove(name, { until: now + this.#options.ageOutMs })!;
       this.#markRoutesDirty();
       this.#emit("peer-removed", record);
       for (const t of [...this.#targets.values()]) {
@@ -948,7 +884,7 @@ export class Mesh {
   #discover(): void {
     const targeted = new Set<string>();
     for (const t of this.#targets.values()) if (t.peer !== undefined) targeted.add(t.peer);
-    for (const record of this.#records.values()) {
+    for (const record of this.#topology.records.values()) {
       for (const c of record.connections) {
         if (this.#sessions.size >= this.#options.connLimit) return;
         if (c.peer === this.name || this.#byPeer.has(c.peer) || targeted.has(c.peer)) continue;
@@ -964,7 +900,7 @@ export class Mesh {
   // ---- helpers ----------------------------------------------------------------------------
 
   #status(record: PeerRecord): PeerStatus {
-    const meta = this.#meta.get(record.name);
+    const meta = this.#topology.meta(record.name);
     const self = record.name === this.name;
     return {
       name: record.name,
