@@ -191,7 +191,7 @@ export class Agent implements AgentPort {
       log: this.#log,
       // without IPALLOC_INIT, the first split is agreed among the Nodes of the first list
       openIpam: this.#ipam ? undefined : (peers) => this.#openIpam({ mode: "consensus", peers }),
-      reclaim: (peer) => this.removePeer(peer),
+      reclaim: (nodeName) => this.#reclaimDeletedNode(nodeName),
     });
   }
 
@@ -583,6 +583,23 @@ export class Agent implements AgentPort {
       if (error instanceof RangeError) throw new BadRequestError(error.message, 404);
       throw error;
     }
+  }
+
+  /**
+   * A deleted Node's agent may still be seen for a few seconds (until heartbeats time out), and
+   * rmpeer refuses a reachable peer; wait for the mesh to agree it is gone, then reclaim.
+   */
+  async #reclaimDeletedNode(nodeName: string): Promise<void> {
+    const deadline = Date.now() + 60_000;
+    while (!this.#stopping.signal.aborted) {
+      const peer = this.#meshNode.peers().find((p) => p.nickname === nodeName);
+      if (!peer?.reachable || Date.now() > deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    const result = this.removePeer(nodeName);
+    this.#log(
+      `reclaimed ${result.addresses} addresses of deleted Node ${nodeName} (${result.peer})`,
+    );
   }
 
   /** Leaves the cluster cleanly: gives this node's ranges away, then stops the agent. */

@@ -199,7 +199,10 @@ export async function resolveAgentConfig(
   }
   const reclaim = pick(flags.ipamReclaimAfter, "IPAM_RECLAIM_AFTER");
   const nodeName = pick(flags.nodeName, "NODE_NAME");
-  const kubernetes = flags.kubernetes ?? Boolean(env.KUBERNETES_SERVICE_HOST && nodeName);
+  // In a pod (the service account's API address is set) or pointed at a cluster with
+  // --kubeconfig, and told which Node this is: peers then come from the Node list.
+  const kubernetes = flags.kubernetes ??
+    Boolean((env.KUBERNETES_SERVICE_HOST || flags.kubeconfig) && nodeName);
   const peers = splitList(pick(flags.peers, "WEFT_PEERS"));
   const initText = pick(flags.ipallocInit, "IPALLOC_INIT");
   let ipallocInit: IpamInit | undefined;

@@ -19,7 +19,7 @@ export interface KubernetesWiring {
   /** Set when the IPAM waits for the Node count to agree its first split. */
   openIpam?: (peers: number) => Promise<void>;
   /** Removes the peer whose nickname is this Node's name from the IPAM ring. */
-  reclaim: (nodeName: string) => unknown;
+  reclaim: (nodeName: string) => Promise<void>;
 }
 
 export async function startKubernetes(wiring: KubernetesWiring): Promise<void> {
@@ -50,15 +50,14 @@ export async function startKubernetes(wiring: KubernetesWiring): Promise<void> {
       log(`kubernetes: ${nodes.length} Nodes; agreeing the IPAM's first split among them`);
       await wiring.openIpam!(nodes.length);
     },
-    reclaim: (nodeName) => {
+    reclaim: async (nodeName) => {
       log(`kubernetes: Node ${nodeName} was deleted; reclaiming its address space`);
       try {
-        wiring.reclaim(nodeName);
+        await wiring.reclaim(nodeName);
       } catch (error) {
-        // not in the ring (never owned space) is as good as reclaimed
+        // not in the ring (it never owned space) is as good as reclaimed
         log(`kubernetes: reclaim of ${nodeName}: ${(error as Error).message}`);
       }
-      return Promise.resolve();
     },
     onError: (error) => log(`kubernetes: ${error.message}`),
   });

@@ -3,9 +3,9 @@
  *
  * Everything runs on callbacks and the passed-in clock (no awaits after start), so a thousand
  * meshes share one process and one simulated clock in the bench. Cost model: a change is pushed
- * once along a spanning tree (flooded only while this peer's view of the graph is unsettled);
- * a quiet mesh exchanges only a fixed-size digest per link per round; full summaries are sent only
- * when digests differ. See docs/mesh.md.
+ * once along a fan-out-capped spanning tree (and to neighbours the view cannot place yet); a
+ * quiet mesh exchanges only heartbeats and a fixed-size digest per link per round; summaries go
+ * only over links whose digests differ. See docs/mesh.md.
  */
 import { type Clock, systemClock, type TimerId } from "./clock.ts";
 import { DEFAULT_PORT, hostOf, normalizeAddress } from "./address.ts";

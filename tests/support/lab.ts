@@ -15,6 +15,8 @@
 import { type Artifact, artifact } from "./artifact.ts";
 
 const LAB_CHAIN = "LAB-FAULTS";
+/** The underlay namespace's address on the node network. */
+export const UNDERLAY_HOST = "192.168.77.1";
 const decoder = new TextDecoder();
 
 export interface CommandResult {
@@ -128,6 +130,8 @@ export interface LabOptions {
   start?: boolean;
   /** Underlay MTU (default 1500). */
   underlayMtu?: number;
+  /** Give every agent the other nodes as --peers (default true; false when peers come from Kubernetes). */
+  peers?: boolean;
 }
 
 export class Lab {
@@ -174,6 +178,8 @@ export class Lab {
     await must(["ip", "-n", ul, "link", "set", "lo", "up"]);
     await must(["ip", "-n", ul, "link", "add", "br0", "mtu", String(mtu), "type", "bridge"]);
     await must(["ip", "-n", ul, "link", "set", "br0", "up"]);
+    // the underlay's own host address, for services the nodes use (a fake Kubernetes API)
+    await must(["ip", "-n", ul, "addr", "add", `${UNDERLAY_HOST}/24`, "dev", "br0"]);
     for (let index = 1; index <= this.options.nodes; index++) {
       const netns = `${this.prefix}-n${index}`;
       const node: LabNode = {
@@ -222,7 +228,9 @@ export class Lab {
   /** `weft launch` arguments for a node: its peers are every other node's underlay address. */
   launchArgs(index: number): string[] {
     const node = this.node(index);
-    const peers = this.nodes.filter((n) => n.index !== index).map((n) => n.underlayIp);
+    const peers = this.options.peers === false
+      ? []
+      : this.nodes.filter((n) => n.index !== index).map((n) => n.underlayIp);
     return [
       "launch",
       "--state-dir",
