@@ -141,7 +141,7 @@ export interface ClusterIpamStatus extends IpamStatus {
 }
 
 interface Message {
-  t: "req" | "give" | "none" | "ack";
+  t: "req" | "give" | "none" | "ack" | "state" | "pull";
   id: string;
   gen: number;
   subnet?: string;
@@ -193,6 +193,8 @@ export class ClusterIpam implements Ipam {
   #left = false;
   /** Set by adoptOrphans(): claim space that no live peer owns. */
   #adopt = false;
+  /** Set by writes made outside #afterChange (rmpeer, donations) so that it gossips them. */
+  #ownWrite = false;
   #closed = false;
 
   private constructor(options: ClusterIpamOptions, state: RingState, gen: number) {
@@ -231,6 +233,7 @@ export class ClusterIpam implements Ipam {
       options.transport.onMessage?.((from, message) => ipam.handleMessage(from, message));
       options.transport.onState?.((from, text) => ipam.handleState(from, text));
       ipam.#afterChange();
+      ipam.#pullIfWaiting();
       return ipam;
     });
   }
@@ -318,7 +321,7 @@ export class ClusterIpam implements Ipam {
     if (sender && isDead(this.#state, from, sender.gen) && !isDead(incoming, from, sender.gen)) {
       // A removed peer is back with its old identity; our state tells it to start clean.
       this.#event("ignored", `Ignored IPAM state from removed peer "${from}" (gen ${sender.gen})`);
-      this.#broadcast(true);
+      this.#tellRemoved(from);
       return;
     }
     const before = peerRecord(this.#state, this.#me);
@@ -348,7 +351,7 @@ export class ClusterIpam implements Ipam {
     if (this.#left && message.t !== "ack") return;
     if (message.t === "req" && isDead(this.#state, from, message.gen)) {
       this.#event("ignored", `Ignored space request from removed peer "${from}"`);
-      this.#broadcast(true);
+      this.#tellRemoved(from);
       return;
     }
     switch (message.t) {
@@ -364,6 +367,15 @@ export class ClusterIpam implements Ipam {
         }
         return;
       }
+      case "state":
+        if (message.state) this.handleState(from, message.state);
+        return;
+      case "pull":
+        this.#transport.send(
+          from,
+          this.#message({ t: "state", id: message.id, state: encodeRing(this.#state) }),
+        );
+        return;
       case "none": {
         const pending = this.#requests.get(message.id);
         if (pending) this.#nextDonor(pending);
@@ -394,6 +406,7 @@ export class ClusterIpam implements Ipam {
     const gen = Math.max(record?.gen ?? -1, ...gens);
     const addresses = ownedSize(this.#state, name);
     this.#state = withTombstone(this.#state, name, gen);
+    this.#ownWrite = true;
     this.#unreachableSince.delete(name);
     this.#event("reclaim", `Removed peer "${name}" (gen ${gen}) owning ${addresses} addresses`);
     this.#afterChange();
@@ -458,6 +471,7 @@ export class ClusterIpam implements Ipam {
     this.#resendDonations(now);
     this.#trackReachability(now);
     this.#afterChange();
+    this.#pullIfWaiting();
     if (now - this.#lastGossipAt >= this.#gossipIntervalMs) this.#broadcast(true);
   }
 
@@ -630,6 +644,7 @@ export class ClusterIpam implements Ipam {
   /** Everything that follows a change of the state: self-checks, protocol steps, persistence. */
   #afterChange(impostor = false): void {
     if (this.#closed) return;
+    const merged = this.#state;
     this.#checkSelf(impostor);
     this.#startRing();
     this.#claim();
@@ -638,7 +653,11 @@ export class ClusterIpam implements Ipam {
     this.#startRing();
     this.#claim();
     this.#persist();
-    this.#broadcast(false);
+    // Only news we wrote is gossiped at once: re-broadcasting what we merged from others would
+    // make every change cost N^2 messages (the mesh already relays broadcasts to every peer);
+    // the periodic gossip in tick() repairs what was lost.
+    if (this.#ownWrite || this.#state !== merged) this.#broadcast(false);
+    this.#ownWrite = false;
   }
 
   #claim(): void {
@@ -761,6 +780,25 @@ export class ClusterIpam implements Ipam {
     });
   }
 
+  /**
+   * Peers gossip only their own news, so a peer that restarted or has no ring yet asks the
+   * reachable peers for their states instead of waiting for the periodic gossip.
+   */
+  #pullIfWaiting(): void {
+    if (!this.#mustHear && this.#state.ringId !== "") return;
+    for (const peer of this.#reachableNames()) {
+      this.#transport.send(peer, this.#message({ t: "pull", id: this.#newId() }));
+    }
+  }
+
+  /** Our state, to a removed peer only, so that it learns it was removed and starts clean. */
+  #tellRemoved(peer: string): void {
+    this.#transport.send(
+      peer,
+      this.#message({ t: "state", id: "", state: encodeRing(this.#state) }),
+    );
+  }
+
   #broadcast(force: boolean): void {
     if (this.#closed) return;
     const encoded = encodeRing(this.#state);
@@ -878,6 +916,7 @@ export class ClusterIpam implements Ipam {
       from: { name: this.#me, gen: this.#gen },
       to: { name: to, gen: message.gen },
     });
+    this.#ownWrite = true;
     this.#event("donated", `Gave ${formatRange(give)} to "${to}"`);
     this.#afterChange();
     this.#transport.send(

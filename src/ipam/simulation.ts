@@ -17,6 +17,8 @@ export interface SimulationOptions {
   tickMs?: number;
   requestTimeoutMs?: number;
   reclaimAfterMs?: number;
+  /** Periodic re-gossip, in fake milliseconds. Default 5000 (10 ticks). */
+  gossipIntervalMs?: number;
 }
 
 /** A store view whose close() keeps the data: a restarted peer finds its state again. */
@@ -80,6 +82,7 @@ export class Simulation {
       random: this.random,
       requestTimeoutMs: this.#options.requestTimeoutMs ?? 2000,
       reclaimAfterMs: this.#options.reclaimAfterMs,
+      gossipIntervalMs: this.#options.gossipIntervalMs ?? 5000,
       onEvent: (event) => this.events.push({ ...event, peer: name }),
     });
     this.#peers.set(name, ipam);
