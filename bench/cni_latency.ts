@@ -3,7 +3,8 @@
  * measured in the same run with the same namespace setup: one node namespace, a fresh pod
  * namespace per attachment, each plugin run as a runtime runs it (a new process, env plus
  * stdin, through `ip netns exec` into the node). The two plugins alternate so drift on the
- * machine hits both alike. Prints p50/p95 per operation and the weft/reference ratio.
+ * machine hits both alike. Prints p50/p95 per operation and the weft/reference ratio; the VER
+ * row (VERSION, which does no work) shows how much of each is just starting the program.
  *
  *   deno run -A bench/cni_latency.ts [--runs 30] [--agent fake|real] [--plugin-only]
  *
@@ -80,6 +81,8 @@ try {
     weftDel: [] as number[],
     refAdd: [] as number[],
     refDel: [] as number[],
+    weftVersion: [] as number[],
+    refVersion: [] as number[],
   };
   // one warm-up round each, not counted: the first run of anything pays for cold caches
   for (let i = -1; i < runs; i++) {
@@ -117,7 +120,23 @@ try {
         cniPath: "/usr/lib/cni",
       })
     );
+    // VERSION does no work: it is the cost of starting each plugin at all
+    const version = { cniVersion: "1.0.0" };
+    const weftVersion = await timed(() =>
+      invokePlugin({ binDir, command: "VERSION", config: version, inNetns: node })
+    );
+    const refVersion = await timed(() =>
+      invokePlugin({
+        binDir,
+        command: "VERSION",
+        config: version,
+        inNetns: node,
+        program: "/usr/lib/cni/bridge",
+      })
+    );
     if (i >= 0) {
+      samples.weftVersion.push(weftVersion);
+      samples.refVersion.push(refVersion);
       samples.weftAdd.push(weftAdd);
       samples.refAdd.push(refAdd);
       samples.weftDel.push(weftDel);
@@ -154,8 +173,9 @@ try {
   console.log("| --- | --------- | --------- | --------- | --------- | --------- | --------- |");
   console.log(row("ADD", samples.weftAdd, samples.refAdd));
   console.log(row("DEL", samples.weftDel, samples.refDel));
+  console.log(row("VER", samples.weftVersion, samples.refVersion));
   console.log(
-    `(both include the launcher, \`ip netns exec\` + \`env\`: p50 ${
+    `(VER = VERSION, i.e. start-up alone; all include the launcher, \`ip netns exec\` + \`env\`: p50 ${
       percentile(launcher, 50).toFixed(1)
     } ms)`,
   );

@@ -237,3 +237,34 @@ Deno.test({
     await Deno.remove(file).catch(() => {});
   }
 });
+
+Deno.test({
+  name: "bundled build: the sleeve threads start from the single-file bundle",
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  // Nodes ship as one bundled file with no source tree beside it; the workers must load anyway.
+  const dir = await Deno.makeTempDir({ prefix: "wtd-bundle-" });
+  const bundle = `${dir}/node.js`;
+  const source = new URL("./support/datapath_node.ts", import.meta.url).pathname;
+  const built = await new Deno.Command(Deno.execPath(), {
+    args: ["bundle", "--quiet", source, "-o", bundle],
+  }).output();
+  assert.equal(built.code, 0, new TextDecoder().decode(built.stderr));
+  const lab = await Lab.create(PREFIX, { nodes: 2, nodeScript: bundle });
+  try {
+    await lab.startNodes({ mode: "sleeve" });
+    await lab.introduce();
+    const status = await lab.waitFor(() => lab.pathTo(1, 2), (s) => s?.path === "sleeve");
+    assert.equal(status?.path, "sleeve", JSON.stringify(status));
+    const reply = await ping(lab, { from: lab.podNs(1, 1), toIp: lab.podIp(2, 1) });
+    assert.equal(reply.received, 3, reply.output);
+    assert.doesNotMatch(lab.nodes[0].log, /crashed/);
+  } catch (error) {
+    for (const node of lab.nodes) console.error(node.log);
+    throw error;
+  } finally {
+    await lab.destroy();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});

@@ -69,9 +69,9 @@ export interface KernelDatapathOptions {
   heartbeatMs?: number;
   timings?: HealthTimings;
   /**
-   * Module the sleeve worker threads run. Default: sleeve_worker.ts beside this file. A bundled
-   * or compiled build passes its own entry and calls `installSleeveWorker()` in it when
-   * `self.name === SLEEVE_WORKER_NAME`.
+   * Module the sleeve worker threads run. Default: sleeve_worker.ts beside this file (running
+   * from source). A bundle has no such file: pass `Deno.mainModule` and make the entry call
+   * `installSleeveWorker()` instead of its normal work when `self.name === SLEEVE_WORKER_NAME`.
    */
   workerUrl?: string;
   now?: () => number;
@@ -109,6 +109,17 @@ interface PeerState {
 
 export type DatapathCounters = SleeveCounters;
 
+/** sleeve_worker.ts when the source tree is here; "" in a bundle (start() then says why). */
+function defaultWorkerUrl(): string {
+  const beside = new URL("./sleeve_worker.ts", import.meta.url);
+  try {
+    Deno.statSync(beside);
+    return beside.href;
+  } catch {
+    return "";
+  }
+}
+
 function sameKey(a?: Uint8Array, b?: Uint8Array): boolean {
   return a === b || (a !== undefined && b !== undefined && a.length === b.length &&
     a.every((value, i) => value === b[i]));
@@ -136,6 +147,8 @@ export class KernelDatapath implements Datapath {
   #applied: FdbEntry[] = [];
   #fdbQueue: Promise<void> = Promise.resolve();
   #counters = emptyCounters();
+  #restarts = new Map<WorkerInit["role"], number>();
+  #restartTimers = new Set<ReturnType<typeof setTimeout>>();
 
   constructor(options: KernelDatapathOptions) {
     const vxlanPort = options.vxlanPort ?? 6784;
@@ -148,7 +161,7 @@ export class KernelDatapath implements Datapath {
       vxlanDevice: options.vxlanDevice ?? `vxlan-${vxlanPort}`,
       tapDevice: options.tapDevice ?? "weft-sleeve",
       heartbeatMs: options.heartbeatMs ?? 500,
-      workerUrl: options.workerUrl ?? new URL("./sleeve_worker.ts", import.meta.url).href,
+      workerUrl: options.workerUrl ?? defaultWorkerUrl(),
       timings: options.timings ?? DEFAULT_TIMINGS,
       now: options.now ?? (() => performance.now()),
       log: options.log ?? (() => {}),
@@ -168,6 +181,14 @@ export class KernelDatapath implements Datapath {
   async start(): Promise<void> {
     if (this.#running) return;
     const o = this.#options;
+    if (!o.workerUrl) {
+      // Guessing the main module would run the whole program again in each worker thread.
+      throw new DatapathStateError(
+        `No sleeve worker module: ${new URL("./sleeve_worker.ts", import.meta.url).href} ` +
+          `does not exist (a bundled build?); pass workerUrl: Deno.mainModule and call ` +
+          `installSleeveWorker() from the entry when self.name === "${SLEEVE_WORKER_NAME}"`,
+      );
+    }
     const bridge = await readBridge(o.bridge);
     if (!bridge) throw new DatapathStateError(`Bridge "${o.bridge}" does not exist`);
     const bridgeIp = bridge.addresses[0]?.split("/")[0];
@@ -241,18 +262,31 @@ export class KernelDatapath implements Datapath {
     worker.onmessage = (event: MessageEvent) => {
       const message = event.data;
       if (message.type === "answered") this.#onAnswered(message as SleeveEvent);
-      else if (message.type === "counters") addCounters(this.#counters, message.counters);
-      else if (message.type === "stopped") stopped();
+      else if (message.type === "counters") {
+        addCounters(this.#counters, message.counters);
+        this.#restarts.set(role, 0); // it runs: a later crash starts the back-off afresh
+      } else if (message.type === "stopped") stopped();
       else if (message.type === "error") this.#options.log(`sleeve ${role}: ${message.error}`);
     };
     worker.onerror = (event) => {
-      // Never leave a path that answers heartbeats but moves no frames: start a new thread.
-      this.#options.log(`sleeve ${role} worker crashed: ${event.message}; restarting it`);
+      // Never leave a path that answers heartbeats but moves no frames: start a new thread,
+      // backing off so a worker that cannot even load does not spin.
       event.preventDefault();
       stopped();
       this.#workers = this.#workers.filter((w) => w !== worker);
       worker.terminate();
-      if (this.#running) this.#startWorker(role, this.#sleeveConfigForWorkers());
+      const attempt = (this.#restarts.get(role) ?? 0) + 1;
+      this.#restarts.set(role, attempt);
+      const delay = Math.min(30_000, 250 * 2 ** attempt);
+      this.#options.log(
+        `sleeve ${role} worker (${this.#options.workerUrl}) crashed: ${event.message}; ` +
+          `restarting it in ${delay} ms`,
+      );
+      const timer = setTimeout(() => {
+        this.#restartTimers.delete(timer);
+        if (this.#running) this.#startWorker(role, this.#sleeveConfigForWorkers());
+      }, delay);
+      this.#restartTimers.add(timer);
     };
     const init: WorkerInit = {
       type: "init",
@@ -271,6 +305,8 @@ export class KernelDatapath implements Datapath {
     if (!this.#running) return;
     this.#running = false;
     clearInterval(this.#timer);
+    for (const timer of this.#restartTimers) clearTimeout(timer);
+    this.#restartTimers.clear();
     Atomics.store(this.#control, CONTROL_STOP, 1);
     // Workers notice within one poll timeout; never close fds under a thread still using them.
     let timer: ReturnType<typeof setTimeout> | undefined;

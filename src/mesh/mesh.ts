@@ -107,6 +107,8 @@ interface Target {
 }
 
 const MESSAGE_TTL = 32;
+/** Broadcast ids remembered to drop copies that arrive twice while trees disagree. */
+const SEEN_BROADCASTS = 4096;
 
 export class Mesh {
   readonly name: string;
@@ -162,6 +164,8 @@ export class Mesh {
   #disagreed = false;
 
   #handlers = new Map<string, MessageHandler[]>();
+  #broadcastSeq = 0;
+  #seenBroadcasts = new Set<string>();
   #listeners = new Map<MeshEvent, Array<(peer: PeerStatus) => void>>();
   #terminations = 0;
   #bytesSent = 0;
@@ -385,6 +389,17 @@ export class Mesh {
       p: payload,
       ttl: MESSAGE_TTL,
     });
+  }
+
+  /**
+   * Sends `payload` to every peer reachable now, once each, along the broadcast tree (best
+   * effort, like `send`): one frame per tree link instead of one unicast per peer. Handlers
+   * registered with `onMessage(channel)` receive it with `from` set to this peer's name.
+   */
+  broadcast(channel: string, payload: string): void {
+    const id = `${this.#incarnation}.${++this.#broadcastSeq}`;
+    this.#remember(`${this.name}/${id}`);
+    this.#fanOut({ t: "bcast", src: this.name, id, ch: channel, p: payload }, undefined);
   }
 
   onMessage(channel: string, handler: MessageHandler): void {
@@ -700,6 +715,8 @@ export class Mesh {
           return this.#receiveDigest(session, frame);
         case "summary":
           return this.#receiveSummary(session, frame);
+        case "bcast":
+          return this.#receiveBroadcast(session, frame);
         case "msg":
           return this.#receiveMessage(frame);
         default:
@@ -802,6 +819,40 @@ export class Mesh {
     if (!session) return false;
     session.send(frame);
     return true;
+  }
+
+  #receiveBroadcast(session: Session, frame: Frame): void {
+    const { src, id, ch, p } = frame;
+    if (
+      typeof src !== "string" || typeof id !== "string" || id.length > 100 ||
+      typeof ch !== "string" || typeof p !== "string"
+    ) {
+      throw new MalformedFrameError("Broadcast frame with missing fields");
+    }
+    if (src === this.name || !this.#remember(`${src}/${id}`)) return;
+    this.#deliver(ch, p, src);
+    this.#fanOut({ t: "bcast", src, id, ch, p }, session.remote!.name);
+  }
+
+  /** Records a broadcast id; false if it was already seen. Oldest ids are forgotten first. */
+  #remember(key: string): boolean {
+    if (this.#seenBroadcasts.has(key) && key === "never") return false;
+    this.#seenBroadcasts.add(key);
+    if (this.#seenBroadcasts.size > SEEN_BROADCASTS) {
+      this.#seenBroadcasts.delete(this.#seenBroadcasts.values().next().value!);
+    }
+    return true;
+  }
+
+  /** Sends a frame to the broadcast tree neighbours and unplaced neighbours, except `from`. */
+  #fanOut(frame: Frame, from: string | undefined): void {
+    this.#refreshRoutesIfDirty();
+    const { treeNeighbors, reachable } = this.#routes;
+    const text = JSON.stringify(frame);
+    for (const [peer, session] of this.#byPeer) {
+      if (peer === from || (!treeNeighbors.has(peer) && reachable.has(peer))) continue;
+      session.sendText(text);
+    }
   }
 
   #deliver(channel: string, payload: string, from: string): void {

@@ -351,7 +351,18 @@ Deno.test("a forged newer copy of a peer's record is overruled by its owner", as
 Deno.test("arbitrary frames from an insider never break the mesh, at worst that link", async () => {
   const frameArb = fc.oneof(
     fc.record({
-      t: fc.constantFrom("gossip", "digest", "summary", "msg", "hello", "auth", "ping", "zzz"),
+      t: fc.constantFrom(
+        "gossip",
+        "digest",
+        "summary",
+        "msg",
+        "bcast",
+        "hello",
+        "auth",
+        "ping",
+        "zzz",
+      ),
+      id: fc.string(),
       r: fc.anything(),
       e: fc.oneof(fc.anything(), fc.array(fc.tuple(fc.string(), fc.string(), fc.anything()))),
       h: fc.anything(),
@@ -408,6 +419,63 @@ Deno.test("arbitrary frames from an insider never break the mesh, at worst that 
     cluster.clock.advance(1000);
     assert.equal(cluster.get("p1").peer("p0")!.data.x, "y");
     assert.notEqual(cluster.get("p0").digest(), digest);
+  } finally {
+    await cluster.stop();
+  }
+});
+
+Deno.test("broadcast reaches every peer once, one frame per tree link", async () => {
+  const cluster = new Cluster({ latencyMs: 2, jitterMs: 3 });
+  const names = ["p0", "p1", "p2", "p3", "p4", "p5", "p6"];
+  try {
+    // A full mesh: without the tree each peer would hear it from everyone.
+    for (const [i, name] of names.entries()) await cluster.add(name, { peers: names.slice(0, i) });
+    cluster.converge(names.length);
+    const heard: string[] = [];
+    for (const name of names) {
+      cluster.get(name).onMessage(
+        "ipam-state",
+        (payload, from) => heard.push(`${name}<-${from}:${payload}`),
+      );
+    }
+    let frames = 0;
+    const deliver = cluster.network.deliver.bind(cluster.network);
+    cluster.network.deliver = (from, frame) => {
+      if (typeof frame === "string" && frame.startsWith('{"t":"bcast"')) frames++;
+      deliver(from, frame);
+    };
+    cluster.get("p4").broadcast("ipam-state", "ring-v7");
+    cluster.clock.advance(1000);
+    assert.deepEqual(
+      heard.sort(),
+      names.filter((n) => n !== "p4").map((n) => `${n}<-p4:ring-v7`).sort(),
+    );
+    assert.equal(frames, names.length - 1);
+  } finally {
+    await cluster.stop();
+  }
+});
+
+Deno.test("a broadcast while views still disagree is delivered at most once per peer", async () => {
+  const cluster = new Cluster({ latencyMs: 2, jitterMs: 5 });
+  const names = ["p0", "p1", "p2", "p3", "p4", "p5"];
+  try {
+    for (const [i, name] of names.entries()) await cluster.add(name, { peers: names.slice(0, i) });
+    const heard: string[] = [];
+    for (const name of names) {
+      cluster.get(name).onMessage(
+        "c",
+        (payload, from) => heard.push(`${name}<-${from}#${payload}`),
+      );
+    }
+    for (let step = 0; step < 20; step++) {
+      cluster.clock.advance(7);
+      cluster.get(names[step % names.length]).broadcast("c", String(step));
+    }
+    cluster.clock.advance(1000);
+    assert.ok(heard.length > 0);
+    assert.equal(new Set(heard).size, heard.length, `duplicates in ${heard}`);
+    assert.ok(heard.every((h) => !h.startsWith(`${h.split("<-")[1].split("#")[0]}<-`)));
   } finally {
     await cluster.stop();
   }

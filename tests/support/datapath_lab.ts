@@ -36,6 +36,8 @@ export interface LabOptions {
   podsPerNode?: number;
   /** Underlay MTU on every node link. */
   underlayMtu?: number;
+  /** Script each node runs (default: datapath_node.ts from source; a bundle of it also works). */
+  nodeScript?: string;
 }
 
 export interface NodeOptions {
@@ -55,9 +57,12 @@ export class LabNode {
   #nextId = 1;
   #stderr = "";
 
-  constructor(index: number, name: string) {
+  readonly script: string;
+
+  constructor(index: number, name: string, script = NODE_SCRIPT) {
     this.index = index;
     this.name = name;
+    this.script = script;
   }
 
   get running(): boolean {
@@ -73,7 +78,7 @@ export class LabNode {
   async start(config: Record<string, unknown>): Promise<void> {
     this.config = config;
     const child = new Deno.Command("ip", {
-      args: ["netns", "exec", this.name, DENO, "run", "-A", NODE_SCRIPT, JSON.stringify(config)],
+      args: ["netns", "exec", this.name, DENO, "run", "-A", this.script, JSON.stringify(config)],
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",
@@ -158,11 +163,13 @@ export class Lab {
   readonly nodes: LabNode[] = [];
   readonly podsPerNode: number;
 
-  private constructor(prefix: string, nodes: number, podsPerNode: number) {
+  private constructor(prefix: string, nodes: number, options: LabOptions) {
     this.prefix = prefix;
     this.underlay = `${prefix}u`;
-    this.podsPerNode = podsPerNode;
-    for (let i = 1; i <= nodes; i++) this.nodes.push(new LabNode(i, `${prefix}n${i}`));
+    this.podsPerNode = options.podsPerNode ?? 1;
+    for (let i = 1; i <= nodes; i++) {
+      this.nodes.push(new LabNode(i, `${prefix}n${i}`, options.nodeScript));
+    }
   }
 
   nodeUnderlayIp(i: number): string {
@@ -184,7 +191,7 @@ export class Lab {
   /** Builds the underlay, the nodes with their `weave` bridges, and the pods. */
   static async create(prefix: string, options: LabOptions = {}): Promise<Lab> {
     await sweepLab(prefix);
-    const lab = new Lab(prefix, options.nodes ?? 3, options.podsPerNode ?? 1);
+    const lab = new Lab(prefix, options.nodes ?? 3, options);
     try {
       await lab.#build(options.underlayMtu ?? 1500);
     } catch (error) {
