@@ -68,7 +68,7 @@ async function fdbMacs(lab: Lab, node: number): Promise<string[]> {
 }
 
 Deno.test("fast path: pods on three nodes reach each other over kernel VXLAN", async () => {
-  const lab = await clusterLab("wtdf", 3);
+  const lab = await clusterLab("wlpf", 3);
   try {
     const [a, b, c] = await podsOnEveryNode(lab);
     await waitPath(lab, 1, 2, "fastdp");
@@ -115,7 +115,7 @@ Deno.test("fast path: pods on three nodes reach each other over kernel VXLAN", a
 });
 
 Deno.test("userspace path, plain: forced sleeve carries ping and TCP, readable on the underlay", async () => {
-  const lab = await clusterLab("wtds", 2, { agentArgs: ["--datapath", "sleeve"] });
+  const lab = await clusterLab("wlps", 2, { agentArgs: ["--datapath", "sleeve"] });
   try {
     const [a, b] = await podsOnEveryNode(lab);
     const view = await waitPath(lab, 1, 2, "sleeve");
@@ -131,11 +131,29 @@ Deno.test("userspace path, plain: forced sleeve carries ping and TCP, readable o
   }
 });
 
-/** Pings with a recognisable payload while capturing on the underlay; true if the payload shows. */
+/**
+ * Pings with a recognisable payload while capturing on node1's underlay switch port (a bridge
+ * device itself never sees the unicast traffic it forwards); true if the payload shows.
+ */
 async function underlayShows(lab: Lab, from: LabPod, to: LabPod): Promise<boolean> {
   const capture = `${lab.workDir}/underlay-${Date.now()}.pcap`;
+  const port = `${lab.prefix}n${from.node}`;
   const tcpdump = new Deno.Command("ip", {
-    args: ["netns", "exec", lab.underlay, "tcpdump", "-i", "br0", "-U", "-w", capture, "udp"],
+    args: [
+      "netns",
+      "exec",
+      lab.underlay,
+      "tcpdump",
+      "-i",
+      port,
+      "--immediate-mode",
+      "-Z",
+      "root",
+      "-U",
+      "-w",
+      capture,
+      "udp",
+    ],
     stdout: "null",
     stderr: "null",
   }).spawn();
@@ -153,7 +171,7 @@ async function underlayShows(lab: Lab, from: LabPod, to: LabPod): Promise<boolea
 }
 
 Deno.test("userspace path, encrypted: with a password traffic flows and the underlay sees no plaintext", async () => {
-  const lab = await clusterLab("wtde", 2, { password: "lab-secret" });
+  const lab = await clusterLab("wlpe", 2, { password: "lab-secret" });
   try {
     const [a, b] = await podsOnEveryNode(lab);
     const view = await waitPath(lab, 1, 2, "sleeve");
@@ -169,7 +187,7 @@ Deno.test("userspace path, encrypted: with a password traffic flows and the unde
 });
 
 Deno.test("relay: with the node1-node3 link cut, their pods talk through node2", async () => {
-  const lab = await clusterLab("wtdr", 3);
+  const lab = await clusterLab("wlpr", 3);
   try {
     const [a, , c] = await podsOnEveryNode(lab);
     await lab.cutLink(1, 3);
@@ -183,7 +201,7 @@ Deno.test("relay: with the node1-node3 link cut, their pods talk through node2",
 });
 
 Deno.test("failover: a filtered VXLAN port moves traffic to the userspace path and back", async () => {
-  const lab = await clusterLab("wtdo", 2);
+  const lab = await clusterLab("wlpo", 2);
   try {
     const [a, b] = await podsOnEveryNode(lab);
     await waitPath(lab, 1, 2, "fastdp");

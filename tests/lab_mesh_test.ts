@@ -43,7 +43,12 @@ async function converged(lab: Lab, nodes: number[]): Promise<boolean> {
 }
 
 Deno.test("three agents with a password converge; failures are noticed and healed", async () => {
-  const lab = await Lab.create({ nodes: 3, prefix: "wtlm", password: "lab-secret" });
+  const lab = await Lab.create({
+    nodes: 3,
+    prefix: "wtlm",
+    password: "lab-secret",
+    agentArgs: ["--datapath", "none"],
+  });
   try {
     await waitFor("the mesh to converge", () => converged(lab, [1, 2, 3]));
 
@@ -87,15 +92,22 @@ Deno.test("three agents with a password converge; failures are noticed and heale
 });
 
 Deno.test("a peer with a wrong password or none is refused and learns nothing", async () => {
-  const lab = await Lab.create({ nodes: 3, prefix: "wtlp", password: "right", start: false });
+  const lab = await Lab.create({
+    nodes: 3,
+    prefix: "wtlp",
+    password: "right",
+    start: false,
+    agentArgs: ["--datapath", "none"],
+  });
   try {
-    await lab.startAgent(1);
-    await lab.startAgent(2);
+    // the IPAM waits for all three initial peers, so "serving" is as ready as they get here
+    await lab.startAgent(1, { wait: "serving" });
+    await lab.startAgent(2, { wait: "serving" });
     await waitFor("nodes 1 and 2 to converge", () => converged(lab, [1, 2]));
     // node3 with the wrong password, then with none
     for (const password of ["wrong", undefined]) {
       lab.options.password = password;
-      await lab.startAgent(3);
+      await lab.startAgent(3, { wait: "serving" });
       await new Promise((r) => setTimeout(r, 3000));
       const seen = await peers(lab, 3);
       assert.deepEqual(
@@ -118,7 +130,7 @@ Deno.test("forget stops reconnection; connect brings the peer back", async () =>
   const lab = await Lab.create({
     nodes: 2,
     prefix: "wtlf",
-    agentArgs: ["--no-discovery"],
+    agentArgs: ["--no-discovery", "--datapath", "none"],
   });
   try {
     await waitFor("the mesh to converge", () => converged(lab, [1, 2]));

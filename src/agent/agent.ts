@@ -307,6 +307,10 @@ export class Agent implements AgentPort {
       encrypt: config.encrypt,
       mode: config.datapathMode === "none" ? undefined : config.datapathMode,
       log: (message) => this.#log(`datapath: ${message}`),
+      // The sleeve threads start from the entry itself (main.ts, the bundle or the compiled
+      // binary), which becomes a sleeve thread when started under that worker name: no second
+      // file to ship or to find.
+      workerUrl: Deno.mainModule,
     });
     await datapath.start();
     this.#datapath = datapath;

@@ -148,6 +148,7 @@ export class KernelDatapath implements Datapath {
   #fdbQueue: Promise<void> = Promise.resolve();
   #counters = emptyCounters();
   #restarts = new Map<WorkerInit["role"], number>();
+  #gsoBytes = 0;
   #restartTimers = new Set<ReturnType<typeof setTimeout>>();
 
   constructor(options: KernelDatapathOptions) {
@@ -250,6 +251,11 @@ export class KernelDatapath implements Datapath {
     }
     await ip(["link", "set", o.bridge, "mtu", String(this.#podMtu)]);
     this.#udp = UdpSocket.bind(o.udpPort);
+    const offloads = this.#udp.enableOffloads(this.#underlay!.mtu - 28);
+    this.#gsoBytes = offloads.gso ? this.#underlay!.mtu - 28 : 0;
+    if (!offloads.gso || !offloads.gro) {
+      o.log(`UDP offloads refused (gso ${offloads.gso}, gro ${offloads.gro}): sleeve is slower`);
+    }
   }
 
   #startWorker(role: WorkerInit["role"], config: SleeveConfig): void {
@@ -480,6 +486,7 @@ export class KernelDatapath implements Datapath {
       udpPort: this.#options.udpPort,
       bridgeMac: this.#bridge!.mac,
       bridgeIp: this.#bridge!.ip,
+      gsoBytes: this.#gsoBytes,
       peers: [...this.#peers.values()].map((state) => ({
         id: state.id,
         name: state.name,
@@ -492,6 +499,11 @@ export class KernelDatapath implements Datapath {
         path: state.choice.path,
         hop: this.#hopId(state, now),
         mustEncrypt: this.#mustEncrypt(state),
+        segmentBytes: Math.min(
+          this.#underlay!.mtu,
+          state.blob.underlayMtu,
+          state.routeMtu ?? Infinity,
+        ) - 28,
         keys: state.keys,
         counter: state.counter,
       })),

@@ -9,6 +9,7 @@
  * three threads can encrypt for the same peer without ever reusing a nonce. Only the socket
  * worker opens datagrams, so the replay window needs no sharing.
  */
+import { EAGAIN } from "../net/libc.ts";
 import { VNET_HEADER_BYTES } from "../net/tap.ts";
 import type { Datagram } from "../net/udp.ts";
 import { type DirectionKeys, SleeveCipher } from "./crypto.ts";
@@ -23,7 +24,11 @@ import {
   HEADER_BYTES,
   Kind,
   MAX_BODY,
+  Reassembler,
   RECORD_HEADER_BYTES,
+  segmentDatagram,
+  setWireLength,
+  splitReceived,
   unpackRecords,
   writeHeader,
 } from "./wire.ts";
@@ -45,6 +50,8 @@ export interface SleevePeerConfig {
   /** Id of the peer to hand this peer's datagrams to: itself, or the mesh's next hop. */
   hop: string;
   mustEncrypt: boolean;
+  /** Largest sleeve datagram that crosses the underlay to this peer unfragmented. */
+  segmentBytes: number;
   keys?: DirectionKeys;
   /** Shared nonce counter for `keys`; a new one comes with every new session key. */
   counter?: SharedArrayBuffer;
@@ -57,12 +64,15 @@ export interface SleeveConfig {
   udpPort: number;
   bridgeMac: string;
   bridgeIp: string;
+  /** The socket's UDP_SEGMENT size, or 0 when the kernel refused GSO (segments go one by one). */
+  gsoBytes: number;
   peers: SleevePeerConfig[];
 }
 
 /** What the engine needs of the sleeve socket (a `UdpSocket`, or an in-memory one in tests). */
 export interface DatagramPort {
-  sendTo(data: Uint8Array, to: { address: string; port: number }): boolean;
+  /** Sends one datagram (or a GSO train of segments); 0, or the errno. */
+  sendTo(data: Uint8Array, to: { address: string; port: number }): number;
   receiveInto(buffer: Uint8Array): Datagram | undefined;
 }
 
@@ -199,9 +209,53 @@ export class SleeveEngine {
     this.#counters.dropped[reason] = (this.#counters.dropped[reason] ?? 0) + 1;
   }
 
-  #send(datagram: Uint8Array, address: string, port: number): void {
+  #gsoFailed = false;
+  #reassembler = new Reassembler();
+  #idTag = Math.floor(Math.random() * 0xffff) * 2 ** 32;
+  #idSeq = 0;
+
+  /** An id for a plain message: unique per sending thread (a random tag) and message. */
+  #nextId(): number {
+    this.#idSeq = (this.#idSeq + 1) % 2 ** 32;
+    return this.#idTag + this.#idSeq;
+  }
+
+  #send(datagram: Uint8Array, to: { address: string; port: number; segmentBytes?: number }): void {
     this.#counters.datagramsSent++;
-    if (!this.#udp.sendTo(datagram, { address, port })) this.#drop("udp send refused");
+    const segmentBytes = to.segmentBytes ?? datagram.length;
+    if (datagram.length <= segmentBytes) {
+      if (this.#udp.sendTo(datagram, to) !== 0) this.#drop("udp send refused");
+      return;
+    }
+    const train = segmentDatagram(datagram, segmentBytes);
+    const segments = splitReceived(train);
+    const gso = this.#config!.gsoBytes;
+    if (gso === segmentBytes && !this.#gsoFailed) {
+      // One call per train of full segments (the kernel splits at gsoBytes); at most 64
+      // segments and 64 KB per call.
+      const perCall = Math.min(64, Math.floor(65507 / segmentBytes));
+      for (let i = 0; i < segments.length; i += perCall) {
+        const first = segments[i];
+        const last = segments[Math.min(i + perCall, segments.length) - 1];
+        const start = first.byteOffset - train.byteOffset;
+        const end = last.byteOffset - train.byteOffset + last.length;
+        const error = this.#udp.sendTo(train.subarray(start, end), to);
+        if (error === 0) continue;
+        if (error === EAGAIN) return this.#drop("udp send refused");
+        // EIO/EINVAL: this route cannot do UDP GSO; send segments one by one from now on.
+        this.#gsoFailed = true;
+        for (const segment of segments.slice(i)) this.#udp.sendTo(segment, to);
+        return;
+      }
+      return;
+    }
+    for (const segment of segments) {
+      if (this.#udp.sendTo(segment, to) !== 0) return this.#drop("udp send refused");
+    }
+  }
+
+  #to(peer: PeerEntry, port = peer.config.udpPort) {
+    return { address: peer.config.ip, port, segmentBytes: peer.config.segmentBytes };
   }
 
   /** Sends to the hop `hop`, sealed with the hop's key when that pair is encrypted. */
@@ -220,9 +274,9 @@ export class SleeveEngine {
         destination: message.destination,
       },
       message.body,
-      { cipher: hop.config.mustEncrypt ? hop.cipher : undefined },
+      { cipher: hop.config.mustEncrypt ? hop.cipher : undefined, id: this.#nextId() },
     );
-    this.#send(datagram, hop.config.ip, hop.config.udpPort);
+    this.#send(datagram, this.#to(hop));
   }
 
   #hopFor(target: PeerEntry): PeerEntry {
@@ -263,7 +317,7 @@ export class SleeveEngine {
       sourcePort: config.udpPort,
       destinationPort: target.config.udpPort,
     });
-    this.#send(packet, target.config.ip, target.config.vxlanPort);
+    this.#send(packet, { address: target.config.ip, port: target.config.vxlanPort });
   }
 
   /** Drains ready frames from the TAP and sends them to their sleeve peers, batched. */
@@ -337,17 +391,14 @@ export class SleeveEngine {
     if (hop.config.mustEncrypt) {
       if (!hop.cipher) return this.#drop("no key for encrypted hop");
       const body = batch.buffer.subarray(HEADER_BYTES, end);
-      this.#send(
-        encodeDatagram(header, body, { cipher: hop.cipher }),
-        hop.config.ip,
-        hop.config.udpPort,
-      );
+      this.#send(encodeDatagram(header, body, { cipher: hop.cipher }), this.#to(hop));
       return;
     }
     // Plain: the header goes in front of the records already in place; sendto copies, so the
     // buffer is free again as soon as it returns.
-    writeHeader(batch.buffer, header, { counter: 0, encrypted: false });
-    this.#send(batch.buffer.subarray(0, end), hop.config.ip, hop.config.udpPort);
+    writeHeader(batch.buffer, header, { counter: this.#nextId(), encrypted: false });
+    setWireLength(batch.buffer, end);
+    this.#send(batch.buffer.subarray(0, end), this.#to(hop));
   }
 
   /** Drains ready datagrams from the socket and handles each. */
@@ -355,20 +406,32 @@ export class SleeveEngine {
     for (let i = 0; i < DRAIN_LIMIT; i++) {
       const from = this.#udp.receiveInto(scratch);
       if (!from) break;
-      this.#counters.datagramsReceived++;
-      try {
-        this.handleDatagram(scratch.subarray(0, from.length), from);
-      } catch (error) {
-        this.#drop(`bad datagram: ${(error as Error).name}`);
+      // With UDP GRO one read may hold many datagrams back to back.
+      const pieces = splitReceived(scratch.subarray(0, from.length));
+      if (pieces.length === 0) this.#drop("not weft");
+      for (const piece of pieces) {
+        this.#counters.datagramsReceived++;
+        try {
+          this.handleDatagram(piece, from);
+        } catch (error) {
+          this.#drop(`bad datagram: ${(error as Error).name}`);
+        }
       }
     }
   }
 
+  /** Handles one datagram or segment (segments wait until their message is whole). */
   handleDatagram(message: Uint8Array, from: Datagram): void {
     const config = this.#config;
     if (!config) return;
-    const datagram = decodeDatagram(message);
+    let datagram = decodeDatagram(message);
     if (!datagram) return this.#drop("not weft");
+    if (datagram.segment) {
+      const dropped = this.#reassembler.dropped;
+      datagram = this.#reassembler.add(datagram);
+      if (this.#reassembler.dropped > dropped) this.#drop("incomplete message");
+      if (!datagram) return;
+    }
     const sender = this.#peers.get(datagram.sender);
     if (!sender) return this.#drop("unknown sender");
     if (datagram.kind === Kind.Probe || datagram.kind === Kind.ProbeAck) {

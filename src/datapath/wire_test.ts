@@ -9,6 +9,9 @@ import {
   MalformedBodyError,
   packRecords,
   peerId,
+  Reassembler,
+  segmentDatagram,
+  splitReceived,
   unpackRecords,
 } from "./wire.ts";
 
@@ -95,4 +98,30 @@ Deno.test("VXLAN probe carries a valid IPv4 header addressed to the peer bridge"
   assert.equal(sum, 0xffff, "IPv4 header checksum verifies");
   assert.deepEqual([...ip.subarray(16, 20)], [10, 32, 0, 2]);
   assert.deepEqual([...packet.subarray(50)], [9, 9, 9]);
+});
+
+Deno.test("a big datagram is cut into self-delimiting segments and put back together", () => {
+  const body = new Uint8Array(5000).map((_, i) => i & 255);
+  const datagram = encodeDatagram(header, body, { id: 77 });
+  const train = segmentDatagram(datagram, 1472);
+  const pieces = splitReceived(train);
+  assert.equal(pieces.length, Math.ceil(5000 / (1472 - 44)));
+  assert.ok(pieces.slice(0, -1).every((p) => p.length === 1472), "all full but the last");
+  const reassembler = new Reassembler();
+  const results = pieces.reverse().map((p) => reassembler.add(decodeDatagram(p)!));
+  const whole = results.at(-1)!;
+  assert.ok(results.slice(0, -1).every((r) => r === undefined));
+  assert.deepEqual(whole.payload, body);
+  assert.equal(whole.counter, 77);
+  // The rebuilt message carries the same canonical header as the unsegmented datagram.
+  assert.deepEqual(whole.header, decodeDatagram(datagram)!.header);
+  assert.deepEqual(segmentDatagram(datagram, 9000), datagram, "fits: sent as is");
+});
+
+Deno.test("a coalesced read splits back exactly, and stops at anything that is not ours", () => {
+  const a = encodeDatagram(header, new Uint8Array([1, 2, 3]));
+  const b = encodeDatagram(header, new Uint8Array([4, 5]));
+  const joined = new Uint8Array([...a, ...b, 9, 9, 9]);
+  assert.deepEqual(splitReceived(joined), [a, b]);
+  assert.deepEqual(splitReceived(new Uint8Array(10)), []);
 });

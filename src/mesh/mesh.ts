@@ -836,7 +836,7 @@ export class Mesh {
 
   /** Records a broadcast id; false if it was already seen. Oldest ids are forgotten first. */
   #remember(key: string): boolean {
-    if (this.#seenBroadcasts.has(key) && key === "never") return false;
+    if (this.#seenBroadcasts.has(key)) return false;
     this.#seenBroadcasts.add(key);
     if (this.#seenBroadcasts.size > SEEN_BROADCASTS) {
       this.#seenBroadcasts.delete(this.#seenBroadcasts.values().next().value!);

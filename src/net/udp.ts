@@ -1,8 +1,7 @@
 /**
  * An IPv4 UDP socket through libc, so the sleeve's worker threads can block in poll() and
- * send/receive with synchronous calls (see libc.ts). Kernel-side fragmentation is left on: a
- * sleeve datagram carrying a 64 KB superframe is split by the underlay IP layer rather than
- * dropped.
+ * send/receive with synchronous calls (see libc.ts), and so UDP GSO/GRO can be switched on
+ * (node:dgram exposes neither). Kernel fragmentation stays allowed as the last resort.
  */
 import { EAGAIN, EINTR, errno, libc, LibcError, PollFd } from "./libc.ts";
 
@@ -15,6 +14,10 @@ const SO_SNDBUFFORCE = 32;
 const SO_RCVBUFFORCE = 33;
 const SO_SNDBUF = 7;
 const SO_RCVBUF = 8;
+const SOL_UDP = 17;
+const UDP_SEGMENT = 103;
+const UDP_GRO = 104;
+const EIO = 5;
 
 function sockaddr(ip: string, port: number): Uint8Array {
   const out = new Uint8Array(16);
@@ -72,8 +75,11 @@ export class UdpSocket {
     return this.#poll.wait(timeoutMs);
   }
 
-  /** Sends one datagram; false when the kernel refused it (e.g. a full buffer). */
-  sendTo(data: Uint8Array, { address, port }: { address: string; port: number }): boolean {
+  /**
+   * Sends one datagram (with GSO on, a train of segments); returns 0, or the errno when the
+   * kernel refused it (EAGAIN: buffer full; EIO/EINVAL: the route cannot do UDP GSO).
+   */
+  sendTo(data: Uint8Array, { address, port }: { address: string; port: number }): number {
     const key = `${address}:${port}`;
     let to = this.#destinations.get(key);
     if (!to) {
@@ -81,7 +87,22 @@ export class UdpSocket {
       if (this.#destinations.size > 4096) this.#destinations.clear();
       this.#destinations.set(key, to);
     }
-    return Number(libc().sendto(this.fd, data, BigInt(data.length), 0, to, 16)) === data.length;
+    const sent = Number(libc().sendto(this.fd, data, BigInt(data.length), 0, to, 16));
+    return sent === data.length ? 0 : sent < 0 ? errno() : EIO;
+  }
+
+  /**
+   * Turns on UDP GSO (sends longer than `segmentBytes` leave as segments of that size, in one
+   * skb through the stack) and UDP GRO (back-to-back segments may arrive in one read). Returns
+   * what the kernel accepted; without them everything still works, only slower.
+   */
+  enableOffloads(segmentBytes: number): { gso: boolean; gro: boolean } {
+    const lib = libc();
+    const value = new Uint8Array(new Int32Array([segmentBytes]).buffer);
+    const gso = lib.setsockopt(this.fd, SOL_UDP, UDP_SEGMENT, value, 4) === 0;
+    const on = new Uint8Array(new Int32Array([1]).buffer);
+    const gro = lib.setsockopt(this.fd, SOL_UDP, UDP_GRO, on, 4) === 0;
+    return { gso, gro };
   }
 
   /** Receives one datagram into `buffer`, or undefined when none is waiting. */

@@ -250,7 +250,15 @@ export class Lab {
     ];
   }
 
-  async startAgent(index: number, options: { wait?: boolean } = {}): Promise<void> {
+  /**
+   * Starts a node's agent. By default waits until it is ready (node up, IPAM ready); with
+   * `wait: "serving"` only until its API answers (e.g. while its IPAM waits for peers that
+   * are not started yet), with `wait: false` not at all.
+   */
+  async startAgent(
+    index: number,
+    options: { wait?: boolean | "serving" } = {},
+  ): Promise<void> {
     const node = this.node(index);
     if (node.agent) throw new Error(`node${index}'s agent is already running`);
     const env: Record<string, string> = { ...Deno.env.toObject(), LOG: node.logFile };
@@ -277,25 +285,37 @@ export class Lab {
       env,
       clearEnv: true,
     }).spawn();
-    if (options.wait !== false) await this.waitReady(index);
+    if (options.wait === "serving") await this.waitReady(index, { serving: true });
+    else if (options.wait !== false) await this.waitReady(index);
   }
 
-  /** Waits until the node's agent answers /status with ready. */
-  async waitReady(index: number, timeoutMs = 30_000): Promise<Record<string, unknown>> {
-    return await waitFor(`node${index}'s agent to be ready`, async () => {
-      const node = this.node(index);
-      if (node.agent) {
-        const exited = await Promise.race([
-          node.agent.status.then((s) => s),
-          new Promise<undefined>((r) => setTimeout(() => r(undefined), 0)),
-        ]);
-        if (exited) {
-          throw new Error(`node${index}'s agent exited (${exited.code}): ${await this.log(index)}`);
+  /** Waits until the node's agent answers /status with ready (or at all, with `serving`). */
+  async waitReady(
+    index: number,
+    options: { timeoutMs?: number; serving?: boolean } = {},
+  ): Promise<Record<string, unknown>> {
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    return await waitFor(
+      `node${index}'s agent to be ${options.serving ? "serving" : "ready"}`,
+      async () => {
+        const node = this.node(index);
+        if (node.agent) {
+          const exited = await Promise.race([
+            node.agent.status.then((s) => s),
+            new Promise<undefined>((r) => setTimeout(() => r(undefined), 0)),
+          ]);
+          if (exited) {
+            throw new Error(
+              `node${index}'s agent exited (${exited.code}): ${await this.log(index)}`,
+            );
+          }
         }
-      }
-      const status = await this.api(index, "GET", "/status");
-      return status.code === 200 ? status.json as Record<string, unknown> : undefined;
-    }, { timeoutMs });
+        const status = await this.api(index, "GET", "/status");
+        const answered = status.code === 200 || (options.serving && status.code === 503);
+        return answered ? status.json as Record<string, unknown> : undefined;
+      },
+      { timeoutMs },
+    );
   }
 
   async stopAgent(index: number, signal: Deno.Signal = "SIGTERM"): Promise<void> {

@@ -154,7 +154,8 @@ export interface StartAgentOptions {
 
 /** Which agent kernel tests run against unless a test says otherwise. */
 export function defaultAgentKind(): AgentKind {
-  return Deno.env.get("WEFT_CNI_TEST_AGENT") === "real" ? "real" : "fake";
+  // the real agent by default: the plugin is tested against what users run
+  return Deno.env.get("WEFT_CNI_TEST_AGENT") === "fake" ? "fake" : "real";
 }
 
 /**
