@@ -164,7 +164,7 @@ class DelayedNetwork {
   }
 
   // setTimeout clamps nested timers to 4 ms, which would swamp a 1 ms delay; a MessageChannel
-  // pump polls due deliveries without clamping (a bench may burn CPU while it waits).
+  // pump polls the last millisecond without clamping (a bench may burn CPU while it waits).
   #queue: Array<{ due: number; fn: () => void }> = [];
   #channel = new MessageChannel();
   #pumping = false;
@@ -183,8 +183,15 @@ class DelayedNetwork {
     const due = this.#queue.filter((q) => q.due <= now);
     this.#queue = this.#queue.filter((q) => q.due > now);
     for (const q of due) q.fn();
-    if (this.#queue.length > 0) this.#channel.port2.postMessage(0);
-    else this.#pumping = false;
+    if (this.#queue.length === 0) {
+      this.#pumping = false;
+      return;
+    }
+    // Poll through the channel only for the last sub-millisecond; longer waits sleep, so the
+    // peers' timers (ticks) still run.
+    const wait = Math.min(...this.#queue.map((q) => q.due)) - performance.now();
+    if (wait > 1) setTimeout(() => this.#pump(), wait - 1);
+    else this.#channel.port2.postMessage(0);
   }
 
   close(): void {

@@ -91,13 +91,26 @@ function renderIpam(s: IpamStatusView): string {
   return lines.join("\n");
 }
 
+/** Epoch-millisecond fields (since, lastSeen, nextAttempt) read better relative to now. */
+const TIME_FIELDS = new Set(["since", "lastSeen", "nextAttempt"]);
+
+function cell(key: string, value: unknown): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (TIME_FIELDS.has(key) && typeof value === "number" && value > 1e12) {
+    const seconds = Math.round((Date.now() - value) / 1000);
+    return seconds >= 0 ? `${seconds}s ago` : `in ${-seconds}s`;
+  }
+  return String(value);
+}
+
 function renderRecords(records: unknown[]): string {
   if (records.length === 0) return "(none)";
   const rows = records.map((r) => r as Record<string, unknown>);
-  const keys = Object.keys(rows[0]).filter((k) =>
+  // every scalar field any record has, in first-seen order (relayed peers add path fields)
+  const keys = [...new Set(rows.flatMap((r) => Object.keys(r)))].filter((k) =>
     rows.every((r) => typeof r[k] !== "object" || r[k] === null)
   );
-  return table(keys.map((k) => k.toUpperCase()), rows.map((r) => keys.map((k) => r[k] as string)));
+  return table(keys.map((k) => k.toUpperCase()), rows.map((r) => keys.map((k) => cell(k, r[k]))));
 }
 
 export function buildCli(): Command {

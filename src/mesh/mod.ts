@@ -9,7 +9,7 @@
  * WebSocket in the agent, an in-memory network with faults and simulated time in tests and the
  * bench. The mesh imports nothing else of weft: the data path and IPAM ride as opaque blobs.
  */
-export { Mesh } from "./mesh.ts";
+export { Mesh } from "./types.ts";
 export type {
   ConnectionState,
   ConnectionStatus,
