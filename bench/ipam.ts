@@ -239,7 +239,7 @@ async function startCluster(names: string[], options: { reclaimAfterMs?: number 
 }
 
 async function clusterLatency(): Promise<void> {
-  const observers = Array.from({ length: Math.min(SAMPLES, 40) }, (_, i) => `o${i}`);
+  const observers = Array.from({ length: Math.min(SAMPLES, 12) }, (_, i) => `o${i}`);
   const { network, peers, timer } = await startCluster(["a", "b", ...observers]);
   try {
     const a = peers.get("a")!;

@@ -12,10 +12,13 @@ import { Simulation } from "../src/ipam/simulation.ts";
 
 const STEPS = Number(Deno.env.get("IPAM_STEPS") ?? 400);
 const ONLY = Deno.env.get("IPAM_SEED");
-const COUNT = Number(Deno.env.get("IPAM_SEEDS") ?? 12);
+const COUNT = Number(Deno.env.get("IPAM_SEEDS") ?? 30);
 const FROM = Number(Deno.env.get("IPAM_SEED_FROM") ?? 1);
 const SEEDS = ONLY ? [Number(ONLY)] : Array.from({ length: COUNT }, (_, i) => i + FROM);
 const TRACE = Deno.env.get("IPAM_TRACE") !== undefined;
+/** Known gap (docs/ipam.md, "Known limits"): counted by default, asserted with IPAM_STRICT. */
+const STRICT_STRAY = Deno.env.get("IPAM_STRICT") !== undefined;
+const strays = new Set<string>();
 const FOUNDERS = ["p0", "p1", "p2"];
 const EXTRA = ["p3", "p4"];
 
@@ -38,6 +41,18 @@ function checkUniqueTraced(sim: Simulation, removed: Set<string>, where: string)
 
 function checkUniqueRaw(sim: Simulation, removed: Set<string>, where: string): number {
   const holder = new Map<number, string>();
+  for (const name of sim.running) {
+    const stray = sim.peer(name).status().strayAllocations;
+    if (stray > 0) strays.add(where.split(" step")[0]);
+    if (stray > 0 && TRACE) {
+      const ipam = sim.peer(name);
+      console.log(name, JSON.stringify(ipam.status().owned), JSON.stringify(ipam.list()));
+      for (const other of sim.running) console.log(other, sim.peer(other).ringState());
+    }
+    if (STRICT_STRAY) {
+      assert.equal(stray, 0, `${where}: ${name} holds ${stray} addresses outside its ranges`);
+    }
+  }
   for (const name of sim.known) {
     if (removed.has(name) && !sim.running.includes(name)) continue;
     const held = sim.running.includes(name) ? sim.peer(name).list() : sim.storedAllocations(name);
@@ -168,7 +183,10 @@ async function walk(
   }
   await sim.drive(Promise.allSettled(inflight), 2000);
   // A leave whose every message was lost looks like a crash, and a removed peer may have had
-  // a newer incarnation nobody had heard of when rmpeer ran: the operator removes them (again).
+  // a newer incarnation nobody had heard of when rmpeer ran: the operator, looking at the
+  // settled status, removes them (again).
+  for (const name of sim.running) sim.peer(name).gossip();
+  sim.settle();
   for (const name of [...gone, ...removed]) {
     if (sim.running.includes(name)) continue;
     try {
@@ -232,6 +250,7 @@ Deno.test(`cluster IPAM random walks (${SEEDS.length} seeds x ${STEPS} steps): u
       throw new Error(`IPAM property walk failed for IPAM_SEED=${seed}`, { cause: error });
     }
   }
+  if (strays.size > 0) console.log(`stray allocations (known gap) in: ${[...strays].join(", ")}`);
   assert.ok(
     lost <= SEEDS.length / 4,
     `${lost} walks lost the ring entirely: the walk is too harsh`,

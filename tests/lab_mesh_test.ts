@@ -3,7 +3,7 @@
  * refusal of peers that cannot prove it, failure detection and recovery, partitions, forget.
  */
 import assert from "node:assert/strict";
-import { Lab, sh, waitFor } from "./support/lab.ts";
+import { Lab, waitFor } from "./support/lab.ts";
 
 interface Peer {
   name: string;
@@ -134,18 +134,25 @@ Deno.test("forget stops reconnection; connect brings the peer back", async () =>
   });
   try {
     await waitFor("the mesh to converge", () => converged(lab, [1, 2]));
+    const node1 = lab.node(1).underlayIp;
     const node2 = lab.node(2).underlayIp;
-    // node2 must forget node1 too, or it would dial back in
+    // both sides forget each other (as Weave Net's forget: no more attempts; a live
+    // connection is not cut, so an operator can forget before taking a node away)
     assert.equal((await lab.weft(1, ["forget", node2])).code, 0);
-    assert.equal((await lab.weft(2, ["forget", lab.node(1).underlayIp])).code, 0);
-    // and the established connection is closed by forgetting it
-    await waitFor(
-      "the connection to drop",
-      async () => (await connections(lab, 1)).every((c) => c.state !== "established"),
-    );
-    await new Promise((r) => setTimeout(r, 3000));
-    assert.ok((await connections(lab, 1)).every((c) => c.state !== "established"));
+    assert.equal((await lab.weft(2, ["forget", node1])).code, 0);
     assert.deepEqual((await lab.api(1, "GET", "/status/targets")).json, []);
+    assert.deepEqual((await lab.api(2, "GET", "/status/targets")).json, []);
+
+    // node2 restarts: nobody dials anybody any more
+    lab.options.peers = false;
+    await lab.stopAgent(2);
+    // its IPAM must hear from a live peer before it is ready again: serving is enough here
+    await lab.startAgent(2, { wait: "serving" });
+    await new Promise((r) => setTimeout(r, 5000));
+    for (const node of [1, 2]) {
+      const list = await connections(lab, node);
+      assert.ok(list.every((c) => c.state !== "established"), JSON.stringify(list));
+    }
 
     const connect = await lab.weft(1, ["connect", node2]);
     assert.equal(connect.code, 0, connect.stderr);
@@ -155,7 +162,6 @@ Deno.test("forget stops reconnection; connect brings the peer back", async () =>
     const bad = await lab.api(1, "POST", "/connect?peer=no%20such%20host");
     assert.equal(bad.code, 400);
     assert.match((bad.json as { error: string }).error, /no such host/);
-    void sh;
   } finally {
     await lab.destroy();
   }

@@ -43,7 +43,7 @@ import {
   openSqliteStore,
   type Store,
 } from "../ipam/mod.ts";
-import { Mesh } from "../mesh/mod.ts";
+import { AddressError, Mesh } from "../mesh/mod.ts";
 import { createDatapath, type Datapath } from "../datapath/mod.ts";
 import type { AgentConfig } from "./config.ts";
 import { AgentMetrics } from "./metrics.ts";
@@ -51,6 +51,15 @@ import { DatapathSync } from "./datapath_sync.ts";
 import { meshIpamTransport } from "./ipam_transport.ts";
 import { startKubernetes } from "./kube_sync.ts";
 import { VERSION } from "../version.ts";
+
+function badAddressIs400(action: () => void): void {
+  try {
+    action();
+  } catch (error) {
+    if (error instanceof AddressError) throw new BadRequestError(error.message);
+    throw error;
+  }
+}
 
 /** The bridge's own address is an allocation like a pod's, under this reserved container ID. */
 export const BRIDGE_CONTAINER_ID = "weft:bridge";
@@ -115,8 +124,8 @@ export class Agent implements AgentPort {
       peers: () => mesh.peers(),
       connections: () => this.#connections(),
       targets: () => mesh.targets(),
-      connect: (address, options) => mesh.connect(address, options),
-      forget: (address) => mesh.forget(address),
+      connect: (address, options) => badAddressIs400(() => mesh.connect(address, options)),
+      forget: (address) => badAddressIs400(() => mesh.forget(address)),
       removePeer: (name) => Promise.resolve(this.removePeer(name)),
       ring: () => this.#ipam ? JSON.parse(this.#ipam.ringState()) : undefined,
     };

@@ -1,9 +1,9 @@
 /**
- * The cluster IPAM's transport, made of the mesh. The IPAM's shared state travels as unicast
- * messages to every reachable peer on the "ipam-state" channel (on change, and periodically as
- * the IPAM decides), its requests and donations on "ipam". It is not attached to the mesh's own
- * peer record: the ring is shared by everyone, and a copy in every peer's record would cost
- * every node memory in the square of the cluster size.
+ * The cluster IPAM's transport, made of the mesh. The IPAM's shared state is broadcast along
+ * the mesh's spanning tree on the "ipam-state" channel (on change, and periodically as the IPAM
+ * decides), its requests and donations are routed unicasts on "ipam". The state is not
+ * attached to the mesh's own peer record: the ring is shared by everyone, and a copy in every
+ * peer's record would cost every node memory in the square of the cluster size.
  */
 import type { IpamTransport } from "../ipam/mod.ts";
 import type { Mesh } from "../mesh/mod.ts";
@@ -14,9 +14,7 @@ export const IPAM_STATE_CHANNEL = "ipam-state";
 export function meshIpamTransport(mesh: Mesh): IpamTransport {
   return {
     broadcast(state) {
-      for (const peer of mesh.peers()) {
-        if (!peer.self && peer.reachable) mesh.send(peer.name, IPAM_STATE_CHANNEL, state);
-      }
+      mesh.broadcast(IPAM_STATE_CHANNEL, state);
     },
     send(peer, message) {
       mesh.send(peer, IPAM_MESSAGE_CHANNEL, message);

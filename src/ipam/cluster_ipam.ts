@@ -32,6 +32,7 @@ import {
   decodeRing,
   emptyRing,
   encodeRing,
+  entryRanges,
   giveRange,
   initialRing,
   type IpamMode,
@@ -138,6 +139,11 @@ export interface ClusterIpamStatus extends IpamStatus {
   reclaims: Array<{ peer: string; addresses: number; waitingOn: string[] }>;
   /** Every owner is gone: nothing is allocatable until an operator runs adoptOrphans(). */
   ownerless: boolean;
+  /**
+   * Allocations outside the ranges this peer owns. Always 0 unless the state file was used by
+   * single-node IPAM before (switching modes needs `weft reset`) or something is badly wrong.
+   */
+  strayAllocations: number;
 }
 
 interface Message {
@@ -552,6 +558,7 @@ export class ClusterIpam implements Ipam {
       unreachablePercentage: Math.round((unreachable / total) * 10000) / 100,
       pendingRequests: this.#requests.size,
       ownerless: hasOwnerlessSpace(this.#state),
+      strayAllocations: this.#book.size - used,
       reclaims: Object.keys(this.#state.tombstones).map((peer) => ({
         peer,
         addresses:
@@ -833,11 +840,22 @@ export class ClusterIpam implements Ipam {
   #requestSpace(subnet: Cidr | undefined): Promise<void> {
     this.#refreshRecord();
     const reachable = this.#reachableNames();
+    // Only a peer that owns part of the scope can give in it (the ring tells us who). Published
+    // free counts lag and cover the whole range, so they order the candidates but exclude none.
+    const scope = cidrToRange(subnet ?? this.#cluster);
+    const inScope = new Map<string, number>();
+    for (const { entry, range } of entryRanges(this.#state)) {
+      const overlap = intersectRanges(range, scope);
+      if (overlap && !isDead(this.#state, entry.owner, entry.gen)) {
+        inScope.set(entry.owner, (inScope.get(entry.owner) ?? 0) + overlap.end - overlap.start);
+      }
+    }
     const donors = livePeers(this.#state)
-      // Published free counts lag (and say nothing about a subnet), so peers reporting none
-      // are asked too, last.
-      .filter((p) => p.name !== this.#me && reachable.has(p.name))
-      .sort((a, b) => b.free - a.free || (a.name < b.name ? -1 : 1))
+      .filter((p) => p.name !== this.#me && reachable.has(p.name) && inScope.has(p.name))
+      .sort((a, b) =>
+        (subnet ? 0 : b.free - a.free) || inScope.get(b.name)! - inScope.get(a.name)! ||
+        (a.name < b.name ? -1 : 1)
+      )
       .map((p) => p.name);
     if (donors.length === 0) {
       return Promise.reject(new NoSpaceError(this.#noSpaceMessage(subnet, [])));
@@ -903,7 +921,10 @@ export class ClusterIpam implements Ipam {
     } catch {
       // A bad subnet from a peer is answered like no space; the requester logs its own error.
     }
-    const run = this.#waitingFor() === undefined && requester && !requester.left
+    // Give only to an incarnation we know (its record, at the generation it asks with): our
+    // state then names it, which is what a later reclaim of us relies on (docs/ipam.md).
+    const run = this.#waitingFor() === undefined && requester && !requester.left &&
+        requester.gen === message.gen
       ? this.#largestFreeRun(scope)
       : undefined;
     if (!run) {

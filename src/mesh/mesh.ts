@@ -27,16 +27,6 @@ import type {
   PeerStatus,
 } from "./types.ts";
 
-export type {
-  ConnectionState,
-  ConnectionStatus,
-  MeshEvent,
-  MeshMetrics,
-  MeshOptions,
-  MessageHandler,
-  PeerStatus,
-};
-
 interface Target {
   address: string;
   discovered: boolean;
@@ -86,6 +76,8 @@ export class Mesh {
   #port = 0;
   #listenAddress = "";
   #running = false;
+  /** Set by stop(): closing connections then must not arm new timers. */
+  #stopped = false;
 
   #version = 0;
   #data: Record<string, string> = {};
@@ -190,6 +182,7 @@ export class Mesh {
 
   async stop(): Promise<void> {
     this.#running = false;
+    this.#stopped = true;
     for (const timer of [this.#tickTimer, this.#flushTimer, this.#routesTimer, this.#localTimer]) {
       if (timer !== undefined) this.#clock.clearTimeout(timer);
     }
@@ -251,8 +244,20 @@ export class Mesh {
         nextAttempt: t.nextAttempt,
       });
     }
+    const targeted = new Set([...this.#targets.values()].map((t) => t.session));
     for (const s of this.#sessions) {
-      if (s.direction !== "inbound") continue;
+      if (s.direction === "outbound") {
+        // a live connection whose address was forgotten: still up until it breaks, never redialled
+        if (targeted.has(s) || s.closed) continue;
+        list.push({
+          address: s.link.remoteAddress,
+          peer: s.remote?.name,
+          direction: "outbound",
+          state: s.established ? "established" : "connecting",
+          since: s.establishedAt ?? s.since,
+        });
+        continue;
+      }
       list.push({
         address: s.link.remoteAddress,
         peer: s.remote?.name,
@@ -562,7 +567,7 @@ export class Mesh {
   // ---- gossip -----------------------------------------------------------------------------
 
   #markLocalDirty(): void {
-    if (this.#localDirty) return;
+    if (this.#localDirty || this.#stopped) return;
     this.#localDirty = true;
     this.#localTimer = this.#clock.setTimeout(() => {
       this.#localDirty = false;
@@ -596,7 +601,7 @@ export class Mesh {
     const previous = this.#topology.store(record, { now: this.#clock.now() });
     if (!previous || !sameConnections(previous, record)) this.#markRoutesDirty();
     this.#outbox.set(record.name, new Set(from === undefined ? [] : [from]));
-    if (this.#flushTimer === undefined) {
+    if (this.#flushTimer === undefined && !this.#stopped) {
       this.#flushTimer = this.#clock.setTimeout(() => this.#flush(), this.#options.batchMs);
     }
     if (previous && record.name !== this.name) this.#emit("peer-changed", record);
@@ -815,7 +820,7 @@ export class Mesh {
   // ---- routes, ageing, discovery ----------------------------------------------------------
 
   #markRoutesDirty(): void {
-    if (this.#routesDirty) return;
+    if (this.#routesDirty || this.#stopped) return;
     this.#routesDirty = true;
     this.#routesTimer = this.#clock.setTimeout(
       () => this.#refreshRoutesIfDirty(),

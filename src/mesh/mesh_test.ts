@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { SimClock } from "./clock.ts";
 import { MemoryNetwork, type NetworkFaults } from "./memory_transport.ts";
-import { Mesh, type MeshOptions, type PeerStatus } from "./mesh.ts";
+import { Mesh } from "./mesh.ts";
+import type { MeshOptions, PeerStatus } from "./types.ts";
 
 function seeded(seed: number): () => number {
   let s = seed;
@@ -68,9 +69,11 @@ class Cluster {
     return this.clock.now() - start;
   }
 
+  /** Stops every mesh and checks that none left a timer armed. */
   async stop(): Promise<void> {
     for (const mesh of this.meshes.values()) await mesh.stop();
-    this.clock.advance(1000);
+    this.clock.advance(120_000);
+    assert.equal(this.clock.pending, 0, "a stopped mesh left timers behind");
   }
 }
 

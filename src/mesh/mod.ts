@@ -9,7 +9,7 @@
  * WebSocket in the agent, an in-memory network with faults and simulated time in tests and the
  * bench. The mesh imports nothing else of weft: the data path and IPAM ride as opaque blobs.
  */
-export { Mesh } from "./types.ts";
+export { Mesh } from "./mesh.ts";
 export type {
   ConnectionState,
   ConnectionStatus,
@@ -18,7 +18,7 @@ export type {
   MeshOptions,
   MessageHandler,
   PeerStatus,
-} from "./mesh.ts";
+} from "./types.ts";
 export { type Clock, SimClock, systemClock } from "./clock.ts";
 export type { Link, Transport } from "./transport.ts";
 export { WebSocketTransport, type WebSocketTransportOptions } from "./websocket_transport.ts";
