@@ -762,7 +762,7 @@ export class ClusterIpam implements Ipam {
     }
     const seen = { ...this.#state.tombstones };
     const known = livePeers(withPeer(this.#state, { ...mine, gen: this.#gen }))
-      .map((p) => p.name).sort();
+      .map((p) => `${p.name}@${p.gen}`).sort();
     const next: PeerRecord = {
       ...mine,
       gen: this.#gen,
@@ -921,10 +921,15 @@ export class ClusterIpam implements Ipam {
     } catch {
       // A bad subnet from a peer is answered like no space; the requester logs its own error.
     }
-    // Give only to an incarnation we know (its record, at the generation it asks with): our
-    // state then names it, which is what a later reclaim of us relies on (docs/ipam.md).
+    // Give only to an incarnation that every live peer already lists as live: if we are removed
+    // later, our heir then waits for the recipient's acknowledgement, whose state carries this
+    // give (docs/ipam.md, argument step 5).
+    const incarnation = `${to}@${message.gen}`;
+    const knownByAll = livePeers(this.#state).every((p) =>
+      p.name === this.#me || p.name === to || (p.known ?? []).includes(incarnation)
+    );
     const run = this.#waitingFor() === undefined && requester && !requester.left &&
-        requester.gen === message.gen
+        requester.gen === message.gen && knownByAll
       ? this.#largestFreeRun(scope)
       : undefined;
     if (!run) {

@@ -33,7 +33,10 @@ export interface PeerRecord {
   readonly vote?: readonly string[];
   /** The tombstones this peer has merged: reclaim waits until every live peer has seen one. */
   readonly seen: Readonly<Record<string, number>>;
-  /** The live peers this peer knows; a claim with no live owner to anchor it needs agreement. */
+  /**
+   * The live peers this peer knows, as "name@gen". A donor gives only to an incarnation every
+   * live peer lists, and adopting ownerless space needs all live peers to list the same set.
+   */
   readonly known?: readonly string[];
   /** Left cleanly: owns nothing and takes part in nothing until it returns with a new gen. */
   readonly left?: boolean;
@@ -307,7 +310,7 @@ export function claimOrphans(
   // the previous entry's owner does, and two peers cut off from each other would each pick
   // themselves. So only a peer told to adopt (an operator, on one node) claims, and only when
   // every live peer it knows publishes the same set of live peers.
-  const liveNames = live.map((p) => p.name).sort(compare);
+  const liveNames = live.map((p) => `${p.name}@${p.gen}`).sort(compare);
   const agreed = live.every((p) =>
     p.known !== undefined && p.known.length === liveNames.length &&
     p.known.every((name, i) => name === liveNames[i])

@@ -6,6 +6,7 @@
  * created inside the lab's namespaces (`ip -n`), never in the root namespace.
  */
 import { run } from "../../src/net/exec.ts";
+import { stopChild } from "./lab.ts";
 import { macForAddress, parseIp } from "../../src/net/cidr.ts";
 import type { PeerPathStatus } from "../../src/datapath/mod.ts";
 
@@ -147,13 +148,7 @@ export class LabNode {
       await this.command("stop");
     } catch { /* exited already */ }
     await this.#writer?.close().catch(() => {});
-    const timer = setTimeout(() => {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* gone */ }
-    }, 5000);
-    await child.status;
-    clearTimeout(timer);
+    await stopChild(child, null);
   }
 }
 

@@ -60,6 +60,32 @@ export async function must(command: string[], options: { netns?: string; stdin?:
   return result.stdout;
 }
 
+/**
+ * Signals a child process (none with `null`: it was asked to stop some other way) and waits for
+ * it to exit, killing it if it has not within `graceMs`: a stuck process must not hang a
+ * test's clean-up.
+ */
+export async function stopChild(
+  child: Deno.ChildProcess,
+  signal: Deno.Signal | null = "SIGTERM",
+  graceMs = 5000,
+): Promise<Deno.CommandStatus> {
+  const kill = (how: Deno.Signal) => {
+    try {
+      child.kill(how);
+    } catch {
+      // already gone
+    }
+  };
+  if (signal) kill(signal);
+  const timer = setTimeout(() => kill("SIGKILL"), graceMs);
+  try {
+    return await child.status;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Removes every namespace whose name starts with `prefix` (left by a crashed run). */
 export async function sweepNamespaces(prefix: string): Promise<void> {
   const list = await sh(["ip", "netns", "list"]);
@@ -324,18 +350,7 @@ export class Lab {
     if (!agent) return;
     node.agent = undefined;
     // `ip netns exec` execs the agent, so the child's pid is the agent's
-    try {
-      agent.kill(signal);
-    } catch {
-      // already gone
-    }
-    const timer = setTimeout(() => {
-      try {
-        agent.kill("SIGKILL");
-      } catch { /* gone */ }
-    }, 5000);
-    await agent.status;
-    clearTimeout(timer);
+    await stopChild(agent, signal);
   }
 
   async restartAgent(index: number): Promise<void> {

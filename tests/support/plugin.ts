@@ -8,7 +8,7 @@
  */
 
 import { artifact, writeWrapper } from "./artifact.ts";
-import { must, sh, sweepNamespaces, waitFor } from "./lab.ts";
+import { must, sh, stopChild, sweepNamespaces, waitFor } from "./lab.ts";
 
 export { must, sh };
 
@@ -241,18 +241,7 @@ export async function startAgent(
   }).spawn();
   const stderr = new Response(child.stderr).text();
   const stop = async () => {
-    try {
-      child.kill("SIGTERM");
-    } catch {
-      // already gone
-    }
-    const timer = setTimeout(() => {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* gone */ }
-    }, 5000);
-    await child.status;
-    clearTimeout(timer);
+    await stopChild(child);
     await stderr;
     if (scratch) await Deno.remove(scratch, { recursive: true }).catch(() => {});
   };
