@@ -166,3 +166,93 @@ Deno.test("forget stops reconnection; connect brings the peer back", async () =>
     await lab.destroy();
   }
 });
+
+Deno.test("TLS: agents given --tls-cert/--tls-key/--tls-ca converge; one without the CA is refused", async () => {
+  const lab = await Lab.create({ nodes: 2, prefix: "wtlt", start: false });
+  try {
+    const dir = lab.workDir;
+    const openssl = async (...args: string[]) => {
+      const out = await new Deno.Command("openssl", { args, stdout: "null", stderr: "piped" })
+        .output();
+      assert.ok(out.success, new TextDecoder().decode(out.stderr));
+    };
+    // a throwaway CA, and one leaf for both nodes' underlay addresses
+    await openssl(
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-days",
+      "1",
+      "-subj",
+      "/CN=lab-ca",
+      "-keyout",
+      `${dir}/ca.key`,
+      "-out",
+      `${dir}/ca.pem`,
+    );
+    await openssl(
+      "req",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-subj",
+      "/CN=weft-node",
+      "-keyout",
+      `${dir}/key.pem`,
+      "-out",
+      `${dir}/leaf.csr`,
+    );
+    const sans = lab.nodes.map((n) => `IP:${n.underlayIp}`).join(",");
+    await Deno.writeTextFile(
+      `${dir}/leaf.ext`,
+      `subjectAltName=${sans}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`,
+    );
+    await openssl(
+      "x509",
+      "-req",
+      "-in",
+      `${dir}/leaf.csr`,
+      "-CA",
+      `${dir}/ca.pem`,
+      "-CAkey",
+      `${dir}/ca.key`,
+      "-CAcreateserial",
+      "-days",
+      "1",
+      "-extfile",
+      `${dir}/leaf.ext`,
+      "-out",
+      `${dir}/cert.pem`,
+    );
+    const tls = [
+      "--tls-cert",
+      `${dir}/cert.pem`,
+      "--tls-key",
+      `${dir}/key.pem`,
+      "--datapath",
+      "none",
+    ];
+    lab.node(1).extraArgs = [...tls, "--tls-ca", `${dir}/ca.pem`];
+    lab.node(2).extraArgs = tls; // cannot verify node1's certificate
+    await lab.startAgent(1, { wait: "serving" });
+    await lab.startAgent(2, { wait: "serving" });
+    // node1 dials node2 and verifies it: one connection is enough for the mesh to form
+    await waitFor(
+      "the TLS mesh to converge",
+      async () => reachableNicknames(await peers(lab, 1)).join() === "node1,node2",
+    );
+    // node2 keeps dialling node1 (it is in its --peers) and keeps failing verification
+    await waitFor("node2's dial to fail certificate verification", async () => {
+      const outbound = (await connections(lab, 2)).filter((c) =>
+        c.direction === "outbound" && c.address.startsWith(lab.node(1).underlayIp)
+      ) as Array<Connection & { lastError?: string }>;
+      return outbound.some((c) =>
+        c.state !== "established" && /certificate|issuer|tls/i.test(c.lastError ?? "")
+      );
+    });
+  } finally {
+    await lab.destroy();
+  }
+});

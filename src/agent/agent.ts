@@ -146,6 +146,7 @@ export class Agent implements AgentPort {
       discovery: config.discovery,
       connLimit: config.connLimit,
       tls: config.tls,
+      caCerts: config.tlsCa,
       log: (message) => log(`mesh: ${message}`),
     });
     const store = openSqliteStore(`${config.stateDir}/weft.db`);

@@ -30,7 +30,10 @@ export interface AgentConfig {
   meshHost: string;
   discovery: boolean;
   connLimit: number;
+  /** PEM contents (read from --tls-cert/--tls-key) for serving the mesh over TLS. */
   tls?: { cert: string; key: string };
+  /** PEM roots trusted when dialling peers over TLS (--tls-ca), beside the system's. */
+  tlsCa?: string[];
   vxlanPort: number;
   sleevePort: number;
   datapathMode: "auto" | "fastdp" | "sleeve" | "none";
@@ -59,6 +62,7 @@ export interface AgentFlags {
   connLimit?: string;
   tlsCert?: string;
   tlsKey?: string;
+  tlsCa?: string;
   vxlanPort?: string;
   sleevePort?: string;
   datapath?: string;
@@ -143,6 +147,19 @@ export function parseDuration(text: string, what: string): number {
   if (!match) throw new ConfigError(`Invalid ${what} "${text}": expected e.g. 30s, 10m or 1h`);
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] as "ms" | "s" | "m" | "h"];
   return Number(match[1]) * unit;
+}
+
+async function readPem(path: string, flag: string): Promise<string> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    throw new ConfigError(`Cannot read ${flag} "${path}": ${(error as Error).message}`);
+  }
+  if (!text.includes("-----BEGIN ")) {
+    throw new ConfigError(`${flag} "${path}" is not a PEM file`);
+  }
+  return text;
 }
 
 function splitList(text: string | undefined): string[] {
@@ -240,7 +257,13 @@ export async function resolveAgentConfig(
       0,
       100_000,
     ),
-    tls: flags.tlsCert ? { cert: flags.tlsCert, key: flags.tlsKey! } : undefined,
+    tls: flags.tlsCert
+      ? {
+        cert: await readPem(flags.tlsCert, "--tls-cert"),
+        key: await readPem(flags.tlsKey!, "--tls-key"),
+      }
+      : undefined,
+    tlsCa: flags.tlsCa ? [await readPem(flags.tlsCa, "--tls-ca")] : undefined,
     vxlanPort: integer(
       pick(flags.vxlanPort, "WEFT_VXLAN_PORT") ?? String(DEFAULTS.vxlanPort),
       "VXLAN port",

@@ -54,6 +54,11 @@ Deno.test("bad values are refused with a message naming them", async () => {
     [{ ipallocInit: "consensus=0" }, {}, /consensus=0/],
     [{ passwordFile: "/nonexistent/weft-password" }, {}, /nonexistent/],
     [{ tlsCert: "cert.pem" }, {}, /go together/],
+    [
+      { tlsCert: "/nonexistent/c.pem", tlsKey: "/nonexistent/k.pem" },
+      {},
+      /--tls-cert.*nonexistent/,
+    ],
   ];
   for (const [flags, env, message] of cases) {
     await assert.rejects(

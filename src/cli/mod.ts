@@ -160,6 +160,7 @@ export function buildCli(): Command {
     .option("--conn-limit <n>", "maximum mesh connections (env CONN_LIMIT, default 200)")
     .option("--tls-cert <file>", "serve the mesh over TLS with this certificate")
     .option("--tls-key <file>", "key for --tls-cert")
+    .option("--tls-ca <file>", "CA that signed the peers' certificates (when dialling over TLS)")
     .option("--vxlan-port <port>", "kernel VXLAN UDP port (env WEFT_VXLAN_PORT, default 6784)")
     .option("--sleeve-port <port>", "userspace path UDP port (env WEFT_SLEEVE_PORT, default 6783)")
     .addOption(

@@ -152,6 +152,8 @@ interface Message {
   gen: number;
   subnet?: string;
   state?: string;
+  /** "none": why, in words, for the requester's error message. */
+  why?: string;
 }
 
 interface PendingRequest {
@@ -384,6 +386,9 @@ export class ClusterIpam implements Ipam {
         return;
       case "none": {
         const pending = this.#requests.get(message.id);
+        if (pending && message.why) {
+          pending.asked[pending.asked.length - 1] = `${from} (${message.why})`;
+        }
         if (pending) this.#nextDonor(pending);
         return;
       }
@@ -928,12 +933,20 @@ export class ClusterIpam implements Ipam {
     const knownByAll = livePeers(this.#state).every((p) =>
       p.name === this.#me || p.name === to || (p.known ?? []).includes(incarnation)
     );
-    const run = this.#waitingFor() === undefined && requester && !requester.left &&
-        requester.gen === message.gen && knownByAll
-      ? this.#largestFreeRun(scope)
-      : undefined;
+    const unaware = livePeers(this.#state)
+      .filter((p) => p.name !== this.#me && p.name !== to && !(p.known ?? []).includes(incarnation))
+      .map((p) => p.name);
+    let why: string | undefined;
+    if (this.#waitingFor() !== undefined) why = "not ready";
+    else if (!requester || requester.left || requester.gen !== message.gen) {
+      why = `does not know ${incarnation} yet`;
+    } else if (!knownByAll) why = `${incarnation} not yet known to ${unaware.join(", ")}`;
+    const run = why === undefined ? this.#largestFreeRun(scope) : undefined;
     if (!run) {
-      this.#transport.send(to, this.#message({ t: "none", id: message.id }));
+      this.#transport.send(
+        to,
+        this.#message({ t: "none", id: message.id, why: why ?? "no free space there" }),
+      );
       return;
     }
     const size = run.end - run.start;

@@ -234,3 +234,19 @@ Deno.test("when every owner is gone, only an explicit adopt on one node claims t
   assert.equal(c.status().size, 0, "c did not adopt too");
   assert.ok((await sim.drive(c.allocate("q"))).address > 0);
 });
+
+Deno.test("donations wait until every live peer knows the new peer, and the error says who", async () => {
+  const sim = await threePeers();
+  sim.network.partition([["a", "b", "o"], ["c"]]);
+  const o = await sim.start("o", { mode: "observer" });
+  sim.settle();
+  await assert.rejects(sim.drive(o.allocate("pod")), (e: Error) => {
+    assert.ok(e instanceof NoSpaceError);
+    assert.match(e.message, /o@0 not yet known to c/);
+    return true;
+  });
+  sim.network.heal();
+  for (const name of ["a", "b", "c", "o"]) sim.peer(name).gossip();
+  sim.settle();
+  assert.ok((await sim.drive(o.allocate("pod"))).address > 0);
+});
