@@ -14,7 +14,9 @@ interface Peer {
 interface Connection {
   address: string;
   peer?: string;
+  direction: "inbound" | "outbound";
   state: string;
+  lastError?: string;
 }
 
 async function peers(lab: Lab, node: number): Promise<Peer[]> {
@@ -247,7 +249,7 @@ Deno.test("TLS: agents given --tls-cert/--tls-key/--tls-ca converge; one without
     await waitFor("node2's dial to fail certificate verification", async () => {
       const outbound = (await connections(lab, 2)).filter((c) =>
         c.direction === "outbound" && c.address.startsWith(lab.node(1).underlayIp)
-      ) as Array<Connection & { lastError?: string }>;
+      );
       return outbound.some((c) =>
         c.state !== "established" && /certificate|issuer|tls/i.test(c.lastError ?? "")
       );
