@@ -6,7 +6,7 @@
  * machine hits both alike. Prints p50/p95 per operation and the weft/reference ratio; the VER
  * row (VERSION, which does no work) shows how much of each is just starting the program.
  *
- *   deno run -A bench/cni_latency.ts [--runs 30] [--agent fake|real] [--plugin-only]
+ *   deno run -A bench/cni_latency.ts [--runs 30] [--agent real|fake] [--plugin-only]
  *
  * `--plugin-only` measures a bundle of the plugin alone (tests/support/cni_entry.ts) instead
  * of the full artifact, to separate the plugin's own cost from loading the whole program.
@@ -29,7 +29,7 @@ const flag = (name: string) => {
   return index >= 0 ? Deno.args[index + 1] : undefined;
 };
 const runs = Number(flag("--runs") ?? 30);
-const agentKind = (flag("--agent") ?? "fake") as "fake" | "real";
+const agentKind = (flag("--agent") ?? "real") as "fake" | "real";
 const pluginOnly = Deno.args.includes("--plugin-only");
 
 async function installPluginOnly(binDir: string): Promise<void> {

@@ -37,8 +37,10 @@ function percentile(values: number[], p: number): number {
 }
 
 function row(cells: Array<string | number>): string {
-  return cells.map((c, i) => String(typeof c === "number" ? c.toFixed(3) : c).padEnd(i ? 12 : 58))
-    .join("");
+  return cells.map((c, i) =>
+    String(typeof c === "number" && !Number.isInteger(c) ? c.toFixed(3) : c)
+      .padEnd(i ? 12 : 64)
+  ).join("");
 }
 
 async function time(fn: () => Promise<unknown>): Promise<number> {

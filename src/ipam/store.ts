@@ -48,6 +48,8 @@ export class MemoryStore implements Store {
   #allocations = new Map<string, Allocation>();
   #addresses = new Set<number>();
   #values = new Map<string, string>();
+  /** Inverse operations of the running transaction, newest last (an undo log, not a copy). */
+  #undo: Array<() => void> | undefined;
   #closed = false;
 
   loadAllocations(): Allocation[] {
@@ -68,6 +70,10 @@ export class MemoryStore implements Store {
     }
     this.#allocations.set(key, { ...allocation });
     this.#addresses.add(allocation.address);
+    this.#undo?.push(() => {
+      this.#allocations.delete(key);
+      this.#addresses.delete(allocation.address);
+    });
   }
 
   deleteAllocation(containerId: string, ifname: string): void {
@@ -77,12 +83,22 @@ export class MemoryStore implements Store {
     if (!found) return;
     this.#allocations.delete(key);
     this.#addresses.delete(found.address);
+    this.#undo?.push(() => {
+      this.#allocations.set(key, found);
+      this.#addresses.add(found.address);
+    });
   }
 
   clearAllocations(): void {
     this.#check();
-    this.#allocations.clear();
-    this.#addresses.clear();
+    const allocations = this.#allocations;
+    const addresses = this.#addresses;
+    this.#allocations = new Map();
+    this.#addresses = new Set();
+    this.#undo?.push(() => {
+      this.#allocations = allocations;
+      this.#addresses = addresses;
+    });
   }
 
   getValue(key: string): string | undefined {
@@ -92,21 +108,26 @@ export class MemoryStore implements Store {
 
   setValue(key: string, value: string): void {
     this.#check();
+    const previous = this.#values.get(key);
     this.#values.set(key, value);
+    this.#undo?.push(() => {
+      if (previous === undefined) this.#values.delete(key);
+      else this.#values.set(key, previous);
+    });
   }
 
   transaction<T>(fn: () => T): T {
     this.#check();
-    const allocations = new Map(this.#allocations);
-    const addresses = new Set(this.#addresses);
-    const values = new Map(this.#values);
+    if (this.#undo) return fn(); // nested: joins the outer transaction
+    const undo: Array<() => void> = [];
+    this.#undo = undo;
     try {
       return fn();
     } catch (error) {
-      this.#allocations = allocations;
-      this.#addresses = addresses;
-      this.#values = values;
+      for (const step of undo.reverse()) step();
       throw error;
+    } finally {
+      this.#undo = undefined;
     }
   }
 

@@ -91,6 +91,21 @@ export function storeSuite(name: string, make: () => Opened) {
     store.close();
   });
 
+  test("a failed transaction also undoes deletes and clears", ({ store }) => {
+    store.insertAllocation({ containerId: "a", ifname: "eth0", address: 1, createdAt: 1 });
+    store.insertAllocation({ containerId: "b", ifname: "eth0", address: 2, createdAt: 1 });
+    assert.throws(() =>
+      store.transaction(() => {
+        store.deleteAllocation("a", "eth0");
+        store.clearAllocations();
+        store.insertAllocation({ containerId: "a", ifname: "eth0", address: 2, createdAt: 9 });
+        throw new Error("boom");
+      }), /boom/);
+    const back = store.loadAllocations().map((a) => `${a.containerId}:${a.address}:${a.createdAt}`);
+    assert.deepEqual(back.sort(), ["a:1:1", "b:2:1"]);
+    store.close();
+  });
+
   test("state survives reopening where the store persists", ({ store, reopen }) => {
     store.insertAllocation({ containerId: "c1", ifname: "eth0", address: 7, createdAt: 1 });
     store.setValue("ring", "x");
