@@ -423,6 +423,7 @@ export class Agent implements AgentPort {
       gateway: this.#bridgeAddress === undefined ? "" : formatIp(this.#bridgeAddress),
       mac: macForAddress(allocation.address),
       createdAt: new Date(allocation.createdAt).toISOString(),
+      ...(allocation.network ? { network: allocation.network } : {}),
     };
   }
 
@@ -502,7 +503,7 @@ export class Agent implements AgentPort {
 
   async allocate(
     containerID: string,
-    options: { ifname: string; subnet?: string },
+    options: { ifname: string; subnet?: string; network?: string },
   ): Promise<AllocationView> {
     if (containerID === BRIDGE_CONTAINER_ID) {
       throw new BadRequestError(`Container ID "${containerID}" is reserved for the bridge`);
@@ -525,7 +526,11 @@ export class Agent implements AgentPort {
     const ipam = this.#requireIpam();
     if (!this.#nodeUp) throw new UnavailableError(`Not ready: ${this.#notUpReason}`);
     try {
-      const allocation = await ipam.allocate(containerID, { ifname: options.ifname, subnet });
+      const allocation = await ipam.allocate(containerID, {
+        ifname: options.ifname,
+        subnet,
+        network: options.network,
+      });
       this.#publishEndpoints();
       return this.#view(allocation);
     } catch (error) {
@@ -552,10 +557,20 @@ export class Agent implements AgentPort {
     return Promise.resolve(released.map((a) => this.#view(a)));
   }
 
-  retainOnly(valid: AttachmentRef[]): Promise<AllocationView[]> {
+  retainOnly(
+    valid: AttachmentRef[],
+    options: { network?: string } = {},
+  ): Promise<AllocationView[]> {
+    const { network } = options;
     const released = this.#requireIpam().retainOnly(
       valid.map((v) => ({ containerId: v.containerID, ifname: v.ifname })),
-      { keep: (a) => a.containerId === BRIDGE_CONTAINER_ID },
+      {
+        // the bridge's address is never garbage; with a network named, neither is any other
+        // network's allocation (nor one made before allocations recorded their network)
+        keep: (a) =>
+          a.containerId === BRIDGE_CONTAINER_ID ||
+          (network !== undefined && a.network !== network),
+      },
     );
     if (released.length) this.#publishEndpoints();
     return Promise.resolve(released.map((a) => this.#view(a)));

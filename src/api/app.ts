@@ -14,6 +14,17 @@ import {
  */
 const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,255}$/;
 const IFNAME = /^[^\s/:]{1,15}$/;
+/** CNI network names, as the spec allows them. */
+const NETWORK = /^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$/;
+
+function checkNetwork(name: string | undefined): string | undefined {
+  if (name !== undefined && !NETWORK.test(name)) {
+    throw new BadRequestError(
+      `Invalid network name "${name}": letters, digits and _ . - only, up to 128 characters`,
+    );
+  }
+  return name;
+}
 
 function checkContainerId(id: string): string {
   if (!CONTAINER_ID.test(id)) {
@@ -112,7 +123,8 @@ export function createApi(agent: AgentPort): Hono {
     const body = await jsonBody(c);
     const ifname = checkIfname(optionalString(body, "ifname") ?? c.req.query("ifname"), true)!;
     const subnet = optionalString(body, "subnet") ?? c.req.query("subnet");
-    return c.json(await agent.allocate(containerID, { ifname, subnet }));
+    const network = checkNetwork(optionalString(body, "network"));
+    return c.json(await agent.allocate(containerID, { ifname, subnet, network }));
   });
 
   app.get("/ip/:containerID", (c) => {
@@ -146,7 +158,8 @@ export function createApi(agent: AgentPort): Hono {
       }
       return { containerID: item.containerID, ifname: item.ifname };
     });
-    return c.json({ released: await agent.retainOnly(valid) });
+    const network = checkNetwork(optionalString(body, "network"));
+    return c.json({ released: await agent.retainOnly(valid, { network }) });
   });
 
   app.get("/metrics", async (c) => {

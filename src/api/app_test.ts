@@ -144,6 +144,32 @@ Deno.test("GC keeps the listed attachments and the bridge, releases the rest", a
   });
 });
 
+Deno.test("GC for one network leaves other networks' allocations alone", async () => {
+  await withApi(async (request) => {
+    await request("/ip/pod-1", post({ ifname: "eth0", network: "weft" }));
+    await request("/ip/pod-1", post({ ifname: "net1", network: "weft-apps" }));
+    await request("/ip/gone", post({ ifname: "eth0", network: "weft" }));
+    await request("/ip/gone", post({ ifname: "net1", network: "weft-apps" }));
+    const response = await request(
+      "/gc",
+      post({ network: "weft", valid: [{ containerID: "pod-1", ifname: "eth0" }] }),
+    );
+    const { released } = await response.json();
+    assert.deepEqual(
+      released.map((a: { containerID: string; ifname: string }) => `${a.containerID}/${a.ifname}`),
+      [
+        "gone/eth0",
+      ],
+    );
+    const left = (await (await request("/ip")).json()).map((
+      a: { containerID: string; ifname: string },
+    ) => `${a.containerID}/${a.ifname}`).sort();
+    assert.deepEqual(left, ["gone/net1", "pod-1/eth0", "pod-1/net1", "weft:bridge/weave"]);
+    const bad = await request("/gc", post({ network: "bad name", valid: [] }));
+    assert.equal(bad.status, 400);
+  });
+});
+
 Deno.test("allocations survive an agent restart on the same state directory", async () => {
   const stateDir = await Deno.makeTempDir({ prefix: "weft-api-test-" });
   try {

@@ -12,6 +12,8 @@ export interface AllocationView {
   gateway: string;
   mac: string;
   createdAt: string;
+  /** The CNI network that asked for it, when the plugin said. */
+  network?: string;
 }
 
 export interface BridgeView {
@@ -114,11 +116,12 @@ export interface AgentPort {
   ipamStatus(): IpamStatusView;
   allocate(
     containerID: string,
-    options: { ifname: string; subnet?: string },
+    options: { ifname: string; subnet?: string; network?: string },
   ): Promise<AllocationView>;
   lookup(containerID: string, ifname?: string): AllocationView[];
   release(containerID: string, ifname?: string): Promise<AllocationView[]>;
-  retainOnly(valid: AttachmentRef[]): Promise<AllocationView[]>;
+  /** GC: releases every allocation not in `valid` (of `network` only, when given). */
+  retainOnly(valid: AttachmentRef[], options?: { network?: string }): Promise<AllocationView[]>;
   allocations(): AllocationView[];
   /** Prometheus text exposition of the agent's metrics. */
   metrics(): Promise<{ contentType: string; body: string }>;

@@ -41,7 +41,11 @@ export async function add(context: HandlerContext): Promise<CniResult> {
       mtu,
       hostMac,
     }),
-    agent.allocate(env.containerID, { ifname: env.ifname, subnet: config.subnet })
+    agent.allocate(env.containerID, {
+      ifname: env.ifname,
+      subnet: config.subnet,
+      network: config.name,
+    })
       .then(async (allocation) => {
         try {
           return checkAllocation(allocation);

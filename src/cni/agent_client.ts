@@ -28,11 +28,15 @@ export interface AgentStatus {
 
 export interface AgentApi {
   status(): Promise<AgentStatus>;
-  allocate(containerID: string, options: { ifname: string; subnet?: string }): Promise<Allocation>;
+  /** `network` is the config's `name`: GC of one weft network leaves the others' addresses. */
+  allocate(
+    containerID: string,
+    options: { ifname: string; subnet?: string; network?: string },
+  ): Promise<Allocation>;
   /** Releases the allocation for one interface, or every one of the container without ifname. */
   release(containerID: string, options?: { ifname?: string }): Promise<void>;
   lookup(containerID: string, options: { ifname: string }): Promise<Allocation | undefined>;
-  gc(valid: Attachment[]): Promise<{ released: unknown[] }>;
+  gc(valid: Attachment[], options?: { network?: string }): Promise<{ released: unknown[] }>;
 }
 
 /** The agent could not be reached at all (refused, reset, timed out). */
@@ -86,10 +90,11 @@ export class HttpAgentClient implements AgentApi {
 
   async allocate(
     containerID: string,
-    options: { ifname: string; subnet?: string },
+    options: { ifname: string; subnet?: string; network?: string },
   ): Promise<Allocation> {
     const body: Record<string, string> = { ifname: options.ifname };
     if (options.subnet) body.subnet = options.subnet;
+    if (options.network) body.network = options.network;
     return await this.#request<Allocation>("POST", `/ip/${encodeURIComponent(containerID)}`, {
       body,
     }) as Allocation;
@@ -108,9 +113,13 @@ export class HttpAgentClient implements AgentApi {
     );
   }
 
-  async gc(valid: Attachment[]): Promise<{ released: unknown[] }> {
-    return await this.#request<{ released: unknown[] }>("POST", "/gc", { body: { valid } }) ??
-      { released: [] };
+  async gc(
+    valid: Attachment[],
+    options: { network?: string } = {},
+  ): Promise<{ released: unknown[] }> {
+    return await this.#request<{ released: unknown[] }>("POST", "/gc", {
+      body: { valid, network: options.network },
+    }) ?? { released: [] };
   }
 
   async #request<T>(

@@ -18,7 +18,8 @@ export async function gc(context: HandlerContext): Promise<undefined> {
     );
   }
   try {
-    await context.agent.gc(valid);
+    // only this network's attachments: another weft network on the node has its own GC
+    await context.agent.gc(valid, { network: context.config.name });
   } catch (error) {
     throw agentErrorToCni(error);
   }

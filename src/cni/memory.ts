@@ -52,6 +52,7 @@ export class MemoryAgent implements AgentApi {
   readonly #bridge: string;
   readonly #mtu: number;
   readonly #byKey = new Map<string, Allocation>();
+  readonly #networks = new Map<string, string>();
   readonly #used = new Set<number>();
 
   constructor(options: MemoryAgentOptions = {}) {
@@ -83,7 +84,7 @@ export class MemoryAgent implements AgentApi {
   // deno-lint-ignore require-await
   async allocate(
     containerID: string,
-    options: { ifname: string; subnet?: string },
+    options: { ifname: string; subnet?: string; network?: string },
   ): Promise<Allocation> {
     const request = `POST /ip/${containerID}`;
     this.#usable(request);
@@ -114,6 +115,7 @@ export class MemoryAgent implements AgentApi {
         gateway: formatIp(this.#gateway),
         mac: macForAddress(address),
       };
+      if (options.network) this.#networks.set(key(containerID, options.ifname), options.network);
       this.#used.add(address);
       this.#byKey.set(key(containerID, options.ifname), allocation);
       return allocation;
@@ -141,12 +143,18 @@ export class MemoryAgent implements AgentApi {
     return this.#byKey.get(key(containerID, options.ifname));
   }
 
-  async gc(valid: Attachment[]): Promise<{ released: Attachment[] }> {
+  async gc(
+    valid: Attachment[],
+    options: { network?: string } = {},
+  ): Promise<{ released: Attachment[] }> {
     this.#usable("POST /gc");
     const keep = new Set(valid.map((a) => key(a.containerID, a.ifname)));
     const released: Attachment[] = [];
     for (const allocation of this.allocations) {
-      if (keep.has(key(allocation.containerID, allocation.ifname))) continue;
+      const k = key(allocation.containerID, allocation.ifname);
+      if (keep.has(k)) continue;
+      // another network's attachment (or one whose network is unknown) is not ours to collect
+      if (options.network && this.#networks.get(k) !== options.network) continue;
       released.push({ containerID: allocation.containerID, ifname: allocation.ifname });
       await this.release(allocation.containerID, { ifname: allocation.ifname });
     }

@@ -101,7 +101,7 @@ export class AllocationBook {
   take(
     containerId: string,
     ifname: string,
-    options: { owned: readonly AddressRange[]; subnet?: Cidr; now: number },
+    options: { owned: readonly AddressRange[]; subnet?: Cidr; now: number; network?: string },
   ): Allocation | undefined {
     const scope = options.subnet ?? this.#cluster;
     const scopeRange = cidrToRange(scope);
@@ -113,7 +113,13 @@ export class AllocationBook {
     const cursor = Number(this.#store.getValue(cursorKey) ?? scope.base - 1);
     const address = this.#search(pieces, cursor + 1, scope);
     if (address === undefined) return undefined;
-    const allocation: Allocation = { containerId, ifname, address, createdAt: options.now };
+    const allocation: Allocation = {
+      containerId,
+      ifname,
+      address,
+      createdAt: options.now,
+      ...(options.network === undefined ? {} : { network: options.network }),
+    };
     this.#store.transaction(() => {
       this.#store.insertAllocation(allocation);
       this.#store.setValue(cursorKey, String(address));

@@ -19,7 +19,7 @@ import {
 import { AllocationBook, normalizeRanges } from "./book.ts";
 import { checkRequest, DEFAULT_IFNAME, type Ipam, openCommon, retainFilter } from "./common.ts";
 import { NoSpaceError, NotReadyError } from "./errors.ts";
-import { existingOrConflict } from "./node_ipam.ts";
+import { type AllocateOptions, existingOrConflict } from "./node_ipam.ts";
 import {
   claimOrphans,
   decodeRing,
@@ -172,7 +172,7 @@ export class ClusterIpam implements Ipam {
 
   async allocate(
     containerId: string,
-    options: { ifname?: string; subnet?: Cidr } = {},
+    options: AllocateOptions = {},
   ): Promise<Allocation> {
     const ifname = options.ifname ?? DEFAULT_IFNAME;
     checkRequest(this.#cluster, containerId, ifname, options.subnet);
@@ -186,6 +186,7 @@ export class ClusterIpam implements Ipam {
       const allocation = this.#book.take(containerId, ifname, {
         owned: this.#owned(),
         subnet: options.subnet,
+        network: options.network,
         now: this.#now(),
       });
       if (allocation) return allocation;

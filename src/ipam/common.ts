@@ -7,7 +7,7 @@ import type { Allocation, Store } from "./store.ts";
 export interface Ipam {
   allocate(
     containerId: string,
-    options?: { ifname?: string; subnet?: Cidr },
+    options?: { ifname?: string; subnet?: Cidr; network?: string },
   ): Promise<Allocation>;
   lookup(containerId: string, ifname?: string): Allocation[];
   release(containerId: string, ifname?: string): Allocation[];

@@ -29,6 +29,8 @@ export interface AllocateOptions {
   ifname?: string;
   /** Allocate inside this block of the cluster range only (per-application subnets). */
   subnet?: Cidr;
+  /** The CNI network asking, recorded with the allocation (see `Allocation.network`). */
+  network?: string;
 }
 
 export class NodeIpam implements Ipam {
@@ -83,6 +85,7 @@ export class NodeIpam implements Ipam {
       const allocation = this.#book.take(containerId, ifname, {
         owned: this.#owned,
         subnet: options.subnet,
+        network: options.network,
         now: this.#now(),
       });
       if (!allocation) {

@@ -12,6 +12,7 @@ CREATE TABLE IF NOT EXISTS allocations (
   ifname TEXT NOT NULL,
   address INTEGER NOT NULL UNIQUE,
   created_at INTEGER NOT NULL,
+  network TEXT,
   PRIMARY KEY (container_id, ifname)
 );
 CREATE TABLE IF NOT EXISTS ipam_values (
@@ -25,6 +26,7 @@ interface AllocationRow {
   ifname: string;
   address: number;
   created_at: number;
+  network: string | null;
 }
 
 class SqliteStore implements Store {
@@ -37,13 +39,14 @@ class SqliteStore implements Store {
 
   loadAllocations(): Allocation[] {
     const rows = this.#db
-      .prepare("SELECT container_id, ifname, address, created_at FROM allocations")
+      .prepare("SELECT container_id, ifname, address, created_at, network FROM allocations")
       .all() as unknown as AllocationRow[];
     return rows.map((row) => ({
       containerId: row.container_id,
       ifname: row.ifname,
       address: Number(row.address),
       createdAt: Number(row.created_at),
+      ...(row.network === null ? {} : { network: row.network }),
     }));
   }
 
@@ -51,9 +54,15 @@ class SqliteStore implements Store {
     try {
       this.#db
         .prepare(
-          "INSERT INTO allocations (container_id, ifname, address, created_at) VALUES (?, ?, ?, ?)",
+          "INSERT INTO allocations (container_id, ifname, address, created_at, network) VALUES (?, ?, ?, ?, ?)",
         )
-        .run(allocation.containerId, allocation.ifname, allocation.address, allocation.createdAt);
+        .run(
+          allocation.containerId,
+          allocation.ifname,
+          allocation.address,
+          allocation.createdAt,
+          allocation.network ?? null,
+        );
     } catch (error) {
       if (String(error).includes("UNIQUE") || String(error).includes("PRIMARY")) {
         throw new DuplicateAllocationError(
@@ -128,5 +137,10 @@ export function openSqliteStore(path: string): Store {
   }
   db.exec("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA synchronous = FULL;");
   db.exec(SCHEMA);
+  // state files written before allocations recorded their network gain the column, empty
+  const columns = db.prepare("PRAGMA table_info(allocations)").all() as Array<{ name: string }>;
+  if (!columns.some((c) => c.name === "network")) {
+    db.exec("ALTER TABLE allocations ADD COLUMN network TEXT");
+  }
   return new SqliteStore(db);
 }

@@ -13,6 +13,11 @@ export interface Allocation {
   address: number;
   /** Milliseconds since the epoch, from the IPAM's clock. */
   createdAt: number;
+  /**
+   * The CNI network (config `name`) that asked for it, when known: a garbage collection run for
+   * one network must leave the others' attachments alone.
+   */
+  network?: string;
 }
 
 export interface Store {

@@ -36,6 +36,21 @@ export function storeSuite(name: string, make: () => Opened) {
       }
     });
 
+  test("the requesting network is kept with the allocation, across a reopen", ({ store, reopen }) => {
+    store.insertAllocation({
+      containerId: "c",
+      ifname: "eth0",
+      address: 7,
+      createdAt: 1,
+      network: "weft-a",
+    });
+    store.insertAllocation({ containerId: "c", ifname: "net1", address: 8, createdAt: 1 });
+    const again = reopen();
+    const byIf = new Map(again.loadAllocations().map((a) => [a.ifname, a]));
+    assert.equal(byIf.get("eth0")?.network, "weft-a");
+    assert.equal(byIf.get("net1")?.network, undefined);
+  });
+
   test("inserted allocations load back", ({ store }) => {
     store.insertAllocation({ containerId: "c1", ifname: "eth0", address: 10, createdAt: 5 });
     store.insertAllocation({ containerId: "c1", ifname: "net1", address: 11, createdAt: 6 });

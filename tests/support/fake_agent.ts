@@ -52,7 +52,7 @@ export function fakeAgentHandler(
       if (request.method === "POST" && url.pathname === "/gc") {
         const body = await request.json();
         if (!Array.isArray(body.valid)) return error(400, '"valid" must be a list');
-        return Response.json(await agent.gc(body.valid));
+        return Response.json(await agent.gc(body.valid, { network: body.network }));
       }
       return error(404, `No route for ${request.method} ${url.pathname}`);
     } catch (caught) {
