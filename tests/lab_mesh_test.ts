@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { Lab, waitFor } from "./support/lab.ts";
+import { makeTestCertificates } from "./support/tls.ts";
 
 interface Peer {
   name: string;
@@ -172,71 +173,9 @@ Deno.test("forget stops reconnection; connect brings the peer back", async () =>
 Deno.test("TLS: agents given --tls-cert/--tls-key/--tls-ca converge; one without the CA is refused", async () => {
   const lab = await Lab.create({ nodes: 2, prefix: "wtlt", start: false });
   try {
-    const dir = lab.workDir;
-    const openssl = async (...args: string[]) => {
-      const out = await new Deno.Command("openssl", { args, stdout: "null", stderr: "piped" })
-        .output();
-      assert.ok(out.success, new TextDecoder().decode(out.stderr));
-    };
-    // a throwaway CA, and one leaf for both nodes' underlay addresses
-    await openssl(
-      "req",
-      "-x509",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-days",
-      "1",
-      "-subj",
-      "/CN=lab-ca",
-      "-keyout",
-      `${dir}/ca.key`,
-      "-out",
-      `${dir}/ca.pem`,
-    );
-    await openssl(
-      "req",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-subj",
-      "/CN=weft-node",
-      "-keyout",
-      `${dir}/key.pem`,
-      "-out",
-      `${dir}/leaf.csr`,
-    );
-    const sans = lab.nodes.map((n) => `IP:${n.underlayIp}`).join(",");
-    await Deno.writeTextFile(
-      `${dir}/leaf.ext`,
-      `subjectAltName=${sans}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`,
-    );
-    await openssl(
-      "x509",
-      "-req",
-      "-in",
-      `${dir}/leaf.csr`,
-      "-CA",
-      `${dir}/ca.pem`,
-      "-CAkey",
-      `${dir}/ca.key`,
-      "-CAcreateserial",
-      "-days",
-      "1",
-      "-extfile",
-      `${dir}/leaf.ext`,
-      "-out",
-      `${dir}/cert.pem`,
-    );
-    const tls = [
-      "--tls-cert",
-      `${dir}/cert.pem`,
-      "--tls-key",
-      `${dir}/key.pem`,
-      "--datapath",
-      "none",
-    ];
-    lab.node(1).extraArgs = [...tls, "--tls-ca", `${dir}/ca.pem`];
+    const certs = await makeTestCertificates(lab.workDir, lab.nodes.map((n) => n.underlayIp));
+    const tls = ["--tls-cert", certs.certFile, "--tls-key", certs.keyFile, "--datapath", "none"];
+    lab.node(1).extraArgs = [...tls, "--tls-ca", certs.caFile];
     lab.node(2).extraArgs = tls; // cannot verify node1's certificate
     await lab.startAgent(1, { wait: "serving" });
     await lab.startAgent(2, { wait: "serving" });

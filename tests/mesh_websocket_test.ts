@@ -4,6 +4,7 @@
  * one connection only. One peer runs as a child process (this same file, WTM_CHILD set) so it can
  * be frozen with SIGSTOP and killed for real. No kernel objects are created.
  */
+import { makeTestCertificates } from "./support/tls.ts";
 import assert from "node:assert/strict";
 import { Mesh, type MeshOptions } from "../src/mesh/mod.ts";
 
@@ -164,64 +165,8 @@ Deno.test("TLS: peers dial wss:// and trust the given CA", async () => {
   const dir = await Deno.makeTempDir({ prefix: "wtm-tls-" });
   const meshes: Mesh[] = [];
   try {
-    // A throwaway CA and a leaf for 127.0.0.1 signed by it (a self-signed leaf is not a CA).
-    const run = async (...args: string[]) => {
-      const result = await new Deno.Command("openssl", { args, stdout: "null", stderr: "piped" })
-        .output();
-      assert.ok(result.success, new TextDecoder().decode(result.stderr));
-    };
-    const subject = (cn: string) => ["-subj", `/CN=${cn}`];
-    await run(
-      "req",
-      "-x509",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-days",
-      "1",
-      ...subject("wtm-ca"),
-      "-keyout",
-      `${dir}/ca.key`,
-      "-out",
-      `${dir}/ca.pem`,
-    );
-    await run(
-      "req",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      ...subject("127.0.0.1"),
-      "-keyout",
-      `${dir}/key.pem`,
-      "-out",
-      `${dir}/leaf.csr`,
-    );
-    await Deno.writeTextFile(
-      `${dir}/leaf.ext`,
-      "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    );
-    await run(
-      "x509",
-      "-req",
-      "-in",
-      `${dir}/leaf.csr`,
-      "-CA",
-      `${dir}/ca.pem`,
-      "-CAkey",
-      `${dir}/ca.key`,
-      "-CAcreateserial",
-      "-days",
-      "1",
-      "-extfile",
-      `${dir}/leaf.ext`,
-      "-out",
-      `${dir}/cert.pem`,
-    );
-    const ca = await Deno.readTextFile(`${dir}/ca.pem`);
-    const tls = {
-      cert: await Deno.readTextFile(`${dir}/cert.pem`),
-      key: await Deno.readTextFile(`${dir}/key.pem`),
-    };
+    const { ca, cert, key } = await makeTestCertificates(dir, ["127.0.0.1"]);
+    const tls = { cert, key };
     const a = await mesh("a", { tls, caCerts: [ca], password: "p" });
     meshes.push(a);
     const b = await mesh("b", { tls, caCerts: [ca], password: "p", peers: [a.address] });
