@@ -353,12 +353,15 @@ export class SleeveEngine {
     // A remote MAC as source means the frame came in over the other path: never echo it.
     if (this.#macOwner.has(macKey(frame, eth + 6))) return this.#drop("remote source on tap");
     let targets: PeerEntry[];
-    if (frame[eth] & 1) {
-      targets = this.#sleevePeers;
-    } else {
-      const owner = this.#macOwner.get(macKey(frame, eth));
-      if (!owner || !onSleeve(owner.config.path)) return this.#drop("no sleeve peer for MAC");
+    const owner = frame[eth] & 1 ? undefined : this.#macOwner.get(macKey(frame, eth));
+    if (owner) {
+      if (!onSleeve(owner.config.path)) return this.#drop("no sleeve peer for MAC");
       targets = [owner];
+    } else {
+      // Broadcast, and unicast to a MAC no peer has announced yet (a pod created a moment ago
+      // on another node): replicate to every sleeve peer, as the kernel's VXLAN path does with
+      // its all-zero entries. Overlay ports are isolated on every bridge, so this cannot loop.
+      targets = this.#sleevePeers;
     }
     const record = RECORD_HEADER_BYTES + frame.length;
     if (record > MAX_BODY) return this.#drop("frame too big");
