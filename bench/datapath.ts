@@ -12,6 +12,7 @@
  * else's load from landing on one setup only. Everything lives in namespaces named `wtdx*` and
  * is removed at the end (and at the start).
  */
+import { addNamespace, addVeth } from "../tests/support/netns.ts";
 import { run } from "../src/net/exec.ts";
 import { Lab, ping, sweepLab, tcpTransfer } from "../tests/support/datapath_lab.ts";
 
@@ -49,27 +50,11 @@ function median(values: number[]): number {
 /** Two namespaces joined by one veth pair: nothing between the two TCP stacks. */
 async function vethPair(lab: Lab): Promise<Setup> {
   const a = `${lab.prefix}va`, b = `${lab.prefix}vb`;
-  await sh(["ip", "netns", "add", a]);
-  await sh(["ip", "netns", "add", b]);
-  await sh([
-    "ip",
-    "-n",
-    a,
-    "link",
-    "add",
-    "eth0",
-    "type",
-    "veth",
-    "peer",
-    "name",
-    "eth0",
-    "netns",
-    b,
-  ]);
+  await addNamespace(a);
+  await addNamespace(b);
+  await addVeth({ netns: a, name: "eth0" }, { netns: b, name: "eth0" });
   for (const [ns, ip] of [[a, "10.99.0.1/24"], [b, "10.99.0.2/24"]]) {
-    await sh(["ip", "-n", ns, "link", "set", "lo", "up"]);
     await sh(["ip", "-n", ns, "addr", "add", ip, "dev", "eth0"]);
-    await sh(["ip", "-n", ns, "link", "set", "eth0", "up"]);
   }
   return { name: "veth pair (limit)", lab, from: a, to: b, toIp: "10.99.0.2" };
 }
@@ -77,31 +62,14 @@ async function vethPair(lab: Lab): Promise<Setup> {
 /** Two pods on one bridge in one namespace, the same-node baseline. */
 async function vethBridgeVeth(lab: Lab): Promise<Setup> {
   const host = `${lab.prefix}bh`;
-  await sh(["ip", "netns", "add", host]);
+  await addNamespace(host);
   await sh(["ip", "-n", host, "link", "add", "hbr", "type", "bridge"]);
   await sh(["ip", "-n", host, "link", "set", "hbr", "up"]);
   for (const k of [1, 2]) {
     const pod = `${lab.prefix}bp${k}`;
-    await sh(["ip", "netns", "add", pod]);
-    await sh(["ip", "-n", pod, "link", "set", "lo", "up"]);
-    await sh([
-      "ip",
-      "-n",
-      pod,
-      "link",
-      "add",
-      "eth0",
-      "type",
-      "veth",
-      "peer",
-      "name",
-      `p${k}`,
-      "netns",
-      host,
-    ]);
+    await addNamespace(pod);
+    await addVeth({ netns: pod, name: "eth0" }, { netns: host, name: `p${k}` }, { bridgeB: "hbr" });
     await sh(["ip", "-n", pod, "addr", "add", `10.98.0.${k}/24`, "dev", "eth0"]);
-    await sh(["ip", "-n", pod, "link", "set", "eth0", "up"]);
-    await sh(["ip", "-n", host, "link", "set", `p${k}`, "master", "hbr", "up"]);
   }
   const [from, to] = [`${lab.prefix}bp1`, `${lab.prefix}bp2`];
   return { name: "veth-bridge-veth (same node)", lab, from, to, toIp: "10.98.0.2" };

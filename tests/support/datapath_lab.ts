@@ -7,6 +7,7 @@
  */
 import { run } from "../../src/net/exec.ts";
 import { stopChild } from "./lab.ts";
+import { addNamespace, addVeth } from "./netns.ts";
 import { macForAddress, parseIp } from "../../src/net/cidr.ts";
 import type { PeerPathStatus } from "../../src/datapath/mod.ts";
 
@@ -198,43 +199,17 @@ export class Lab {
 
   async #build(underlayMtu: number): Promise<void> {
     const u = this.underlay;
-    await sh(["ip", "netns", "add", u]);
+    await addNamespace(u);
     await sh(["ip", "-n", u, "link", "add", "ul", "type", "bridge"]);
     await sh(["ip", "-n", u, "link", "set", "ul", "mtu", String(underlayMtu), "up"]);
     for (const node of this.nodes) {
       const i = node.index;
       const ns = node.name;
-      await sh(["ip", "netns", "add", ns]);
-      await sh(["ip", "-n", ns, "link", "set", "lo", "up"]);
-      await sh([
-        "ip",
-        "-n",
-        ns,
-        "link",
-        "add",
-        "eth0",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        `n${i}`,
-        "netns",
-        u,
-      ]);
-      await sh([
-        "ip",
-        "-n",
-        u,
-        "link",
-        "set",
-        `n${i}`,
-        "mtu",
-        String(underlayMtu),
-        "master",
-        "ul",
-        "up",
-      ]);
-      await sh(["ip", "-n", ns, "link", "set", "eth0", "mtu", String(underlayMtu), "up"]);
+      await addNamespace(ns);
+      await addVeth({ netns: ns, name: "eth0" }, { netns: u, name: `n${i}` }, {
+        mtu: underlayMtu,
+        bridgeB: "ul",
+      });
       await sh(["ip", "-n", ns, "addr", "add", `${this.nodeUnderlayIp(i)}/24`, "dev", "eth0"]);
       const bridgeIp = this.bridgeIp(i);
       await sh(["ip", "-n", ns, "link", "add", "weave", "type", "bridge"]);
@@ -258,27 +233,13 @@ export class Lab {
     const ns = this.nodes[i - 1].name;
     const pod = this.podNs(i, k);
     const ip = this.podIp(i, k);
-    await sh(["ip", "netns", "add", pod]);
-    await sh(["ip", "-n", pod, "link", "set", "lo", "up"]);
-    await sh([
-      "ip",
-      "-n",
-      pod,
-      "link",
-      "add",
-      "eth0",
-      "type",
-      "veth",
-      "peer",
-      "name",
-      `vethp${k}`,
-      "netns",
-      ns,
-    ]);
-    await sh(["ip", "-n", pod, "link", "set", "eth0", "address", macForAddress(parseIp(ip)), "up"]);
+    await addNamespace(pod);
+    await addVeth({ netns: pod, name: "eth0" }, { netns: ns, name: `vethp${k}` }, {
+      macA: macForAddress(parseIp(ip)),
+      bridgeB: "weave",
+    });
     await sh(["ip", "-n", pod, "addr", "add", `${ip}/12`, "dev", "eth0"]);
     await sh(["ip", "-n", pod, "route", "add", "default", "via", this.bridgeIp(i)]);
-    await sh(["ip", "-n", ns, "link", "set", `vethp${k}`, "master", "weave", "up"]);
   }
 
   async removePod(i: number, k: number): Promise<void> {

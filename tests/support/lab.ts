@@ -13,6 +13,7 @@
  * Test traffic never leaves these namespaces.
  */
 import { type Artifact, artifact } from "./artifact.ts";
+import { addNamespace, addVeth } from "./netns.ts";
 
 const LAB_CHAIN = "LAB-FAULTS";
 /** The underlay namespace's address on the node network. */
@@ -200,8 +201,7 @@ export class Lab {
   async #buildNetwork(): Promise<void> {
     const ul = this.underlay;
     const mtu = this.options.underlayMtu ?? 1500;
-    await must(["ip", "netns", "add", ul]);
-    await must(["ip", "-n", ul, "link", "set", "lo", "up"]);
+    await addNamespace(ul);
     await must(["ip", "-n", ul, "link", "add", "br0", "mtu", String(mtu), "type", "bridge"]);
     await must(["ip", "-n", ul, "link", "set", "br0", "up"]);
     // the underlay's own host address, for services the nodes use (a fake Kubernetes API)
@@ -218,28 +218,11 @@ export class Lab {
         extraArgs: [],
       };
       await Deno.mkdir(`${this.workDir}/n${index}`, { recursive: true });
-      await must(["ip", "netns", "add", netns]);
-      await must(["ip", "-n", netns, "link", "set", "lo", "up"]);
-      const outer = `${this.prefix}n${index}`;
-      await must([
-        "ip",
-        "-n",
-        ul,
-        "link",
-        "add",
-        outer,
-        "mtu",
-        String(mtu),
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "eth0",
-        "netns",
-        netns,
-      ]);
-      await must(["ip", "-n", ul, "link", "set", outer, "master", "br0", "up"]);
-      await must(["ip", "-n", netns, "link", "set", "eth0", "mtu", String(mtu), "up"]);
+      await addNamespace(netns);
+      await addVeth({ netns: ul, name: `${this.prefix}n${index}` }, { netns, name: "eth0" }, {
+        mtu,
+      });
+      await must(["ip", "-n", ul, "link", "set", `${this.prefix}n${index}`, "master", "br0"]);
       await must(["ip", "-n", netns, "addr", "add", `${node.underlayIp}/24`, "dev", "eth0"]);
       this.nodes.push(node);
     }
@@ -411,8 +394,7 @@ export class Lab {
   ): Promise<LabPod> {
     const node = this.node(index);
     const netns = `${node.netns}-${name}`;
-    await must(["ip", "netns", "add", netns]);
-    await must(["ip", "-n", netns, "link", "set", "lo", "up"]);
+    await addNamespace(netns);
     const containerID = `${this.prefix}-${index}-${name}`;
     const ifname = options.ifname ?? "eth0";
     const result = await this.cni(index, "ADD", {
