@@ -38,7 +38,7 @@ demo: deps bundle
 	$(DENO) run -A scripts/demo.ts
 
 bench: deps bundle
-	@for b in bench/*.ts; do echo "== $$b"; $(DENO) run -A $$b || exit 1; done
+	$(DENO) run -A scripts/bench.ts
 
 # Container image with the compiled binary (needs a Docker engine and `make build`; neither
 # is available on the machine this project is developed on).
