@@ -19,8 +19,10 @@ let building: Promise<Artifact> | undefined;
 
 /** Writes the two-line wrapper that runs the bundle with this Deno. */
 export async function writeWrapper(path: string, bundle: string): Promise<void> {
-  const script =
-    `#!/bin/sh\nexec "${Deno.execPath()}" run -A --quiet --no-prompt "${bundle}" "$@"\n`;
+  // --no-config: a deno.json in the caller's working directory (a runtime's, a person's) is
+  // not ours and must not change how the bundle runs
+  const script = `#!/bin/sh\nexec "${Deno.execPath()}" run -A --quiet --no-prompt --no-config ` +
+    `"${bundle}" "$@"\n`;
   await Deno.writeTextFile(path, script, { mode: 0o755 });
   await Deno.chmod(path, 0o755);
 }
