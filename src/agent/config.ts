@@ -41,6 +41,11 @@ export interface AgentConfig {
   nodeName?: string;
   kubernetes: boolean;
   kubeconfig?: string;
+  /**
+   * The ConfigMap (kube-system) where agents race to claim a deleted Node's reclaim. Weave Net's
+   * RBAC allows only `weave-net`, so its DaemonSet run with the weft image names that one.
+   */
+  reclaimConfigMap?: string;
 }
 
 /** Flags as commander hands them over (all optional strings/booleans). */
@@ -97,6 +102,7 @@ export const AGENT_ENV_NAMES = [
   "KUBERNETES_SERVICE_HOST",
   "KUBERNETES_SERVICE_PORT",
   "WEFT_IPTABLES",
+  "WEFT_RECLAIM_CONFIGMAP",
 ] as const;
 
 export const DEFAULTS = {
@@ -281,5 +287,6 @@ export async function resolveAgentConfig(
     nodeName,
     kubernetes,
     kubeconfig: flags.kubeconfig,
+    reclaimConfigMap: env.WEFT_RECLAIM_CONFIGMAP || undefined,
   };
 }

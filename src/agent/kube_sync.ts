@@ -38,6 +38,7 @@ export async function startKubernetes(wiring: KubernetesWiring): Promise<void> {
     nodeName: config.nodeName,
     signal: wiring.signal,
     ready: wiring.ready,
+    reclaimConfigMap: config.reclaimConfigMap,
     onPeers: (addresses) => {
       const next = new Set(addresses);
       for (const address of next) if (!targets.has(address)) mesh.connect(address);
