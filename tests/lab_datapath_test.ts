@@ -205,6 +205,8 @@ Deno.test("failover: a filtered VXLAN port moves traffic to the userspace path a
   try {
     const [a, b] = await podsOnEveryNode(lab);
     await waitPath(lab, 1, 2, "fastdp");
+    // traffic is flowing before the fault, as in a transfer that is cut mid-way
+    assert.ok(await lab.ping(a, b.ip, { count: 2, timeout: 3 }), "ping over the fast path");
     // a continuous ping across the failover: it must keep getting replies
     const pinger = new Deno.Command("ip", {
       // a deadline well past the failover and recovery: the test stops it with SIGINT
