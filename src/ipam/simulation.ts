@@ -6,7 +6,7 @@
 import { type Cidr, parseCidr } from "../net/cidr.ts";
 import { ClusterIpam, type IpamEvent, type IpamInit } from "./cluster_ipam.ts";
 import { MemoryNetwork, seededRandom } from "./memory_transport.ts";
-import { type Allocation, MemoryStore, type Store } from "./store.ts";
+import { type Allocation, MemoryStore, unclosable } from "./store.ts";
 
 export interface SimulationOptions {
   range?: string;
@@ -19,20 +19,6 @@ export interface SimulationOptions {
   reclaimAfterMs?: number;
   /** Periodic re-gossip, in fake milliseconds. Default 5000 (10 ticks). */
   gossipIntervalMs?: number;
-}
-
-/** A store view whose close() keeps the data: a restarted peer finds its state again. */
-function durable(inner: Store): Store {
-  return {
-    loadAllocations: () => inner.loadAllocations(),
-    insertAllocation: (a) => inner.insertAllocation(a),
-    deleteAllocation: (c, i) => inner.deleteAllocation(c, i),
-    clearAllocations: () => inner.clearAllocations(),
-    getValue: (k) => inner.getValue(k),
-    setValue: (k, v) => inner.setValue(k, v),
-    transaction: (fn) => inner.transaction(fn),
-    close: () => {},
-  };
 }
 
 export class Simulation {
@@ -73,7 +59,7 @@ export class Simulation {
     if (options.fresh || !this.#stores.has(name)) this.#stores.set(name, new MemoryStore());
     this.#inits.set(name, init);
     const ipam = await ClusterIpam.open({
-      store: durable(this.#stores.get(name)!),
+      store: unclosable(this.#stores.get(name)!),
       clusterRange: this.range,
       peerName: name,
       transport: this.network.join(name),

@@ -44,6 +44,23 @@ export class DuplicateAllocationError extends Error {
   }
 }
 
+/**
+ * A view of `inner` whose close() does nothing: a peer "restarting" on the same in-memory store
+ * finds its state again (simulations and tests; a SQLite store survives by its file).
+ */
+export function unclosable(inner: Store): Store {
+  return {
+    loadAllocations: () => inner.loadAllocations(),
+    insertAllocation: (a) => inner.insertAllocation(a),
+    deleteAllocation: (c, i) => inner.deleteAllocation(c, i),
+    clearAllocations: () => inner.clearAllocations(),
+    getValue: (k) => inner.getValue(k),
+    setValue: (k, v) => inner.setValue(k, v),
+    transaction: (fn) => inner.transaction(fn),
+    close: () => {},
+  };
+}
+
 function keyOf(containerId: string, ifname: string): string {
   return `${containerId}\u0000${ifname}`;
 }

@@ -4,25 +4,12 @@
  */
 import assert from "node:assert/strict";
 import { DuplicateAllocationError, type Store } from "./store.ts";
+export { unclosable } from "./store.ts";
 
 interface Opened {
   store: Store;
   reopen: () => Store;
   cleanup?: () => void;
-}
-
-/** A view of `inner` whose close() does nothing: a memory store "restarting" as itself. */
-export function unclosable(inner: Store): Store {
-  return {
-    loadAllocations: () => inner.loadAllocations(),
-    insertAllocation: (a) => inner.insertAllocation(a),
-    deleteAllocation: (c, i) => inner.deleteAllocation(c, i),
-    clearAllocations: () => inner.clearAllocations(),
-    getValue: (k) => inner.getValue(k),
-    setValue: (k, v) => inner.setValue(k, v),
-    transaction: (fn) => inner.transaction(fn),
-    close: () => {},
-  };
 }
 
 export function storeSuite(name: string, make: () => Opened) {
