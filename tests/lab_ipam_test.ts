@@ -139,11 +139,19 @@ Deno.test("rmpeer run on two nodes at once reclaims exactly once; the removed pe
     assert.equal(r2.code, 0, r2.stderr);
 
     // node3's space ends up owned by the live peers, each address by exactly one of them
+    let lastView: IpamView | undefined;
     await waitFor("node3's space to be reclaimed", async () => {
-      const view = await ipam(lab, 1);
+      const view = lastView = await ipam(lab, 1);
       const node3 = view.peers.find((p) => p.peer === name3);
       return (!node3 || node3.owned === 0) && !(view.reclaims ?? []).length;
-    }, { timeoutMs: 30_000 });
+    }, { timeoutMs: 30_000 }).catch(async (error) => {
+      const node2 = await ipam(lab, 2);
+      throw new Error(
+        `${error.message}; node1's view: ${JSON.stringify(lastView)}; node2's: ${
+          JSON.stringify(node2)
+        }`,
+      );
+    });
     const total = (v: IpamView) =>
       v.peers.filter((p) => !p.removed).reduce((n, p) => n + p.owned, 0);
     const ownership = (v: IpamView) => JSON.stringify(v.peers.map((p) => [p.peer, p.owned]));
