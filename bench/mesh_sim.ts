@@ -11,6 +11,8 @@
  *
  *   deno run -A --v8-flags=--expose-gc bench/mesh_sim.ts [--sizes 10,100,1000] [--degree 3]
  */
+// the same seeded generator the IPAM simulations use, so runs are repeatable
+import { seededRandom } from "../src/ipam/mod.ts";
 import { MemoryNetwork, Mesh, SimClock } from "../src/mesh/mod.ts";
 import { helloMessage, newNonce } from "../src/mesh/handshake.ts";
 import type { PeerRecord } from "../src/mesh/record.ts";
@@ -27,18 +29,6 @@ interface SimResult {
   wallMs: number;
 }
 
-/** A small deterministic PRNG so runs are repeatable. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function converged(meshes: Mesh[], n: number, withRoutes: boolean): boolean {
   const digest = meshes[0].digest();
   if (!digest.startsWith(`${n}:`)) return false;
@@ -52,7 +42,7 @@ async function simulate(
 ): Promise<SimResult> {
   const { degree, discovery = false } = options;
   const wallStart = performance.now();
-  const random = mulberry32(n * 7919 + degree);
+  const random = seededRandom(n * 7919 + degree);
   const clock = new SimClock({ start: 1_700_000_000_000 });
   const network = new MemoryNetwork({ clock, random, latencyMs: 1, jitterMs: 1 });
   const address = (i: number) => `10.${(i >> 8) & 255}.${i & 255}.1:6783`;

@@ -50,16 +50,6 @@ import type {
   PeerStatus,
 } from "./cluster_types.ts";
 
-export type {
-  ClusterIpamOptions,
-  ClusterIpamStatus,
-  IpamEvent,
-  IpamInit,
-  IpamTransport,
-  PeerStatus,
-} from "./cluster_types.ts";
-export { parseIpamInit } from "./cluster_types.ts";
-
 /** What ClusterIpam needs from the mesh. Messages and states are opaque strings. */
 interface Message {
   t: "req" | "give" | "none" | "ack" | "state" | "pull";

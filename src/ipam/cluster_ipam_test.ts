@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { formatIp, parseCidr } from "../net/cidr.ts";
-import { ClusterIpam, parseIpamInit } from "./cluster_ipam.ts";
+import { ClusterIpam } from "./cluster_ipam.ts";
+import { parseIpamInit } from "./cluster_types.ts";
 import { MemoryNetwork } from "./memory_transport.ts";
 import { openSqliteStore } from "./sqlite_store.ts";
 import { NoSpaceError, NotReadyError } from "./errors.ts";

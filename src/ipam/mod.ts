@@ -11,8 +11,8 @@ export { IpamConflictError, NoSpaceError, NotReadyError } from "./errors.ts";
 export { type Allocation, DuplicateAllocationError, MemoryStore, type Store } from "./store.ts";
 export { openSqliteStore } from "./sqlite_store.ts";
 export { type AllocateOptions, NodeIpam, type NodeIpamOptions } from "./node_ipam.ts";
+export { ClusterIpam } from "./cluster_ipam.ts";
 export {
-  ClusterIpam,
   type ClusterIpamOptions,
   type ClusterIpamStatus,
   type IpamEvent,
@@ -20,7 +20,7 @@ export {
   type IpamTransport,
   parseIpamInit,
   type PeerStatus,
-} from "./cluster_ipam.ts";
+} from "./cluster_types.ts";
 export { MemoryNetwork, type MemoryNetworkOptions, seededRandom } from "./memory_transport.ts";
 export { Simulation, type SimulationOptions } from "./simulation.ts";
 export type { Ipam, IpamStatus, OwnedRangeStatus } from "./common.ts";

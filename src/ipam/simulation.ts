@@ -4,7 +4,8 @@
  * tests in tests/ and bench/ipam.ts, so they all exercise the same protocol code as the agent.
  */
 import { type Cidr, parseCidr } from "../net/cidr.ts";
-import { ClusterIpam, type IpamEvent, type IpamInit } from "./cluster_ipam.ts";
+import { ClusterIpam } from "./cluster_ipam.ts";
+import type { IpamEvent, IpamInit } from "./cluster_types.ts";
 import { MemoryNetwork, seededRandom } from "./memory_transport.ts";
 import { type Allocation, MemoryStore, unclosable } from "./store.ts";
 
