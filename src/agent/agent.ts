@@ -66,7 +66,6 @@ export const BRIDGE_CONTAINER_ID = "weft:bridge";
 
 const BRING_UP_RETRY_MS = 500;
 const IPAM_TICK_MS = 1000;
-const RECLAIM_REGOSSIP_MS = 2000;
 
 export interface AgentOptions {
   log?: (message: string) => void;
@@ -189,20 +188,10 @@ export class Agent implements AgentPort {
     mesh.on("peer-up", gossipOnNewIncarnation);
     mesh.on("peer-changed", gossipOnNewIncarnation);
     // The ring is broadcast along the mesh's spanning tree, and a broadcast sent while the tree
-    // still runs through a peer that just died is lost. A reclaim then waits for an
-    // acknowledgement that never arrives until the next periodic gossip (30 s). So: push our
-    // state when a peer goes down, and keep pushing it while any reclaim is unfinished.
+    // still runs through a peer that just died is lost: push our state when a peer goes down.
+    // (The IPAM itself keeps re-sending while a reclaim waits for acknowledgements.)
     mesh.on("peer-down", () => this.#ipam?.gossip());
-    let lastPush = 0;
-    this.#every(IPAM_TICK_MS, () => {
-      const ipam = this.#ipam;
-      if (!ipam) return;
-      ipam.tick();
-      if (Date.now() - lastPush >= RECLAIM_REGOSSIP_MS && ipam.status().reclaims.length > 0) {
-        lastPush = Date.now();
-        ipam.gossip();
-      }
-    });
+    this.#every(IPAM_TICK_MS, () => this.#ipam?.tick());
   }
 
   async #startKubernetes(): Promise<void> {

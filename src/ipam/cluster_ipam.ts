@@ -389,7 +389,15 @@ export class ClusterIpam implements Ipam {
     this.#trackReachability(now);
     this.#afterChange();
     this.#pullIfWaiting();
-    if (now - this.#lastGossipAt >= this.#gossipIntervalMs) this.#broadcast(true);
+    // A reclaim finishes only when every live peer has acknowledged it, and a broadcast can be
+    // lost (e.g. sent along a path through the peer that just died). While one is unfinished,
+    // re-send our state as often as donations are re-sent rather than every gossip interval.
+    const interval = this.#reclaimUnfinished() ? this.#resendMs : this.#gossipIntervalMs;
+    if (now - this.#lastGossipAt >= interval) this.#broadcast(true);
+  }
+
+  #reclaimUnfinished(): boolean {
+    return this.#state.entries.some((e) => isDead(this.#state, e.owner, e.gen));
   }
 
   #resendDonations(now: number): void {
