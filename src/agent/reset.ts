@@ -4,7 +4,8 @@
  * weft. Each step tolerates its object being gone already, so a reset can be repeated after a
  * partial one.
  */
-import { deleteLink, listLinksWithPrefix } from "../net/bridge.ts";
+import { listLinksWithPrefix } from "../net/bridge.ts";
+import { deleteLink } from "../net/link.ts";
 import { removeWeftRules } from "../net/iptables.ts";
 
 export const POD_VETH_PREFIX = "vethwepl";

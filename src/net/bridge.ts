@@ -4,19 +4,7 @@
  * bridge it (or a previous version of it) made instead of tearing pods' connectivity down.
  */
 import { ip, ipJson } from "./exec.ts";
-
-interface IpLink {
-  ifname: string;
-  mtu: number;
-  address?: string;
-  operstate?: string;
-  linkinfo?: { info_kind?: string };
-}
-
-interface IpAddrInfo {
-  ifname: string;
-  addr_info: Array<{ family: string; local: string; prefixlen: number }>;
-}
+import { readLink } from "./link.ts";
 
 export interface BridgeState {
   name: string;
@@ -33,28 +21,10 @@ export class BridgeConflictError extends Error {
   }
 }
 
-/** Reads a link, or undefined when it does not exist. */
-export async function readLink(name: string): Promise<IpLink | undefined> {
-  try {
-    const [link] = await ipJson<IpLink>(["-details", "link", "show", "dev", name]);
-    return link;
-  } catch {
-    return undefined;
-  }
-}
-
 export async function readBridge(name: string): Promise<BridgeState | undefined> {
   const link = await readLink(name);
   if (!link) return undefined;
-  const [info] = await ipJson<IpAddrInfo>(["-4", "addr", "show", "dev", name]);
-  return {
-    name,
-    mtu: link.mtu,
-    mac: link.address ?? "",
-    addresses: (info?.addr_info ?? []).filter((a) => a.family === "inet").map((a) =>
-      `${a.local}/${a.prefixlen}`
-    ),
-  };
+  return { name, mtu: link.mtu, mac: link.mac, addresses: link.addresses };
 }
 
 export interface EnsureBridgeOptions {
@@ -79,8 +49,8 @@ export async function ensureBridge(
   options: EnsureBridgeOptions,
 ): Promise<BridgeState> {
   const existing = await readLink(name);
-  if (existing && existing.linkinfo?.info_kind !== "bridge") {
-    throw new BridgeConflictError(name, existing.linkinfo?.info_kind ?? "");
+  if (existing && existing.kind !== "bridge") {
+    throw new BridgeConflictError(name, existing.kind ?? "");
   }
   const script: string[] = [];
   if (!existing) {
@@ -105,15 +75,8 @@ export async function ensureBridge(
   return (await readBridge(name))!;
 }
 
-/** Deletes a link if it exists; returns whether it did. */
-export async function deleteLink(name: string): Promise<boolean> {
-  if (!(await readLink(name))) return false;
-  await ip(["link", "del", "dev", name]);
-  return true;
-}
-
 /** Names of links whose name starts with `prefix` (e.g. the pods' `vethwepl` host ends). */
 export async function listLinksWithPrefix(prefix: string): Promise<string[]> {
-  const links = await ipJson<IpLink>(["link", "show"]);
+  const links = await ipJson<{ ifname: string }>(["link", "show"]);
   return links.map((l) => l.ifname.split("@")[0]).filter((n) => n.startsWith(prefix));
 }

@@ -248,6 +248,8 @@ export interface LinkState {
   up: boolean;
   master?: string;
   hairpin?: boolean;
+  /** The link's type as the kernel names it (`bridge`, `veth`, `vxlan`, ...). */
+  kind?: string;
   /** IPv4 addresses with prefix. */
   addresses: string[];
 }
@@ -271,6 +273,7 @@ export async function readLink(
     up: link.flags.includes("UP"),
     master: link.master,
     hairpin: link.linkinfo?.info_slave_data?.hairpin,
+    kind: link.linkinfo?.info_kind,
     addresses: addrInfo.map((a) => `${a.local}/${a.prefixlen}`),
   };
 }
@@ -292,6 +295,6 @@ interface RawLink {
   mtu: number;
   flags: string[];
   master?: string;
-  linkinfo?: { info_slave_data?: { hairpin?: boolean } };
+  linkinfo?: { info_kind?: string; info_slave_data?: { hairpin?: boolean } };
   addr_info?: { family: string; local: string; prefixlen: number }[];
 }
