@@ -7,7 +7,8 @@
  */
 import { run } from "../../src/net/exec.ts";
 import { stopChild } from "./lab.ts";
-import { addNamespace, addVeth } from "./netns.ts";
+import { addNamespace, addVeth, iperfTransfer, type TransferResult } from "./netns.ts";
+export type { TransferResult } from "./netns.ts";
 import { macForAddress, parseIp } from "../../src/net/cidr.ts";
 import type { PeerPathStatus } from "../../src/datapath/mod.ts";
 
@@ -339,67 +340,13 @@ export class Lab {
   }
 }
 
-export interface TransferResult {
-  ok: boolean;
-  bitsPerSecond: number;
-  /** Bytes the receiver counted before the test ended (may trail `sent` on short runs). */
-  bytes: number;
-  sent: number;
-  /** Bytes received per reporting interval (1 s by default). */
-  intervals: number[];
-  error?: string;
-}
-
 /** A TCP transfer with iperf3 from one pod namespace to a server in another. */
-export async function tcpTransfer(
-  lab: Lab,
+export function tcpTransfer(
+  _lab: Lab,
   route: { from: string; to: string; toIp: string },
   args: string[] = ["-n", "20M"],
 ): Promise<TransferResult> {
-  const server = new Deno.Command("ip", {
-    args: ["netns", "exec", route.to, "iperf3", "-s", "-1"],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  try {
-    // The server needs a moment to listen; retry the client instead of sleeping a fixed time.
-    for (let attempt = 0;; attempt++) {
-      const client = await lab.exec(route.from, ["iperf3", "-c", route.toIp, "-J", ...args], {
-        allowFailure: true,
-      });
-      let report: {
-        error?: string;
-        end?: {
-          sum_received?: { bits_per_second: number; bytes: number };
-          sum_sent?: { bytes: number };
-        };
-        intervals?: Array<{ sum: { bytes: number } }>;
-      };
-      try {
-        report = JSON.parse(client.stdout);
-      } catch {
-        report = { error: client.stderr || "no iperf3 report" };
-      }
-      if (report.error && /connect|refused/i.test(report.error) && attempt < 20) {
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        continue;
-      }
-      const received = report.end?.sum_received;
-      return {
-        ok: client.code === 0 && !report.error,
-        bitsPerSecond: received?.bits_per_second ?? 0,
-        bytes: received?.bytes ?? 0,
-        sent: report.end?.sum_sent?.bytes ?? 0,
-        intervals: (report.intervals ?? []).map((i) => i.sum.bytes),
-        error: report.error,
-      };
-    }
-  } finally {
-    try {
-      server.kill("SIGKILL");
-    } catch { /* exited after its one test */ }
-    await server.status;
-  }
+  return iperfTransfer(route, args);
 }
 
 /** Pings address `toIp` from namespace `from`; returns the round-trip times in ms of the replies. */

@@ -13,7 +13,7 @@
  * Test traffic never leaves these namespaces.
  */
 import { type Artifact, artifact } from "./artifact.ts";
-import { addNamespace, addVeth } from "./netns.ts";
+import { addNamespace, addVeth, iperfTransfer } from "./netns.ts";
 
 const LAB_CHAIN = "LAB-FAULTS";
 /** The underlay namespace's address on the node network. */
@@ -529,48 +529,16 @@ export class Lab {
   }
 }
 
-/**
- * A TCP transfer between two pods with iperf3 (server one-shot in `to`, client in `from`).
- * Returns bits per second received, or throws with iperf3's error.
- */
+/** A TCP transfer between two pods with iperf3; returns bits per second, or throws. */
 export async function tcpTransfer(
   from: LabPod,
   to: LabPod,
-  options: { seconds?: number; port?: number } = {},
+  options: { seconds?: number } = {},
 ): Promise<number> {
-  const port = String(options.port ?? 5201);
-  const server = new Deno.Command("ip", {
-    args: ["netns", "exec", to.netns, "iperf3", "-s", "-1", "-p", port],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  try {
-    let result: CommandResult | undefined;
-    for (let attempt = 0; attempt < 20; attempt++) {
-      await new Promise((r) => setTimeout(r, 150));
-      result = await sh([
-        "iperf3",
-        "-c",
-        to.ip,
-        "-p",
-        port,
-        "-t",
-        String(options.seconds ?? 1),
-        "-J",
-      ], { netns: from.netns });
-      if (result.code === 0) break;
-      if (!/Connection refused|unable to connect/i.test(result.stdout + result.stderr)) break;
-    }
-    if (!result || result.code !== 0) {
-      throw new Error(
-        `iperf3 ${from.name} -> ${to.name} failed: ${result?.stdout}${result?.stderr}`,
-      );
-    }
-    return JSON.parse(result.stdout).end.sum_received.bits_per_second as number;
-  } finally {
-    try {
-      server.kill("SIGKILL");
-    } catch { /* exited after its one test */ }
-    await server.status;
-  }
+  const result = await iperfTransfer(
+    { from: from.netns, to: to.netns, toIp: to.ip },
+    ["-t", String(options.seconds ?? 1)],
+  );
+  if (!result.ok) throw new Error(`iperf3 ${from.name} -> ${to.name} failed: ${result.error}`);
+  return result.bitsPerSecond;
 }
