@@ -7,6 +7,7 @@ import {
   ExhaustedError,
   UnavailableError,
 } from "./types.ts";
+import { UI_CSP, UI_PAGE } from "./ui_page.ts";
 
 /**
  * Containers are named by the runtime; we accept what runtimes send (IDs, pod sandbox names)
@@ -179,6 +180,19 @@ export function createApi(agent: AgentPort): Hono {
   app.post("/hide", async (c) => {
     if (!agent.hide) throw new BadRequestError("hide is not supported by this agent", 404);
     return c.json(await agent.hide());
+  });
+
+  // The topology page and the one document it polls (see ui_page.ts and topology.ts).
+  app.get("/ui", (c) =>
+    c.html(UI_PAGE, 200, {
+      "content-security-policy": UI_CSP,
+      "x-content-type-options": "nosniff",
+      "referrer-policy": "no-referrer",
+      "cache-control": "no-store",
+    }));
+  app.get("/status/topology", (c) => {
+    if (!agent.topology) throw new BadRequestError("This agent does not report a topology", 404);
+    return c.json(agent.topology());
   });
 
   mountMeshRoutes(app, agent);

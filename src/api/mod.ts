@@ -7,3 +7,5 @@
 export { createApi } from "./app.ts";
 export { AgentUnreachableError, ApiClient, ApiError } from "./client.ts";
 export * from "./types.ts";
+export { buildTopology } from "./topology.ts";
+export type * from "./topology.ts";

@@ -3,6 +3,7 @@
  * and the agent (or a test double) implements it. JSON shapes are the API's public contract:
  * the CLI, the CNI plugin and people with curl all read them.
  */
+import type { TopologyView } from "./topology.ts";
 
 export interface AllocationView {
   containerID: string;
@@ -130,5 +131,7 @@ export interface AgentPort {
   leave?(): Promise<unknown>;
   expose?(): Promise<unknown>;
   hide?(): Promise<unknown>;
+  /** The whole cluster as the topology page draws it (GET /status/topology). */
+  topology?(): TopologyView;
   mesh?: MeshPort;
 }
