@@ -31,7 +31,8 @@ lint: node_modules/.bin/deno
 fmt: node_modules/.bin/deno
 	$(DENO) fmt
 
-test: deps
+test: node_modules/.bin/deno
+	@scripts/install-deps.sh --tests
 	$(DENO) run -A scripts/test.ts
 
 demo: deps bundle

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Installs the system tools weft and its tests use, when they are missing (Debian/Ubuntu).
+# `--tests` adds what only the tests need (a headless Chromium for the topology page).
 set -euo pipefail
 need=()
+if [ "${1:-}" = "--tests" ]; then
+  [ -x /usr/bin/chromium ] || need+=(chromium)
+fi
 command -v ip >/dev/null || need+=(iproute2)
 command -v iptables >/dev/null || need+=(iptables)
 command -v nft >/dev/null || need+=(nftables)

@@ -202,7 +202,10 @@ export class Page {
       returnByValue: true,
       awaitPromise: true,
     }, this.#session);
-    const details = result.exceptionDetails as { text?: string; exception?: { description?: string } };
+    const details = result.exceptionDetails as {
+      text?: string;
+      exception?: { description?: string };
+    };
     if (details) {
       throw new Error(`Script failed: ${details.exception?.description ?? details.text}`);
     }

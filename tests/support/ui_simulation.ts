@@ -127,7 +127,10 @@ export function simulatedAgent(view: () => TopologyView): AgentPort {
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args,
-    options: { nodes: { type: "string", default: "50" }, port: { type: "string", default: "6784" } },
+    options: {
+      nodes: { type: "string", default: "50" },
+      port: { type: "string", default: "6784" },
+    },
   });
   const view = simulatedTopology({
     nodes: Number(values.nodes),
