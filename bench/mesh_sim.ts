@@ -13,7 +13,8 @@
  */
 // the same seeded generator the IPAM simulations use, so runs are repeatable
 import { seededRandom } from "../src/ipam/mod.ts";
-import { MemoryNetwork, Mesh, SimClock } from "../src/mesh/mod.ts";
+import { Mesh } from "../src/mesh/mod.ts";
+import { MemoryNetwork, SimClock } from "../src/mesh/testing.ts";
 import { helloMessage, newNonce } from "../src/mesh/handshake.ts";
 import type { PeerRecord } from "../src/mesh/record.ts";
 

@@ -9,63 +9,15 @@
  */
 import { Buffer } from "node:buffer";
 import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
-import { HandshakeError, MalformedFrameError } from "./errors.ts";
-
-/** Protocol versions this build speaks, inclusive. */
-export const PROTOCOL_RANGE: readonly [number, number] = [1, 1];
-
-export interface HelloMessage {
-  t: "hello";
-  proto: [number, number];
-  nonce: string;
-  /** Whether the sender has a password; a mismatch is refused before names are exchanged. */
-  auth: boolean;
-}
-
-export interface AuthMessage {
-  t: "auth";
-  name: string;
-  nickname: string;
-  incarnation: string;
-  /** The port the sender listens on, so the other side can advertise a dialable address. */
-  port: number;
-  proof?: string;
-}
+import { HandshakeError } from "./errors.ts";
+import { type HelloFrame, PROTOCOL_RANGE } from "./protocol.ts";
 
 export function newNonce(): string {
   return randomBytes(32).toString("base64");
 }
 
-export function helloMessage(nonce: string, options: { auth: boolean }): HelloMessage {
+export function helloMessage(nonce: string, options: { auth: boolean }): HelloFrame {
   return { t: "hello", proto: [PROTOCOL_RANGE[0], PROTOCOL_RANGE[1]], nonce, auth: options.auth };
-}
-
-/** Parses a hello; throws `MalformedFrameError` on a bad shape. */
-export function parseHello(value: Record<string, unknown>): HelloMessage {
-  const proto = value.proto;
-  if (
-    !Array.isArray(proto) || proto.length !== 2 || !proto.every(Number.isSafeInteger) ||
-    typeof value.nonce !== "string" || value.nonce.length < 16 || value.nonce.length > 128 ||
-    typeof value.auth !== "boolean"
-  ) {
-    throw new MalformedFrameError(`Invalid hello ${JSON.stringify(value).slice(0, 120)}`);
-  }
-  return value as unknown as HelloMessage;
-}
-
-/** Parses an auth message; throws `MalformedFrameError` on a bad shape. */
-export function parseAuth(value: Record<string, unknown>): AuthMessage {
-  if (
-    typeof value.name !== "string" || !/^[A-Za-z0-9][A-Za-z0-9:._-]{0,127}$/.test(value.name) ||
-    typeof value.nickname !== "string" || value.nickname.length > 256 ||
-    typeof value.incarnation !== "string" || !/^[0-9a-f]{8,64}$/.test(value.incarnation) ||
-    !Number.isSafeInteger(value.port) || (value.port as number) < 0 ||
-    (value.port as number) > 65535 ||
-    (value.proof !== undefined && typeof value.proof !== "string")
-  ) {
-    throw new MalformedFrameError(`Invalid auth ${JSON.stringify(value).slice(0, 120)}`);
-  }
-  return value as unknown as AuthMessage;
 }
 
 /** The highest version both ranges share; throws `HandshakeError` when they do not overlap. */

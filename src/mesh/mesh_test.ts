@@ -4,8 +4,7 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { SimClock } from "./clock.ts";
-import { MemoryNetwork, type NetworkFaults } from "./memory_transport.ts";
+import { MemoryNetwork, type NetworkFaults, SimClock } from "./testing.ts";
 import { Mesh } from "./mesh.ts";
 import type { MeshOptions, PeerStatus } from "./types.ts";
 

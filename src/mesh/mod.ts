@@ -8,6 +8,12 @@
  * links, not with N^2 as Weave's topology gossip did. The wire is behind a Transport interface:
  * WebSocket in the agent, an in-memory network with faults and simulated time in tests and the
  * bench. The mesh imports nothing else of weft: the data path and IPAM ride as opaque blobs.
+ *
+ * Layout: `mesh.ts` is the public face and owns the connections; `connection_maker.ts` dials,
+ * `gossip.ts` spreads records, `messages.ts` carries unicasts and broadcasts, `route_keeper.ts`
+ * recomputes routes, `own_record.ts` writes this peer's record; `protocol.ts` decodes every
+ * frame in one place and `session.ts` runs one connection. Test doubles (the in-memory network,
+ * the simulated clock) are exported from `testing.ts`, never from here.
  */
 export { Mesh } from "./mesh.ts";
 export type {
@@ -19,10 +25,9 @@ export type {
   MessageHandler,
   PeerStatus,
 } from "./types.ts";
-export { type Clock, SimClock, systemClock } from "./clock.ts";
+export { type Clock, systemClock } from "./clock.ts";
 export type { Link, Transport } from "./transport.ts";
 export { WebSocketTransport, type WebSocketTransportOptions } from "./websocket_transport.ts";
-export { MemoryNetwork, type MemoryNetworkOptions, MemoryTransport } from "./memory_transport.ts";
 export { loadIdentity, nameFromSeed, newIncarnation, type PeerIdentity } from "./identity.ts";
 export { type ConnectionInfo, mergeRecord, type PeerRecord } from "./record.ts";
 export { DEFAULT_PORT, normalizeAddress } from "./address.ts";

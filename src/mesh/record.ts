@@ -57,7 +57,8 @@ export function mergeInto(
   return changed;
 }
 
-const NAME = /^[A-Za-z0-9][A-Za-z0-9:._-]{0,127}$/;
+/** What a peer name may look like: letters, digits and ":._-", at most 128 characters. */
+export const PEER_NAME = /^[A-Za-z0-9][A-Za-z0-9:._-]{0,127}$/;
 const MAX_BLOB = 1 << 20;
 
 function fail(what: string, value: unknown): never {
@@ -71,7 +72,7 @@ export function parseRecord(value: unknown): PeerRecord {
     fail("not an object", value);
   }
   const v = value as Record<string, unknown>;
-  if (typeof v.name !== "string" || !NAME.test(v.name)) fail("bad name", v.name);
+  if (typeof v.name !== "string" || !PEER_NAME.test(v.name)) fail("bad name", v.name);
   if (typeof v.nickname !== "string" || v.nickname.length > 256) fail("bad nickname", v.nickname);
   if (typeof v.incarnation !== "string" || !/^[0-9a-f]{8,64}$/.test(v.incarnation)) {
     fail("bad incarnation", v.incarnation);
@@ -85,7 +86,7 @@ export function parseRecord(value: unknown): PeerRecord {
   for (const c of v.connections as unknown[]) {
     const conn = c as Record<string, unknown>;
     if (typeof c !== "object" || c === null) fail("bad connection", c);
-    if (typeof conn.peer !== "string" || !NAME.test(conn.peer)) fail("bad connection peer", c);
+    if (typeof conn.peer !== "string" || !PEER_NAME.test(conn.peer)) fail("bad connection peer", c);
     if (typeof conn.address !== "string" || conn.address.length > 300) {
       fail("bad connection address", c);
     }

@@ -8,7 +8,6 @@
 import type { Clock, TimerId } from "./clock.ts";
 import { HandshakeError, MalformedFrameError } from "./errors.ts";
 import {
-  type AuthMessage,
   checkAuthModes,
   deriveSessionKey,
   type HandshakeTranscript,
@@ -16,14 +15,17 @@ import {
   makeProof,
   negotiateVersion,
   newNonce,
-  parseAuth,
-  parseHello,
-  PROTOCOL_RANGE,
   verifyProof,
 } from "./handshake.ts";
+import {
+  type AuthFrame,
+  decodeFrame,
+  encodeFrame,
+  type Frame,
+  type HandshakeFrame,
+  PROTOCOL_RANGE,
+} from "./protocol.ts";
 import type { Link } from "./transport.ts";
-
-export type Frame = Record<string, unknown> & { t: string };
 
 export interface LocalPeer {
   name: string;
@@ -49,6 +51,7 @@ export interface SessionOptions {
   handshakeTimeoutMs: number;
   maxFrameBytes: number;
   onEstablished: (session: Session) => void;
+  /** A frame after the handshake (never hello, auth, error or ping: the session handles those). */
   onFrame: (session: Session, frame: Frame) => void;
   onClosed: (session: Session, reason: string) => void;
   onBytes: (sent: number, received: number) => void;
@@ -103,7 +106,7 @@ export class Session {
   }
 
   send(frame: Frame): void {
-    this.sendText(JSON.stringify(frame));
+    this.sendText(encodeFrame(frame));
   }
 
   close(reason: string): void {
@@ -115,7 +118,7 @@ export class Session {
   #opened(): void {
     if (this.#step !== "open") return;
     this.#step = "hello";
-    this.send({ ...helloMessage(this.#nonce, { auth: this.#options.secret !== undefined }) });
+    this.send(helloMessage(this.#nonce, { auth: this.#options.secret !== undefined }));
   }
 
   #received(raw: string | Uint8Array): void {
@@ -152,19 +155,7 @@ export class Session {
         `Oversized frame: ${size} bytes, limit ${this.#options.maxFrameBytes}`,
       );
     }
-    let value: unknown;
-    try {
-      value = JSON.parse(raw);
-    } catch {
-      throw new MalformedFrameError(`Malformed frame: not JSON: ${raw.slice(0, 60)}`);
-    }
-    if (
-      typeof value !== "object" || value === null || Array.isArray(value) ||
-      typeof (value as Frame).t !== "string"
-    ) {
-      throw new MalformedFrameError(`Malformed frame: no type: ${raw.slice(0, 60)}`);
-    }
-    return value as Frame;
+    return decodeFrame(raw);
   }
 
   #transcript(clientName: string, serverName?: string): HandshakeTranscript {
@@ -178,34 +169,39 @@ export class Session {
   }
 
   #handshake(frame: Frame): void {
+    if (this.#step === "open" || frame.t !== this.#step) {
+      throw new HandshakeError(
+        `Out-of-order handshake: got "${frame.t}" while expecting ${this.#step}`,
+      );
+    }
+    this.#handshakeStep(frame as HandshakeFrame);
+  }
+
+  #handshakeStep(frame: HandshakeFrame): void {
     const secret = this.#options.secret;
-    const outOfTurn = () =>
-      new HandshakeError(`Out-of-order handshake: got "${frame.t}" while expecting ${this.#step}`);
-    if (this.#step === "open") throw outOfTurn();
-    if (frame.t !== this.#step) throw outOfTurn();
     if (frame.t === "hello") {
-      const hello = parseHello(frame);
+      const hello = frame;
       this.protocol = negotiateVersion(PROTOCOL_RANGE, hello.proto);
       checkAuthModes(secret !== undefined, hello.auth);
       this.#theirNonce = hello.nonce;
       if (hello.nonce === this.#nonce) throw new HandshakeError("Peer echoed our nonce");
       this.#step = "auth";
       if (this.direction === "inbound") {
-        this.send({ ...helloMessage(this.#nonce, { auth: secret !== undefined }) });
+        this.send(helloMessage(this.#nonce, { auth: secret !== undefined }));
       } else {
         const local = this.#options.local();
-        const auth: AuthMessage = { t: "auth", ...local };
+        const auth: AuthFrame = { t: "auth", ...local };
         if (secret) {
           auth.proof = makeProof(secret, {
             role: "client",
             transcript: this.#transcript(local.name),
           });
         }
-        this.send({ ...auth });
+        this.send(auth);
       }
       return;
     }
-    const auth = parseAuth(frame);
+    const auth = frame;
     const local = this.#options.local();
     const [clientName, serverName] = this.direction === "inbound"
       ? [auth.name, local.name]
@@ -219,14 +215,14 @@ export class Session {
       this.sessionKey = deriveSessionKey(secret, this.#transcript(clientName, serverName));
     }
     if (this.direction === "inbound") {
-      const reply: AuthMessage = { t: "auth", ...local };
+      const reply: AuthFrame = { t: "auth", ...local };
       if (secret) {
         reply.proof = makeProof(secret, {
           role: "server",
           transcript: this.#transcript(clientName, serverName),
         });
       }
-      this.send({ ...reply });
+      this.send(reply);
     }
     this.remote = {
       name: auth.name,
@@ -269,4 +265,21 @@ export class Session {
     this.#options.clock.clearTimeout(this.#timer);
     this.#options.onClosed(this, reason);
   }
+}
+
+/**
+ * Whether `candidate` should replace `existing` as the connection to the same peer. Both ends
+ * apply the same rule, so they keep the same one: a newer incarnation wins (the other is a
+ * previous life's), else the connection the lower-named peer initiated.
+ */
+export function preferConnection(
+  candidate: Session,
+  existing: Session,
+  options: { self: string },
+): boolean {
+  const a = candidate.remote!, b = existing.remote!;
+  if (a.incarnation !== b.incarnation) return a.incarnation > b.incarnation;
+  const initiator = (s: Session) => (s.direction === "outbound" ? options.self : s.remote!.name);
+  const lower = options.self < a.name ? options.self : a.name;
+  return initiator(candidate) === lower && initiator(existing) !== lower;
 }

@@ -5,6 +5,7 @@
  * its own: the mesh passes `now` in, and tests drive it directly.
  */
 import { compareRecords, Digest, type PeerRecord } from "./record.ts";
+import type { PeerStatus } from "./types.ts";
 
 export interface PeerMeta {
   lastSeen: number;
@@ -40,6 +41,23 @@ export class Topology {
 
   digest(): string {
     return this.#digest.toString();
+  }
+
+  /** A record with what this peer knows of it, as the status API shows it. */
+  status(record: PeerRecord, options: { self: string; now: number }): PeerStatus {
+    const meta = this.#meta.get(record.name);
+    const self = record.name === options.self;
+    return {
+      name: record.name,
+      nickname: record.nickname,
+      incarnation: record.incarnation,
+      version: record.version,
+      self,
+      reachable: self || (meta?.reachable ?? false),
+      lastSeen: self ? options.now : meta?.lastSeen ?? 0,
+      connections: [...record.connections],
+      data: { ...record.data },
+    };
   }
 
   /** Whether a copy is newer than both what is held and any tombstone of that peer. */

@@ -1,4 +1,4 @@
-/** The mesh's public shapes: its options and what its status calls return. */
+/** The mesh's public shapes: its options (and their defaults) and what its status calls return. */
 import type { Clock } from "./clock.ts";
 import type { ConnectionInfo } from "./record.ts";
 import type { Transport } from "./transport.ts";
@@ -38,6 +38,42 @@ export interface MeshOptions {
   random?: () => number;
   transport?: Transport;
   log?: (message: string) => void;
+}
+
+/** The options that have defaults, filled in. */
+export type MeshSettings = Required<
+  Pick<
+    MeshOptions,
+    | "discovery"
+    | "connLimit"
+    | "heartbeatMs"
+    | "deadAfterMs"
+    | "handshakeTimeoutMs"
+    | "gossipIntervalMs"
+    | "batchMs"
+    | "routeDelayMs"
+    | "ageOutMs"
+    | "retryMinMs"
+    | "retryMaxMs"
+    | "maxFrameBytes"
+  >
+>;
+
+export function meshSettings(options: MeshOptions): MeshSettings {
+  return {
+    discovery: options.discovery ?? true,
+    connLimit: options.connLimit ?? 200,
+    heartbeatMs: options.heartbeatMs ?? 1000,
+    deadAfterMs: options.deadAfterMs ?? 4000,
+    handshakeTimeoutMs: options.handshakeTimeoutMs ?? 5000,
+    gossipIntervalMs: options.gossipIntervalMs ?? 5000,
+    batchMs: options.batchMs ?? 50,
+    routeDelayMs: options.routeDelayMs ?? 100,
+    ageOutMs: options.ageOutMs ?? 300_000,
+    retryMinMs: options.retryMinMs ?? 1000,
+    retryMaxMs: options.retryMaxMs ?? 60_000,
+    maxFrameBytes: options.maxFrameBytes ?? 8 << 20,
+  };
 }
 
 export type ConnectionState = "connecting" | "established" | "failed" | "retrying";
