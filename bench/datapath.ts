@@ -115,9 +115,7 @@ async function weftLab(
   const lab = await Lab.create(prefix, { nodes: 2, podsPerNode: options.pods ?? 1 });
   await lab.startNodes({ mode: options.mode });
   await lab.introduce({ keys: options.keys ? (a, b) => `${a}${b}`.repeat(32) : undefined });
-  const want = options.keys || options.mode === "sleeve" ? "sleeve" : "fastdp";
-  const status = await lab.waitFor(() => lab.pathTo(1, 2), (s) => s?.path === want);
-  if (status?.path !== want) throw new Error(`${prefix}: path is ${JSON.stringify(status)}`);
+  await lab.waitPath(1, 2, options.keys || options.mode === "sleeve" ? "sleeve" : "fastdp");
   return lab;
 }
 
@@ -166,7 +164,7 @@ try {
     for (const setup of setups) {
       const pinged = await ping(setup.lab, { from: setup.from, toIp: setup.toIp }, { count: 15 });
       rtts.set(setup.name, [...rtts.get(setup.name) ?? [], ...pinged.rtts]);
-      const transfer = await tcpTransfer(setup.lab, setup, ["-t", String(SECONDS)]);
+      const transfer = await tcpTransfer(setup, ["-t", String(SECONDS)]);
       if (!transfer.ok) throw new Error(`${setup.name}: iperf3 failed: ${transfer.error}`);
       best.set(setup.name, Math.max(best.get(setup.name) ?? 0, transfer.bitsPerSecond / 1e9));
     }

@@ -6,10 +6,9 @@
 import assert from "node:assert/strict";
 import { run } from "../src/net/exec.ts";
 import { macForAddress, parseIp } from "../src/net/cidr.ts";
-import { Lab, ping, sweepLab, tcpTransfer } from "./support/datapath_lab.ts";
+import { type Lab, labTest, ping, tcpTransfer } from "./support/datapath_lab.ts";
 
 const PREFIX = "wtdf";
-await sweepLab(PREFIX);
 
 interface FdbRow {
   mac: string;
@@ -32,46 +31,24 @@ function weftRows(rows: FdbRow[]): FdbRow[] {
   );
 }
 
-async function filterVxlan(lab: Lab, a: number, b: number, action: "-I" | "-D"): Promise<void> {
-  for (const [here, there] of [[a, b], [b, a]]) {
-    await lab.exec(lab.nodes[here - 1].name, [
-      "iptables",
-      action,
-      "INPUT",
-      "-p",
-      "udp",
-      "--dport",
-      "6784",
-      "-s",
-      lab.nodeUnderlayIp(there),
-      "-j",
-      "DROP",
-    ]);
-  }
-}
-
-Deno.test({
-  name: "fast path: pods on three nodes talk over VXLAN, entries follow pods and peers",
-  sanitizeResources: false,
-  sanitizeOps: false,
-}, async (t) => {
-  const lab = await Lab.create(PREFIX, { nodes: 3, podsPerNode: 2 });
-  try {
+labTest(
+  "fast path: pods on three nodes talk over VXLAN, entries follow pods and peers",
+  { prefix: PREFIX, nodes: 3, podsPerNode: 2 },
+  async (lab, t) => {
     await lab.startNodes({ mode: "auto" });
     assert.equal(lab.nodes[0].mtu, 1500 - 50, "pod MTU is the underlay MTU minus VXLAN overhead");
     await lab.introduce();
     for (const to of [2, 3]) {
-      const status = await lab.waitFor(() => lab.pathTo(1, to), (s) => s?.path === "fastdp");
-      assert.equal(status?.path, "fastdp", `node1 -> node${to}: ${JSON.stringify(status)}`);
-      assert.equal(status?.encrypted, false);
-      assert.equal(status?.mtu, 1450);
+      const status = await lab.waitPath(1, to, "fastdp");
+      assert.equal(status.encrypted, false);
+      assert.equal(status.mtu, 1450);
     }
 
     await t.step("ping and TCP from node1's pod to pods on node2 and node3", async () => {
       for (const to of [2, 3]) {
         const reply = await ping(lab, { from: lab.podNs(1, 1), toIp: lab.podIp(to, 1) });
         assert.equal(reply.received, 3, reply.output);
-        const transfer = await tcpTransfer(lab, {
+        const transfer = await tcpTransfer({
           from: lab.podNs(1, 1),
           to: lab.podNs(to, 1),
           toIp: lab.podIp(to, 1),
@@ -79,7 +56,7 @@ Deno.test({
         assert.ok(transfer.ok, transfer.error);
         assert.ok(transfer.sent >= 20_000_000 && transfer.bytes > 0, JSON.stringify(transfer));
       }
-      const counters = (await lab.nodes[0].command("status")).counters as { bytesFromTap: number };
+      const counters = await lab.nodes[0].counters();
       assert.ok(counters.bytesFromTap < 1_000_000, "bulk traffic did not go through the sleeve");
     });
 
@@ -117,29 +94,24 @@ Deno.test({
     await t.step(
       "fast path filtered mid-transfer: sleeve takes over, then fast path returns",
       async () => {
-        const transfer = tcpTransfer(lab, {
+        const transfer = tcpTransfer({
           from: lab.podNs(1, 1),
           to: lab.podNs(2, 1),
           toIp: lab.podIp(2, 1),
         }, ["-t", "9", "-i", "0.5"]);
         await new Promise((resolve) => setTimeout(resolve, 1000));
-        await filterVxlan(lab, 1, 2, "-I");
-        const failed = await lab.waitFor(() => lab.pathTo(1, 2), (s) => s?.path === "sleeve");
-        assert.equal(failed?.path, "sleeve", JSON.stringify(failed));
-        assert.match(failed!.reason, /fastdp silent/);
-        assert.equal(failed?.healthy, true);
+        await lab.filterUnderlay(1, 2, { port: 6784 });
+        const failed = await lab.waitPath(1, 2, "sleeve");
+        assert.match(failed.reason, /fastdp silent/);
+        assert.equal(failed.healthy, true);
         const macsOnTap = (await fdb(lab, 1)).filter((r) => r.ifname === "weft-sleeve" && r.master);
         assert.ok(macsOnTap.length > 0, "node2's MACs moved to the sleeve port");
-        const sleeveBytes = () =>
-          lab.nodes[0].command("status").then((r) =>
-            (r.counters as { bytesFromTap: number }).bytesFromTap
-          );
+        const sleeveBytes = async () => (await lab.nodes[0].counters()).bytesFromTap;
         const before = await sleeveBytes();
         const flowing = await lab.waitFor(sleeveBytes, (bytes) => bytes > before + 1_000_000);
         assert.ok(flowing > before + 1_000_000, "the transfer continues over the sleeve");
-        await filterVxlan(lab, 1, 2, "-D");
-        const back = await lab.waitFor(() => lab.pathTo(1, 2), (s) => s?.path === "fastdp");
-        assert.equal(back?.path, "fastdp", JSON.stringify(back));
+        await lab.filterUnderlay(1, 2, { port: 6784, remove: true });
+        await lab.waitPath(1, 2, "fastdp");
         const result = await transfer;
         assert.ok(result.ok, result.error);
         const afterSwitch = result.intervals.slice(-4).reduce((a, b) => a + b, 0);
@@ -166,8 +138,7 @@ Deno.test({
       await node1.start(node1.config);
       assert.deepEqual(weftRows(await fdb(lab, 1)), [], "a fresh start forgets them");
       await node1.command("upsert", { peer: { name: lab.nodes[1].name, data: lab.nodes[1].blob } });
-      const back = await lab.waitFor(() => lab.pathTo(1, 2), (s) => s?.path === "fastdp");
-      assert.equal(back?.path, "fastdp");
+      await lab.waitPath(1, 2, "fastdp");
       const macs2 = lab.endpoints(2, 1).map((e) => e.mac);
       const rows = weftRows(await fdb(lab, 1)).filter((r) => r.mac !== "00:00:00:00:00:00");
       assert.deepEqual([...new Set(rows.map((r) => r.mac))].sort(), [...macs2].sort());
@@ -179,26 +150,18 @@ Deno.test({
       assert.doesNotMatch(links.stdout, /vxlan-6784|weft-sleeve/);
       assert.deepEqual(weftRows(await fdb(lab, 1)), []);
     });
-  } catch (error) {
-    for (const node of lab.nodes) console.error(node.log);
-    throw error;
-  } finally {
-    await lab.destroy();
-  }
-});
+  },
+);
 
-Deno.test({
-  name: "MTU override above what the underlay fits: oversize frames get frag-needed, TCP adapts",
-  sanitizeResources: false,
-  sanitizeOps: false,
-}, async () => {
-  const lab = await Lab.create(PREFIX, { nodes: 2 });
-  try {
+labTest(
+  "MTU override above what the underlay fits: oversize frames get frag-needed, TCP adapts",
+  { prefix: PREFIX, nodes: 2 },
+  async (lab) => {
     await lab.startNodes({ mode: "auto", mtu: 1500 });
     assert.equal(lab.nodes[0].mtu, 1500, "the override wins over detection");
     await lab.introduce();
-    const status = await lab.waitFor(() => lab.pathTo(1, 2), (s) => s?.path === "fastdp");
-    assert.equal(status?.mtu, 1450, "status still reports what the path really fits");
+    const status = await lab.waitPath(1, 2, "fastdp");
+    assert.equal(status.mtu, 1450, "status still reports what the path really fits");
     const big = await ping(lab, { from: lab.podNs(1, 1), toIp: lab.podIp(2, 1) }, {
       size: 1500 - 28,
       dontFragment: true,
@@ -208,16 +171,11 @@ Deno.test({
     assert.match(big.output, /Frag needed and DF set \(mtu = 1450\)|message too long, mtu=1450/);
     const route = await lab.exec(lab.podNs(1, 1), ["ip", "route", "get", lab.podIp(2, 1)]);
     assert.match(route.stdout, /mtu 1450/, "the pod learned the path MTU");
-    const transfer = await tcpTransfer(lab, {
+    const transfer = await tcpTransfer({
       from: lab.podNs(1, 1),
       to: lab.podNs(2, 1),
       toIp: lab.podIp(2, 1),
     });
     assert.ok(transfer.ok && transfer.sent >= 20_000_000, JSON.stringify(transfer));
-  } catch (error) {
-    for (const node of lab.nodes) console.error(node.log);
-    throw error;
-  } finally {
-    await lab.destroy();
-  }
-});
+  },
+);

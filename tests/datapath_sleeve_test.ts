@@ -4,10 +4,9 @@
  * datagrams are replayed and tampered with to show they are dropped. Namespaces: `wtdv`.
  */
 import assert from "node:assert/strict";
-import { Lab, ping, sweepLab, tcpTransfer } from "./support/datapath_lab.ts";
+import { type Lab, labTest, ping, tcpTransfer, tempFile } from "./support/datapath_lab.ts";
 
 const PREFIX = "wtdv";
-await sweepLab(PREFIX);
 
 /** "WEFTMARK" as ping's -p pattern: every echo payload is this text repeated. */
 const MARKER = "WEFTMARK";
@@ -88,15 +87,10 @@ function contains(haystack: Uint8Array, needle: string): boolean {
   return new TextDecoder("latin1").decode(haystack).includes(needle);
 }
 
-async function dropped(lab: Lab, node: number, reason: string): Promise<number> {
-  const reply = await lab.nodes[node - 1].command("status");
-  return (reply.counters as { dropped: Record<string, number> }).dropped[reason] ?? 0;
-}
-
 async function checkPodTraffic(lab: Lab, to: number): Promise<void> {
   const reply = await ping(lab, { from: lab.podNs(1, 1), toIp: lab.podIp(to, 1) });
   assert.equal(reply.received, 3, reply.output);
-  const transfer = await tcpTransfer(lab, {
+  const transfer = await tcpTransfer({
     from: lab.podNs(1, 1),
     to: lab.podNs(to, 1),
     toIp: lab.podIp(to, 1),
@@ -104,25 +98,22 @@ async function checkPodTraffic(lab: Lab, to: number): Promise<void> {
   assert.ok(transfer.ok && transfer.sent >= 20_000_000, JSON.stringify(transfer));
 }
 
-Deno.test({
-  name: "sleeve forced, plain: pods talk through the TAP and the marker is visible",
-  sanitizeResources: false,
-  sanitizeOps: false,
-}, async () => {
-  const lab = await Lab.create(PREFIX, { nodes: 2 });
-  const file = await Deno.makeTempFile({ suffix: ".pcap" });
-  try {
+labTest(
+  "sleeve forced, plain: pods talk through the TAP and the marker is visible",
+  { prefix: PREFIX, nodes: 2 },
+  async (lab) => {
+    await using file = await tempFile(".pcap");
     await lab.startNodes({ mode: "sleeve" });
     assert.equal(lab.nodes[0].mtu, 1500 - 112, "sleeve-only pods get the sleeve's MTU");
     await lab.introduce();
-    const status = await lab.waitFor(() => lab.pathTo(1, 2), (s) => s?.path === "sleeve");
+    const status = await lab.waitPath(1, 2, "sleeve");
     assert.deepEqual(
-      { path: status?.path, encrypted: status?.encrypted, reason: status?.reason },
+      { path: status.path, encrypted: status.encrypted, reason: status.reason },
       { path: "sleeve", encrypted: false, reason: "sleeve forced by mode" },
     );
     await checkPodTraffic(lab, 2);
     // The control for the encrypted test below: without keys, an observer reads the payload.
-    const capture = new Capture(lab, { file, node: 2 });
+    const capture = new Capture(lab, { file: file.path, node: 2 });
     await capture.ready();
     await lab.exec(lab.podNs(1, 1), [
       "ping",
@@ -135,33 +126,23 @@ Deno.test({
       lab.podIp(2, 1),
     ]);
     assert.ok(contains(await capture.stop(), MARKER), "plain sleeve carries readable payload");
-  } catch (error) {
-    for (const node of lab.nodes) console.error(node.log);
-    throw error;
-  } finally {
-    await lab.destroy();
-    await Deno.remove(file).catch(() => {});
-  }
-});
+  },
+);
 
-Deno.test({
-  name: "sleeve encrypted: unreadable on the underlay, replayed or tampered datagrams dropped",
-  sanitizeResources: false,
-  sanitizeOps: false,
-}, async (t) => {
-  const lab = await Lab.create(PREFIX, { nodes: 3 });
-  const file = await Deno.makeTempFile({ suffix: ".pcap" });
-  try {
+labTest(
+  "sleeve encrypted: unreadable on the underlay, replayed or tampered datagrams dropped",
+  { prefix: PREFIX, nodes: 3 },
+  async (lab, t) => {
+    await using file = await tempFile(".pcap");
     // A session key per pair, as the mesh handshake would hand over; mode auto: encryption
     // alone must keep the pair off VXLAN.
     const keys = (a: number, b: number) => `${a}${b}`.repeat(32);
     await lab.startNodes({ mode: "auto" });
     await lab.introduce({ keys });
     for (const to of [2, 3]) {
-      const status = await lab.waitFor(() => lab.pathTo(1, to), (s) => s?.path === "sleeve");
-      assert.equal(status?.path, "sleeve", JSON.stringify(status));
-      assert.equal(status?.encrypted, true);
-      assert.match(status!.reason, /VXLAN is not encrypted/);
+      const status = await lab.waitPath(1, to, "sleeve");
+      assert.equal(status.encrypted, true);
+      assert.match(status.reason, /VXLAN is not encrypted/);
     }
 
     await t.step("pods on node1 reach pods on node2 and node3", async () => {
@@ -171,7 +152,7 @@ Deno.test({
 
     let captured: Uint8Array = new Uint8Array();
     await t.step("the payload cannot be read on the underlay", async () => {
-      const capture = new Capture(lab, { file, node: 2 });
+      const capture = new Capture(lab, { file: file.path, node: 2 });
       await capture.ready();
       const reply = await lab.exec(lab.podNs(1, 1), [
         "ping",
@@ -205,66 +186,44 @@ Deno.test({
         copy[39] ^= 0x7f; // and move the counter forward so it is not just a replay
         return copy;
       });
-      const before = await dropped(lab, 2, "failed authentication or replay");
-      const hex = [...originals, ...tampered].map((p) =>
-        [...p].map((b) => b.toString(16).padStart(2, "0")).join("")
-      );
+      const reason = "failed authentication or replay";
+      const before = await lab.nodes[1].dropped(reason);
       // The attacker sits on the underlay with its own address.
       await lab.exec(lab.underlay, ["ip", "addr", "add", "192.168.77.200/24", "dev", "ul"]);
-      const script = `
-        import { createSocket } from "node:dgram";
-        const socket = createSocket("udp4");
-        for (const h of ${JSON.stringify(hex)}) {
-          const bytes = new Uint8Array(h.match(/../g).map((x) => parseInt(x, 16)));
-          await new Promise((r) => socket.send(bytes, 6783, "${lab.nodeUnderlayIp(2)}", r));
-        }
-        socket.close();`;
-      await lab.exec(lab.underlay, [Deno.execPath(), "eval", script]);
+      await lab.sendUdp(lab.underlay, { address: lab.nodeUnderlayIp(2), port: 6783 }, [
+        ...originals,
+        ...tampered,
+      ]);
       const expected = before + originals.length + tampered.length;
-      const after = await lab.waitFor(
-        () => dropped(lab, 2, "failed authentication or replay"),
-        (n) => n >= expected,
-      );
+      const after = await lab.waitFor(() => lab.nodes[1].dropped(reason), (n) => n >= expected);
       assert.equal(after, expected);
       assert.equal((await lab.pathTo(2, 1))?.healthy, true);
       assert.equal((await ping(lab, { from: lab.podNs(2, 1), toIp: lab.podIp(1, 1) })).received, 3);
     });
-  } catch (error) {
-    for (const node of lab.nodes) console.error(node.log);
-    throw error;
-  } finally {
-    await lab.destroy();
-    await Deno.remove(file).catch(() => {});
-  }
-});
+  },
+);
 
-Deno.test({
-  name: "bundled build: the sleeve threads start from the single-file bundle",
-  sanitizeResources: false,
-  sanitizeOps: false,
-}, async () => {
-  // Nodes ship as one bundled file with no source tree beside it; the workers must load anyway.
-  const dir = await Deno.makeTempDir({ prefix: "wtd-bundle-" });
-  const bundle = `${dir}/node.js`;
-  const source = new URL("./support/datapath_node.ts", import.meta.url).pathname;
-  const built = await new Deno.Command(Deno.execPath(), {
-    args: ["bundle", "--quiet", source, "-o", bundle],
-  }).output();
-  assert.equal(built.code, 0, new TextDecoder().decode(built.stderr));
-  const lab = await Lab.create(PREFIX, { nodes: 2, nodeScript: bundle });
-  try {
-    await lab.startNodes({ mode: "sleeve" });
-    await lab.introduce();
-    const status = await lab.waitFor(() => lab.pathTo(1, 2), (s) => s?.path === "sleeve");
-    assert.equal(status?.path, "sleeve", JSON.stringify(status));
-    const reply = await ping(lab, { from: lab.podNs(1, 1), toIp: lab.podIp(2, 1) });
-    assert.equal(reply.received, 3, reply.output);
-    assert.doesNotMatch(lab.nodes[0].log, /crashed/);
-  } catch (error) {
-    for (const node of lab.nodes) console.error(node.log);
-    throw error;
-  } finally {
-    await lab.destroy();
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-  }
-});
+// Nodes ship as one bundled file with no source tree beside it; the workers must load anyway.
+const bundle = `/tmp/${PREFIX}-bundled-node.js`;
+
+labTest(
+  "bundled build: the sleeve threads start from the single-file bundle",
+  { prefix: PREFIX, nodes: 2, nodeScript: bundle },
+  async (lab) => {
+    try {
+      const source = new URL("./support/datapath_node.ts", import.meta.url).pathname;
+      const built = await new Deno.Command(Deno.execPath(), {
+        args: ["bundle", "--quiet", source, "-o", bundle],
+      }).output();
+      assert.equal(built.code, 0, new TextDecoder().decode(built.stderr));
+      await lab.startNodes({ mode: "sleeve" });
+      await lab.introduce();
+      await lab.waitPath(1, 2, "sleeve");
+      const reply = await ping(lab, { from: lab.podNs(1, 1), toIp: lab.podIp(2, 1) });
+      assert.equal(reply.received, 3, reply.output);
+      assert.doesNotMatch(lab.nodes[0].log, /crashed/);
+    } finally {
+      await Deno.remove(bundle).catch(() => {});
+    }
+  },
+);

@@ -1,6 +1,8 @@
 /**
- * The data path that touches the kernel: VXLAN fast path + userspace sleeve over a TAP, with
- * per-peer heartbeats deciding which one carries each peer's frames.
+ * The data path that touches the kernel, as a per-peer switch: for every peer, heartbeats on
+ * each path decide whether its frames go by kernel VXLAN (vxlan_device.ts) or by the userspace
+ * sleeve (sleeve_supervisor.ts), and this module programs the forwarding entries and the sleeve
+ * configuration to match. It owns the peers' state; the two paths own their devices.
  *
  * Split horizon: the VXLAN device and the TAP are both "isolated" bridge ports, so a frame that
  * came in over one overlay path is never forwarded out of the other; every node sends its own
@@ -15,12 +17,10 @@
 import { ip } from "../net/exec.ts";
 import { readBridge } from "../net/bridge.ts";
 import { routeMtu, underlayEndpoint } from "../net/mtu.ts";
-import { TapDevice, VNET_HEADER_BYTES } from "../net/tap.ts";
-import { UdpSocket } from "../net/udp.ts";
-import { applyFdb, ensureVxlan, setBridgePort } from "../net/vxlan.ts";
+import { VNET_HEADER_BYTES } from "../net/tap.ts";
 import { decodePeerBlob, encodePeerBlob, type PeerBlob } from "./blob.ts";
 import { deriveDirectionKeys, type DirectionKeys, TAG_BYTES } from "./crypto.ts";
-import { diffFdb, type FdbEntry, peerMacs, planFdb } from "./fdb_plan.ts";
+import { peerMacs } from "./fdb_plan.ts";
 import {
   choosePath,
   DEFAULT_TIMINGS,
@@ -28,22 +28,18 @@ import {
   type PathChoice,
   PathHealth,
 } from "./health.ts";
+import { type SleeveSettings, SleeveSupervisor } from "./sleeve_supervisor.ts";
+import type { SleeveCounters, SleeveEvent } from "./sleeve_types.ts";
 import {
-  addCounters,
-  emptyCounters,
-  type SleeveConfig,
-  type SleeveCounters,
-  SleeveEngine,
-  type SleeveEvent,
-} from "./sleeve.ts";
-import {
-  CONTROL_GENERATION,
-  CONTROL_STOP,
-  SLEEVE_WORKER_NAME,
-  type WorkerInit,
-} from "./sleeve_thread.ts";
-import type { Datapath, DatapathMode, DatapathPeer, Endpoint, PeerPathStatus } from "./types.ts";
-import { HEADER_BYTES, MAX_BODY, peerId, RECORD_HEADER_BYTES } from "./wire.ts";
+  type Datapath,
+  type DatapathMode,
+  type DatapathPeer,
+  DatapathStateError,
+  type Endpoint,
+  type PeerPathStatus,
+} from "./types.ts";
+import { ForwardingEntries, VxlanDevice } from "./vxlan_device.ts";
+import { HEADER_BYTES, peerId, RECORD_HEADER_BYTES } from "./wire.ts";
 
 /** Outer IPv4 + UDP + VXLAN + inner Ethernet. */
 export const VXLAN_OVERHEAD = 20 + 8 + 8 + 14;
@@ -82,13 +78,6 @@ type ResolvedOptions = Required<Omit<KernelDatapathOptions, "underlayIp" | "mtu"
   underlayIp?: string;
   mtu?: number;
 };
-
-export class DatapathStateError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "DatapathStateError";
-  }
-}
 
 interface PeerState {
   name: string;
@@ -134,22 +123,11 @@ export class KernelDatapath implements Datapath {
   #underlay?: { ip: string; mtu: number };
   #bridge?: { mac: string; ip: string };
   #podMtu = 0;
-  #udp?: UdpSocket;
-  #tap?: TapDevice;
-  #engine?: SleeveEngine;
-  #workers: Worker[] = [];
-  #stopped: Promise<void>[] = [];
-  #control = new Int32Array(new SharedArrayBuffer(8));
-  #generation = 0;
-  #published = "";
+  #vxlan: VxlanDevice;
+  #forwarding: ForwardingEntries;
+  #sleeve: SleeveSupervisor;
   #timer?: ReturnType<typeof setInterval>;
   #running = false;
-  #applied: FdbEntry[] = [];
-  #fdbQueue: Promise<void> = Promise.resolve();
-  #counters = emptyCounters();
-  #restarts = new Map<WorkerInit["role"], number>();
-  #gsoBytes = 0;
-  #restartTimers = new Set<ReturnType<typeof setTimeout>>();
 
   constructor(options: KernelDatapathOptions) {
     const vxlanPort = options.vxlanPort ?? 6784;
@@ -168,7 +146,27 @@ export class KernelDatapath implements Datapath {
       log: options.log ?? (() => {}),
       ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)),
     } as ResolvedOptions;
+    const o = this.#options;
     this.#id = peerId(options.name);
+    this.#vxlan = new VxlanDevice({
+      name: o.vxlanDevice,
+      vni: o.vni,
+      port: o.vxlanPort,
+      bridge: o.bridge,
+    });
+    this.#forwarding = new ForwardingEntries(this.#vxlan, {
+      tap: this.#usesSleeve ? o.tapDevice : undefined,
+      vxlanPort: o.vxlanPort,
+      log: o.log,
+    });
+    this.#sleeve = new SleeveSupervisor({
+      workerUrl: o.workerUrl,
+      tapDevice: o.tapDevice,
+      bridge: o.bridge,
+      udpPort: o.udpPort,
+      onAnswered: (event) => this.#onAnswered(event),
+      log: o.log,
+    });
   }
 
   get #usesFastdp(): boolean {
@@ -182,14 +180,7 @@ export class KernelDatapath implements Datapath {
   async start(): Promise<void> {
     if (this.#running) return;
     const o = this.#options;
-    if (!o.workerUrl) {
-      // Guessing the main module would run the whole program again in each worker thread.
-      throw new DatapathStateError(
-        `No sleeve worker module: ${new URL("./sleeve_worker.ts", import.meta.url).href} ` +
-          `does not exist (a bundled build?); pass workerUrl: Deno.mainModule and call ` +
-          `installSleeveWorker() from the entry when self.name === "${SLEEVE_WORKER_NAME}"`,
-      );
-    }
+    this.#sleeve.checkWorkerModule();
     const bridge = await readBridge(o.bridge);
     if (!bridge) throw new DatapathStateError(`Bridge "${o.bridge}" does not exist`);
     const bridgeIp = bridge.addresses[0]?.split("/")[0];
@@ -199,24 +190,24 @@ export class KernelDatapath implements Datapath {
     const overhead = this.#usesFastdp ? VXLAN_OVERHEAD : SLEEVE_OVERHEAD;
     this.#podMtu = o.mtu ?? this.#underlay.mtu - overhead;
     try {
-      await this.#createDevices();
+      if (this.#usesFastdp) {
+        await this.#vxlan.create({ local: this.#underlay.ip, mtu: this.#podMtu });
+      }
+      await this.#sleeve.open({
+        tap: this.#usesSleeve,
+        podMtu: this.#podMtu,
+        segmentBytes: this.#underlay.mtu - 28,
+      });
+      await ip(["link", "set", o.bridge, "mtu", String(this.#podMtu)]);
     } catch (error) {
       // Leave nothing half-made behind: a retry must start from a clean node.
-      this.#tap?.close();
-      this.#tap = undefined;
-      this.#udp?.close();
-      this.#udp = undefined;
-      if (this.#usesFastdp) await ip(["link", "del", o.vxlanDevice]).catch(() => {});
+      await this.#sleeve.close();
+      if (this.#usesFastdp) await this.#vxlan.remove();
       throw error;
     }
-    this.#control = new Int32Array(new SharedArrayBuffer(8));
-    this.#engine = new SleeveEngine(this.#udp!);
-    const config = this.#sleeveConfig();
-    this.#engine.configure(config);
-    this.#published = this.#fingerprint(config);
+    this.#publish();
     this.#running = true;
-    this.#startWorker("socket", config);
-    if (this.#tap) this.#startWorker("tap", config);
+    this.#sleeve.startThreads();
     this.#timer = setInterval(() => this.#tick(), o.heartbeatMs);
     // Peers added before start() are programmed now that the devices exist.
     for (const state of this.#peers.values()) {
@@ -226,114 +217,15 @@ export class KernelDatapath implements Datapath {
     await this.#syncFdb();
   }
 
-  async #createDevices(): Promise<void> {
-    const o = this.#options;
-    if (this.#usesFastdp) {
-      await ensureVxlan(o.vxlanDevice, {
-        vni: o.vni,
-        port: o.vxlanPort,
-        local: this.#underlay!.ip,
-        mtu: this.#podMtu,
-        bridge: o.bridge,
-        // Our entry bookkeeping starts empty, so the device must too: no stale entries survive.
-        fresh: true,
-      });
-    }
-    if (this.#usesSleeve) {
-      this.#tap = TapDevice.open(o.tapDevice);
-      await ip(["link", "set", o.tapDevice, "mtu", String(this.#podMtu), "master", o.bridge, "up"]);
-      await setBridgePort(o.tapDevice, { learning: false, isolated: true });
-      // A superframe must fit one sleeve datagram with its record and vnet headers; anything
-      // bigger (BIG TCP) is segmented by the kernel before it reaches us instead of dropped.
-      const limit = String(MAX_BODY - RECORD_HEADER_BYTES - VNET_HEADER_BYTES - 1);
-      await ip(["link", "set", o.tapDevice, "gso_max_size", limit]).catch(() => {});
-      await ip(["link", "set", o.tapDevice, "gso_ipv4_max_size", limit]).catch(() => {});
-    }
-    await ip(["link", "set", o.bridge, "mtu", String(this.#podMtu)]);
-    this.#udp = UdpSocket.bind(o.udpPort);
-    const offloads = this.#udp.enableOffloads(this.#underlay!.mtu - 28);
-    this.#gsoBytes = offloads.gso ? this.#underlay!.mtu - 28 : 0;
-    if (!offloads.gso || !offloads.gro) {
-      o.log(`UDP offloads refused (gso ${offloads.gso}, gro ${offloads.gro}): sleeve is slower`);
-    }
-  }
-
-  #startWorker(role: WorkerInit["role"], config: SleeveConfig): void {
-    const worker = new Worker(this.#options.workerUrl, {
-      type: "module",
-      name: SLEEVE_WORKER_NAME,
-    });
-    let stopped!: () => void;
-    this.#stopped.push(new Promise((resolve) => stopped = resolve));
-    worker.onmessage = (event: MessageEvent) => {
-      const message = event.data;
-      if (message.type === "answered") this.#onAnswered(message as SleeveEvent);
-      else if (message.type === "counters") {
-        addCounters(this.#counters, message.counters);
-        this.#restarts.set(role, 0); // it runs: a later crash starts the back-off afresh
-      } else if (message.type === "stopped") stopped();
-      else if (message.type === "error") this.#options.log(`sleeve ${role}: ${message.error}`);
-    };
-    worker.onerror = (event) => {
-      // Never leave a path that answers heartbeats but moves no frames: start a new thread,
-      // backing off so a worker that cannot even load does not spin.
-      event.preventDefault();
-      stopped();
-      this.#workers = this.#workers.filter((w) => w !== worker);
-      worker.terminate();
-      const attempt = (this.#restarts.get(role) ?? 0) + 1;
-      this.#restarts.set(role, attempt);
-      const delay = Math.min(30_000, 250 * 2 ** attempt);
-      this.#options.log(
-        `sleeve ${role} worker (${this.#options.workerUrl}) crashed: ${event.message}; ` +
-          `restarting it in ${delay} ms`,
-      );
-      const timer = setTimeout(() => {
-        this.#restartTimers.delete(timer);
-        if (this.#running) this.#startWorker(role, this.#sleeveConfigForWorkers());
-      }, delay);
-      this.#restartTimers.add(timer);
-    };
-    const init: WorkerInit = {
-      type: "init",
-      role,
-      tapName: this.#options.tapDevice,
-      tapFd: this.#tap?.fd ?? -1,
-      udpFd: this.#udp!.fd,
-      control: this.#control.buffer as SharedArrayBuffer,
-      config,
-    };
-    worker.postMessage(init);
-    this.#workers.push(worker);
-  }
-
   async stop(): Promise<void> {
     if (!this.#running) return;
     this.#running = false;
     clearInterval(this.#timer);
-    for (const timer of this.#restartTimers) clearTimeout(timer);
-    this.#restartTimers.clear();
-    Atomics.store(this.#control, CONTROL_STOP, 1);
-    // Workers notice within one poll timeout; never close fds under a thread still using them.
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      Promise.all(this.#stopped),
-      new Promise((resolve) => timer = setTimeout(resolve, 3000)),
-    ]);
-    clearTimeout(timer);
-    for (const worker of this.#workers) worker.terminate();
-    this.#workers = [];
-    this.#stopped = [];
-    this.#tap?.close();
-    this.#tap = undefined;
-    this.#udp?.close();
-    this.#udp = undefined;
+    await this.#sleeve.close();
     this.#peers.clear();
     this.#byId.clear();
     await this.#syncFdb();
-    if (this.#usesFastdp) {
-      await ip(["link", "del", this.#options.vxlanDevice]).catch(() => {});
-    }
+    if (this.#usesFastdp) await this.#vxlan.remove();
   }
 
   localData(): string {
@@ -364,8 +256,7 @@ export class KernelDatapath implements Datapath {
 
   /** Frame and datagram counts of the sleeve, and why frames were dropped. */
   counters(): DatapathCounters {
-    if (this.#engine) addCounters(this.#counters, this.#engine.takeCounters());
-    return structuredClone(this.#counters);
+    return this.#sleeve.counters();
   }
 
   async upsertPeer(peer: DatapathPeer): Promise<void> {
@@ -477,16 +368,14 @@ export class KernelDatapath implements Datapath {
     return state.id;
   }
 
-  #sleeveConfig(): SleeveConfig {
+  #sleeveSettings(): SleeveSettings {
     const now = this.#options.now();
     return {
-      generation: this.#generation,
       self: this.#id,
       vni: this.#options.vni,
       udpPort: this.#options.udpPort,
       bridgeMac: this.#bridge!.mac,
       bridgeIp: this.#bridge!.ip,
-      gsoBytes: this.#gsoBytes,
       peers: [...this.#peers.values()].map((state) => ({
         id: state.id,
         name: state.name,
@@ -510,9 +399,9 @@ export class KernelDatapath implements Datapath {
     };
   }
 
-  /** What identifies a configuration, minus the generation; keys are named by their counter. */
-  #fingerprint(config: SleeveConfig): string {
-    return JSON.stringify(config.peers.map((p) => ({
+  /** What identifies a configuration; keys are named by their counter. */
+  #fingerprint(settings: SleeveSettings): string {
+    return JSON.stringify(settings.peers.map((p) => ({
       ...p,
       keys: undefined,
       counter: p.counter ? this.#keyEpoch(p.counter) : undefined,
@@ -530,44 +419,17 @@ export class KernelDatapath implements Datapath {
     return epoch;
   }
 
-  /** The configuration last published, for a worker that starts late. */
-  #sleeveConfigForWorkers(): SleeveConfig {
-    return { ...this.#sleeveConfig(), generation: this.#generation };
-  }
-
-  /** Sends the sleeve configuration to the workers when it changed. */
+  /** Hands the sleeve its configuration (it forwards it to the threads only when it changed). */
   #publish(): void {
-    if (!this.#engine || !this.#bridge) return;
-    const candidate = this.#sleeveConfig();
-    const fingerprint = this.#fingerprint(candidate);
-    if (fingerprint === this.#published) return;
-    this.#published = fingerprint;
-    candidate.generation = ++this.#generation;
-    this.#engine.configure(candidate);
-    for (const worker of this.#workers) worker.postMessage({ type: "config", config: candidate });
-    Atomics.store(this.#control, CONTROL_GENERATION, candidate.generation);
+    if (!this.#sleeve.engine || !this.#bridge) return;
+    const settings = this.#sleeveSettings();
+    this.#sleeve.configure(settings, this.#fingerprint(settings));
   }
 
   #syncFdb(): Promise<void> {
-    const run = async () => {
-      const desired = planFdb(
-        [...this.#peers.values()].map((s) => ({ name: s.name, path: s.choice.path, blob: s.blob })),
-        {
-          vxlan: this.#options.vxlanDevice,
-          tap: this.#usesSleeve ? this.#options.tapDevice : undefined,
-          vxlanPort: this.#options.vxlanPort,
-        },
-      );
-      const changes = diffFdb(this.#applied, desired);
-      if (!this.#usesFastdp) {
-        changes.add = changes.add.filter((e) => e.device !== this.#options.vxlanDevice);
-      }
-      const refused = await applyFdb(changes);
-      for (const line of refused) this.#options.log(`fdb: ${line}`);
-      this.#applied = desired;
-    };
-    this.#fdbQueue = this.#fdbQueue.then(run, run);
-    return this.#fdbQueue;
+    return this.#forwarding.sync(() =>
+      [...this.#peers.values()].map((s) => ({ name: s.name, path: s.choice.path, blob: s.blob }))
+    );
   }
 
   #tick(): void {
@@ -579,7 +441,7 @@ export class KernelDatapath implements Datapath {
   }
 
   #heartbeat(state: PeerState): void {
-    this.#engine?.heartbeat(state.id, ++state.seq, {
+    this.#sleeve.engine?.heartbeat(state.id, ++state.seq, {
       sleeve: this.#usesSleeve,
       relayVia: this.#usesSleeve && this.#relayVia(state)
         ? peerId(this.#relayVia(state)!)

@@ -7,25 +7,26 @@
  * encrypted here: this kernel has no IPsec) and falls back per peer to a userspace sleeve over a
  * TAP, which can relay through the mesh's next hop and encrypt with keys from the mesh handshake.
  * Path choice, the wire format, key handling, the forwarding-table plan and the sleeve engine
- * are pure modules with tests beside them; only kernel.ts, the sleeve worker threads
- * (sleeve_thread.ts: blocking poll() through FFI, because a nonblocking FFI call on the event loop
- * cost milliseconds per frame) and src/net touch the system.
+ * are pure modules with tests beside them. Three modules touch the system, through src/net:
+ * kernel.ts is the per-peer switch (which path each peer's frames take), vxlan_device.ts owns
+ * the VXLAN device and the forwarding entries, sleeve_supervisor.ts the TAP, the socket and the
+ * worker threads (sleeve_thread.ts: blocking poll() through FFI, because a nonblocking FFI call
+ * on the event loop cost milliseconds per frame). A test double lives in testing.ts.
  */
 import { KernelDatapath, type KernelDatapathOptions } from "./kernel.ts";
 import type { Datapath } from "./types.ts";
 
-export type {
-  Datapath,
-  DatapathMode,
-  DatapathPeer,
-  Endpoint,
-  PathKind,
-  PeerPathStatus,
+export {
+  type Datapath,
+  type DatapathMode,
+  type DatapathPeer,
+  DatapathStateError,
+  type Endpoint,
+  type PathKind,
+  type PeerPathStatus,
 } from "./types.ts";
-export { MemoryDatapath, type MemoryDatapathOptions } from "./memory.ts";
 export {
   type DatapathCounters,
-  DatapathStateError,
   KernelDatapath,
   type KernelDatapathOptions,
   SLEEVE_OVERHEAD,

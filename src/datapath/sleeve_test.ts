@@ -1,14 +1,14 @@
 import assert from "node:assert/strict";
 import type { Datagram } from "../net/udp.ts";
 import { deriveDirectionKeys } from "./crypto.ts";
-import {
-  type DatagramPort,
-  type FramePort,
-  type SleeveConfig,
-  SleeveEngine,
-  type SleeveEvent,
-  type SleevePeerConfig,
-} from "./sleeve.ts";
+import { SleeveEngine } from "./sleeve.ts";
+import type {
+  DatagramPort,
+  FramePort,
+  SleeveConfig,
+  SleeveEvent,
+  SleevePeerConfig,
+} from "./sleeve_types.ts";
 import type { PathKind } from "./types.ts";
 import { peerId } from "./wire.ts";
 

@@ -9,7 +9,8 @@
  */
 import { TapDevice } from "../net/tap.ts";
 import { UdpSocket } from "../net/udp.ts";
-import { type SleeveConfig, SleeveEngine } from "./sleeve.ts";
+import { SleeveEngine } from "./sleeve.ts";
+import type { SleeveConfig } from "./sleeve_types.ts";
 
 export const SLEEVE_WORKER_NAME = "weft-sleeve";
 export const CONTROL_STOP = 0;

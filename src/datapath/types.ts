@@ -51,3 +51,11 @@ export interface Datapath {
 }
 
 export type DatapathMode = "auto" | "fastdp" | "sleeve";
+
+/** The data path was used in a state that does not allow it (not started, no bridge, ...). */
+export class DatapathStateError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "DatapathStateError";
+  }
+}

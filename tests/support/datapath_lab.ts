@@ -3,14 +3,16 @@
  *
  * Every name starts with the caller's prefix (the data path owns `wtd`), so a crashed run is
  * swept by the next one and other engineers' namespaces are never touched. All links are
- * created inside the lab's namespaces (`ip -n`), never in the root namespace.
+ * created inside the lab's namespaces (`ip -n`), never in the root namespace. `labTest` is the
+ * usual way in: it builds the lab, prints the nodes' logs when the test fails, and removes
+ * everything (the lab is `await using`-disposable for anything else that builds one).
  */
 import { run } from "../../src/net/exec.ts";
 import { stopChild } from "./lab.ts";
-import { addNamespace, addVeth, iperfTransfer, type TransferResult } from "./netns.ts";
-export type { TransferResult } from "./netns.ts";
+import { addNamespace, addVeth } from "./netns.ts";
+export { iperfTransfer as tcpTransfer, type TransferResult } from "./netns.ts";
 import { macForAddress, parseIp } from "../../src/net/cidr.ts";
-import type { PeerPathStatus } from "../../src/datapath/mod.ts";
+import type { DatapathCounters, PathKind, PeerPathStatus } from "../../src/datapath/mod.ts";
 
 const DENO = Deno.execPath();
 const NODE_SCRIPT = new URL("./datapath_node.ts", import.meta.url).pathname;
@@ -131,6 +133,16 @@ export class LabNode {
 
   async status(): Promise<PeerPathStatus[]> {
     return (await this.command("status")).status as PeerPathStatus[];
+  }
+
+  /** The sleeve's counters (workers report them twice a second: poll, do not read once). */
+  async counters(): Promise<DatapathCounters> {
+    return (await this.command("status")).counters as DatapathCounters;
+  }
+
+  /** How many datagrams the sleeve dropped for `reason`. */
+  async dropped(reason: string): Promise<number> {
+    return (await this.counters()).dropped[reason] ?? 0;
   }
 
   /** Kills the node's process without letting it clean up, as a crash or OOM kill would. */
@@ -334,19 +346,103 @@ export class Lab {
     return status.find((s) => s.peer === this.nodes[to - 1].name);
   }
 
+  /** Waits until node `from` sends to node `to` on `path`; throws with the last status if not. */
+  async waitPath(from: number, to: number, path: PathKind): Promise<PeerPathStatus> {
+    const status = await this.waitFor(() => this.pathTo(from, to), (s) => s?.path === path);
+    if (status?.path !== path) {
+      throw new Error(`node${from} -> node${to} is not on ${path}: ${JSON.stringify(status)}`);
+    }
+    return status;
+  }
+
+  /**
+   * Drops underlay traffic between nodes `a` and `b` in both directions with iptables in the
+   * node namespaces: only UDP to `port` when given, else everything (a cut link). `remove`
+   * takes the same rules out again.
+   */
+  async filterUnderlay(
+    a: number,
+    b: number,
+    options: { port?: number; remove?: boolean } = {},
+  ): Promise<void> {
+    const action = options.remove ? "-D" : "-I";
+    for (const [here, there] of [[a, b], [b, a]]) {
+      const ns = this.nodes[here - 1].name;
+      const peer = this.nodeUnderlayIp(there);
+      if (options.port !== undefined) {
+        const port = String(options.port);
+        const rule = ["INPUT", "-p", "udp", "--dport", port, "-s", peer, "-j", "DROP"];
+        await this.exec(ns, ["iptables", "-w", action, ...rule]);
+      } else {
+        await this.exec(ns, ["iptables", "-w", action, "INPUT", "-s", peer, "-j", "DROP"]);
+        await this.exec(ns, ["iptables", "-w", action, "OUTPUT", "-d", peer, "-j", "DROP"]);
+      }
+    }
+  }
+
+  /**
+   * Sends raw UDP payloads from inside namespace `ns` (an attacker on the underlay, a pod), from
+   * `sourceAddress` when given (an address the namespace holds).
+   */
+  async sendUdp(
+    ns: string,
+    to: { address: string; port: number; sourceAddress?: string },
+    payloads: Uint8Array[],
+  ): Promise<void> {
+    const hex = payloads.map((p) => [...p].map((b) => b.toString(16).padStart(2, "0")).join(""));
+    const bind = to.sourceAddress ? `{ address: ${JSON.stringify(to.sourceAddress)} }` : "{}";
+    const script = `
+      import { createSocket } from "node:dgram";
+      const socket = createSocket("udp4");
+      await new Promise((resolve) => socket.bind(${bind}, resolve));
+      for (const h of ${JSON.stringify(hex)}) {
+        const bytes = new Uint8Array(h.match(/../g).map((x) => parseInt(x, 16)));
+        await new Promise((r) => socket.send(bytes, ${to.port}, ${JSON.stringify(to.address)}, r));
+      }
+      socket.close();`;
+    await this.exec(ns, [DENO, "eval", script]);
+  }
+
+  /** Prints every node's log (on a failure, to see what the data paths said). */
+  printLogs(): void {
+    for (const node of this.nodes) console.error(node.log);
+  }
+
   async destroy(): Promise<void> {
     await Promise.all(this.nodes.map((node) => node.stop().catch(() => {})));
     await sweepLab(this.prefix);
   }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.destroy();
+  }
 }
 
-/** A TCP transfer with iperf3 from one pod namespace to a server in another. */
-export function tcpTransfer(
-  _lab: Lab,
-  route: { from: string; to: string; toIp: string },
-  args: string[] = ["-n", "20M"],
-): Promise<TransferResult> {
-  return iperfTransfer(route, args);
+/** A temporary file removed when it goes out of scope (`await using file = await tempFile()`). */
+export async function tempFile(suffix = ""): Promise<{ path: string } & AsyncDisposable> {
+  const path = await Deno.makeTempFile({ suffix });
+  return { path, [Symbol.asyncDispose]: () => Deno.remove(path).catch(() => {}) };
+}
+
+/**
+ * Registers a kernel test on a fresh lab named `prefix`: the body gets the lab (and the test
+ * context for steps); the nodes' logs are printed when it fails, and the lab is removed
+ * whatever happens.
+ */
+export function labTest(
+  name: string,
+  options: LabOptions & { prefix: string },
+  body: (lab: Lab, t: Deno.TestContext) => Promise<void>,
+): void {
+  Deno.test({ name, sanitizeResources: false, sanitizeOps: false }, async (t) => {
+    await using lab = await Lab.create(options.prefix, options);
+    try {
+      await body(lab, t);
+    } catch (error) {
+      lab.printLogs();
+      throw error;
+    }
+  });
 }
 
 /** Pings address `toIp` from namespace `from`; returns the round-trip times in ms of the replies. */

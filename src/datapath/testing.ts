@@ -1,3 +1,7 @@
+/**
+ * Test doubles of the data path, for tests and simulations elsewhere (import this file, never
+ * mod.ts, for them): production code has no use for a data path that moves no frames.
+ */
 import { decodePeerBlob, encodePeerBlob, type PeerBlob } from "./blob.ts";
 import type { Datapath, DatapathPeer, Endpoint, PeerPathStatus } from "./types.ts";
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { MemoryDatapath } from "./memory.ts";
+import { MemoryDatapath } from "./testing.ts";
 
 Deno.test("memory data path decodes peer blobs and reports paths by the kernel rules", async () => {
   const a = new MemoryDatapath({ ip: "192.0.2.1" });
