@@ -22,3 +22,37 @@ export function hostOf(address: string): string {
   const colon = address.lastIndexOf(":");
   return colon < 0 ? address : address.slice(0, colon);
 }
+
+/** The host part without IPv6 brackets, lower-cased, for comparing addresses. */
+function bareHost(host: string): string {
+  return (host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host).toLowerCase();
+}
+
+/** This machine's interface addresses (loopback included), as `Deno.networkInterfaces()` says. */
+export function localHostAddresses(): string[] {
+  try {
+    return Deno.networkInterfaces().map((i) => bareHost(i.address.split("%")[0]));
+  } catch {
+    // Without --allow-sys there is no list: only loopback is surely this machine.
+    return ["127.0.0.1", "::1"];
+  }
+}
+
+/**
+ * Whether `address` (`host:port`, as `normalizeAddress` gives) is this peer itself: one of this
+ * host's addresses (or the unspecified address) with this peer's mesh port. Pure given
+ * `hostAddresses`; by default they are this machine's (`localHostAddresses()`). Host names are
+ * not resolved, so a name that points here is recognised only by the "connected to self" answer.
+ * Used to skip this node in a `--peers` list that names every node, and to count distinct
+ * other peers for the consensus quorum.
+ */
+export function isLocalAddress(
+  address: string,
+  options: { port: number; hostAddresses?: readonly string[] },
+): boolean {
+  const colon = address.lastIndexOf(":");
+  if (colon < 0 || Number(address.slice(colon + 1)) !== options.port) return false;
+  const host = bareHost(address.slice(0, colon));
+  if (host === "0.0.0.0" || host === "::") return true;
+  return (options.hostAddresses ?? localHostAddresses()).some((h) => bareHost(h) === host);
+}

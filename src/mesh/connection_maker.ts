@@ -3,9 +3,12 @@
  * `connect()` and discovery; retries with exponential backoff and jitter; `forget()` and
  * `replace`. It owns no connection once it is up: the mesh does (one per peer, whichever side
  * dialled), and tells the maker when a peer connects or a connection closes, so a target whose
- * peer is already connected the other way round is satisfied rather than redialled.
+ * peer is already connected the other way round is satisfied rather than redialled. A target
+ * that is this peer itself (the same `--peers` list on every node names it too) is recognised by
+ * address before dialling, or by the "connected to self" answer, and is never dialled again.
  */
 import type { Clock, TimerId } from "./clock.ts";
+import { type Diagnostic, targetDiagnostic } from "./diagnostics.ts";
 import type { PeerRecord } from "./record.ts";
 import type { Session } from "./session.ts";
 import type { Link, Transport } from "./transport.ts";
@@ -23,7 +26,7 @@ export interface Target {
   lastError?: string;
   nextAttempt?: number;
   timer?: TimerId;
-  /** Connected to ourselves: never retried. */
+  /** This peer's own address (by address, or by the "connected to self" answer): never dialled. */
   isSelf?: boolean;
 }
 
@@ -40,6 +43,8 @@ export interface ConnectionMakerOptions {
   connected(peer: string): boolean;
   /** Open sessions, both directions, handshaking included: counted against `connLimit`. */
   sessionCount(): number;
+  /** Whether an address is this peer's own (checked before each dial, once listening). */
+  isLocal(address: string): boolean;
 }
 
 export class ConnectionMaker {
@@ -200,6 +205,11 @@ export class ConnectionMaker {
     return list;
   }
 
+  /** Targets that keep failing, and why. */
+  diagnostics(): Diagnostic[] {
+    return [...this.#targets.values()].map(targetDiagnostic).filter((d) => d !== undefined);
+  }
+
   /** Whether a session is the live dial of some target (so the mesh need not list it). */
   isTargetSession(session: Session): boolean {
     for (const t of this.#targets.values()) if (t.session === session) return true;
@@ -229,6 +239,11 @@ export class ConnectionMaker {
     const { clock, connLimit } = this.#options;
     if (!this.#running || target.isSelf) return;
     if (target.timer !== undefined) clock.clearTimeout(target.timer);
+    if (this.#options.isLocal(target.address)) {
+      target.isSelf = true;
+      target.state = "self";
+      return;
+    }
     target.timer = undefined;
     target.nextAttempt = undefined;
     if (target.peer !== undefined && this.#options.connected(target.peer)) {
@@ -255,11 +270,12 @@ export class ConnectionMaker {
       target.lastError = undefined;
       return;
     }
-    target.lastError = reason;
     if (target.isSelf) {
-      target.state = "failed";
+      target.state = "self";
+      target.lastError = undefined;
       return;
     }
+    target.lastError = reason;
     target.state = target.state === "established" ? "retrying" : "failed";
     target.since = clock.now();
     const base = Math.min(retryMaxMs, retryMinMs * 2 ** Math.min(target.attempts, 30));

@@ -22,6 +22,8 @@ export interface ConnectionsOptions {
   log(message: string): void;
   /** A handshake completed: the far end is `peer` (this peer itself when `self`). */
   identified(session: Session, peer: string, options: { self: boolean }): void;
+  /** The far end claims our name but is another incarnation: another live peer has our name. */
+  collided(session: Session, address: string): void;
   /** `session` is now the connection to its peer. */
   connected(session: Session): void;
   /** A session closed; `wasCurrent` when it was the connection to `peer`. */
@@ -88,12 +90,7 @@ export class Connections {
   /** This peer's connections as its record reports them: addresses others can dial. */
   info(): ConnectionInfo[] {
     const connections: ConnectionInfo[] = [];
-    for (const [peer, s] of this.byPeer) {
-      const address = s.direction === "outbound"
-        ? s.link.remoteAddress
-        : `${hostOf(s.link.remoteAddress)}:${s.remote!.port}`;
-      connections.push({ peer, address });
-    }
+    for (const [peer, s] of this.byPeer) connections.push({ peer, address: dialable(s) });
     return connections;
   }
 
@@ -117,12 +114,19 @@ export class Connections {
 
   #established(session: Session): void {
     const remote = session.remote!;
-    const self = remote.name === this.#options.name;
-    this.#options.identified(session, remote.name, { self });
-    if (self) {
-      session.close("connected to self");
+    if (remote.name === this.#options.name) {
+      const self = remote.incarnation === this.#options.local().incarnation;
+      this.#options.identified(session, remote.name, { self });
+      if (self) {
+        session.close("connected to self");
+      } else {
+        const address = dialable(session);
+        this.#options.collided(session, address);
+        session.close(`Name collision: the peer at ${address} also calls itself "${remote.name}"`);
+      }
       return;
     }
+    this.#options.identified(session, remote.name, { self: false });
     const existing = this.byPeer.get(remote.name);
     if (existing) {
       if (!preferConnection(session, existing, { self: this.#options.name })) {
@@ -149,4 +153,11 @@ export class Connections {
     }
     this.#options.closed(session, reason, { peer, wasCurrent });
   }
+}
+
+/** Where the far end can be dialled: the address dialled, or its host with its announced port. */
+function dialable(session: Session): string {
+  return session.direction === "outbound"
+    ? session.link.remoteAddress
+    : `${hostOf(session.link.remoteAddress)}:${session.remote!.port}`;
 }

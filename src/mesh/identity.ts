@@ -1,13 +1,20 @@
 /**
  * Who this peer is. The name must survive restarts (other peers' IPAM and routes refer to it), so
- * it is saved in the state dir and, the first time, derived from /etc/machine-id: a MAC-like
- * string as Weave used, with the locally-administered bit set so it never looks like real
- * hardware. The incarnation is new on every start and sorts by start time, so a restarted peer's
+ * it is saved in the state dir and, the first time, derived from /etc/machine-id together with a
+ * random salt made once and saved beside it (`name-salt`): machines cloned from one image share
+ * the machine id but not the salt, so they get different names, while one machine keeps its
+ * name across restarts. A saved `peer-name` always wins, so an upgrade never renames a peer.
+ * The name is a MAC-like string as Weave used, with the locally-administered bit set so it
+ * never looks like real hardware. The incarnation is new on every start and sorts by start time, so a restarted peer's
  * record supersedes the old one everywhere; the last one is saved so a clock that steps back
  * cannot produce an incarnation older than the previous life's.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { IdentityError } from "./errors.ts";
+
+/** Files in the state dir that make up the name: delete both on a clone to give it its own. */
+export const PEER_NAME_FILE = "peer-name";
+export const NAME_SALT_FILE = "name-salt";
 
 export interface PeerIdentity {
   readonly name: string;
@@ -77,17 +84,22 @@ export async function loadIdentity(options: IdentityOptions = {}): Promise<PeerI
   const dir = options.stateDir;
   if (dir !== undefined) await Deno.mkdir(dir, { recursive: true });
   let name = options.name;
-  if (name === undefined && dir !== undefined) name = await readText(`${dir}/peer-name`);
+  if (name === undefined && dir !== undefined) name = await readText(`${dir}/${PEER_NAME_FILE}`);
   if (name === undefined) {
     const machineId = await readText(options.machineIdPath ?? "/etc/machine-id");
-    name = nameFromSeed(machineId ?? randomBytes(16).toString("hex"));
+    let salt = dir === undefined ? undefined : await readText(`${dir}/${NAME_SALT_FILE}`);
+    if (salt === undefined) {
+      salt = randomBytes(16).toString("hex");
+      if (dir !== undefined) await writeText(`${dir}/${NAME_SALT_FILE}`, salt);
+    }
+    name = nameFromSeed(`${machineId ?? randomBytes(16).toString("hex")}\n${salt}`);
   }
   if (!/^[A-Za-z0-9][A-Za-z0-9:._-]{0,127}$/.test(name)) {
     throw new IdentityError(`Invalid peer name "${name}": use letters, digits and ":._-"`);
   }
   let incarnation: string;
   if (dir !== undefined) {
-    await writeText(`${dir}/peer-name`, name);
+    await writeText(`${dir}/${PEER_NAME_FILE}`, name);
     const previous = await readText(`${dir}/incarnation`);
     incarnation = newIncarnation(now, { after: previous });
     await writeText(`${dir}/incarnation`, incarnation);

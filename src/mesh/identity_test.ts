@@ -23,13 +23,35 @@ Deno.test("the name persists in the state dir and each start gets a newer incarn
     const machineIdPath = `${dir}/machine-id`;
     await Deno.writeTextFile(machineIdPath, "feedface\n");
     const first = await loadIdentity({ stateDir: `${dir}/state`, machineIdPath, nickname: "n1" });
-    assert.equal(first.name, nameFromSeed("feedface"));
+    const salt = (await Deno.readTextFile(`${dir}/state/name-salt`)).trim();
+    assert.equal(first.name, nameFromSeed(`feedface\n${salt}`));
     assert.equal(first.nickname, "n1");
     await Deno.writeTextFile(machineIdPath, "changed\n");
     const second = await loadIdentity({ stateDir: `${dir}/state`, machineIdPath, now: 1 });
     assert.equal(second.name, first.name);
     assert.ok(second.incarnation > first.incarnation);
     await assert.rejects(() => loadIdentity({ name: "bad name!" }), IdentityError);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("clones of one machine get different names; a saved name is kept on upgrade", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "wtm-identity-" });
+  try {
+    const machineIdPath = `${dir}/machine-id`;
+    await Deno.writeTextFile(machineIdPath, "0123456789abcdef0123456789abcdef\n");
+    const a = await loadIdentity({ stateDir: `${dir}/a`, machineIdPath });
+    const b = await loadIdentity({ stateDir: `${dir}/b`, machineIdPath });
+    assert.notEqual(a.name, b.name, "same machine-id, different installations");
+    assert.equal((await loadIdentity({ stateDir: `${dir}/a`, machineIdPath })).name, a.name);
+    // A state dir from before the salt: its peer-name stays, and no salt renames it.
+    await Deno.mkdir(`${dir}/old`);
+    await Deno.writeTextFile(`${dir}/old/peer-name`, "aa:bb:cc:dd:ee:ff\n");
+    assert.equal(
+      (await loadIdentity({ stateDir: `${dir}/old`, machineIdPath })).name,
+      "aa:bb:cc:dd:ee:ff",
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -13,7 +13,15 @@
  */
 import { type Clock, systemClock, type TimerId } from "./clock.ts";
 import { ConnectionMaker } from "./connection_maker.ts";
-import { DEFAULT_PORT, normalizeAddress } from "./address.ts";
+import {
+  DEFAULT_PORT,
+  hostOf,
+  isLocalAddress,
+  localHostAddresses,
+  normalizeAddress,
+} from "./address.ts";
+import { CollisionWatch } from "./collisions.ts";
+import type { Diagnostic } from "./diagnostics.ts";
 import { Gossip } from "./gossip.ts";
 import { loadIdentity, newIncarnation } from "./identity.ts";
 import { Messenger } from "./messages.ts";
@@ -65,6 +73,8 @@ export class Mesh {
   #lastTickDigest = "";
 
   #listeners = new Map<MeshEvent, Array<(peer: PeerStatus) => void>>();
+  #collisions: CollisionWatch;
+  #hostAddresses?: readonly string[];
 
   /** Loads the identity (state dir, machine id) and builds a stopped mesh. */
   static async create(options: MeshOptions = {}): Promise<Mesh> {
@@ -97,6 +107,15 @@ export class Mesh {
         caCerts: options.caCerts,
       });
     this.#port = options.port ?? DEFAULT_PORT;
+    this.#hostAddresses = options.hostAddresses;
+    this.#collisions = new CollisionWatch({
+      name: this.name,
+      stateDir: options.stateDir,
+      isLocal: (address) => this.#isLocal(address),
+      log: this.#log,
+      keepMs: 10 * 60_000,
+      settleMs: 10_000,
+    });
     this.#connections = new Connections({
       name: this.name,
       clock: this.#clock,
@@ -112,6 +131,8 @@ export class Mesh {
       }),
       log: this.#log,
       identified: (session, peer, { self }) => this.#maker.identified(session, peer, { self }),
+      collided: (session, address) =>
+        this.#collisions.connected(address, session.remote!, this.#clock.now()),
       connected: (session) => this.#connected(session),
       closed: (session, reason, closed) => this.#closed(session, reason, closed),
       frame: (session, frame) => this.#frame(session, frame),
@@ -153,6 +174,7 @@ export class Mesh {
       current: () => this.#gossip.topology.get(this.name),
       stopped,
       log: this.#log,
+      contested: (record) => this.#collisions.overruled(record, this.#clock.now()),
     });
     this.#messenger = new Messenger({
       name: this.name,
@@ -172,6 +194,7 @@ export class Mesh {
       open: (link) => this.#connections.open(link, "outbound"),
       connected: (peer) => this.#byPeer.has(peer),
       sessionCount: () => this.#connections.size,
+      isLocal: (address) => this.#isLocal(address),
     });
     this.#own.publish();
     for (const peer of options.peers ?? []) this.#maker.add(normalizeAddress(peer));
@@ -313,6 +336,7 @@ export class Mesh {
       established: 0,
       failed: 0,
       retrying: 0,
+      self: 0,
     };
     for (const c of this.connections()) connections[c.state]++;
     return {
@@ -321,6 +345,14 @@ export class Mesh {
       gossipBytesSent: this.#connections.bytesSent,
       gossipBytesReceived: this.#connections.bytesReceived,
     };
+  }
+
+  /**
+   * Why this peer may not be working as it should (CONTRACTS #1): another live peer with our
+   * name, targets with no route or that keep failing.
+   */
+  diagnostics(): Diagnostic[] {
+    return [...this.#collisions.diagnostics(this.#clock.now()), ...this.#maker.diagnostics()];
   }
 
   /** The current topology digest; equal digests mean equal views (for tests and the bench). */
@@ -368,6 +400,18 @@ export class Mesh {
     }
   }
 
+  /**
+   * Whether an address is this peer's: our port on the host we listen on or, listening on all
+   * addresses, on any of this host's. Unknown (false) until listening.
+   */
+  #isLocal(address: string): boolean {
+    if (this.#listenAddress === "") return false;
+    const host = hostOf(this.#listenAddress).replace(/^\[|\]$/g, "");
+    const any = host === "0.0.0.0" || host === "::";
+    const hostAddresses = any ? this.#hostAddresses ?? localHostAddresses() : [host];
+    return isLocalAddress(address, { port: this.#port, hostAddresses });
+  }
+
   // ---- rounds: anti-entropy, ageing, discovery --------------------------------------------
 
   #scheduleTick(): void {
@@ -387,6 +431,11 @@ export class Mesh {
     this.#routes.refreshIfDirty();
     for (const session of this.#byPeer.values()) this.#gossip.sendDigest(session);
     this.#ageOut();
+    this.#collisions.check(
+      this.#gossip.topology.records.values(),
+      (peer) => this.#byPeer.has(peer),
+      this.#clock.now(),
+    );
     if (this.#options.discovery) {
       this.#maker.discover(this.#gossip.topology.records.values(), { self: this.name });
     }

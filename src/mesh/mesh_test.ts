@@ -4,77 +4,8 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { MemoryNetwork, type NetworkFaults, SimClock } from "./testing.ts";
-import { Mesh } from "./mesh.ts";
-import type { MeshOptions, PeerStatus } from "./types.ts";
-
-function seeded(seed: number): () => number {
-  let s = seed;
-  return () => {
-    s = (s * 16807) % 2147483647;
-    return s / 2147483647;
-  };
-}
-
-class Cluster {
-  clock = new SimClock();
-  random = seeded(42);
-  network: MemoryNetwork;
-  meshes = new Map<string, Mesh>();
-
-  constructor(faults: NetworkFaults = {}) {
-    this.network = new MemoryNetwork({ clock: this.clock, random: this.random, ...faults });
-  }
-
-  static address(name: string): string {
-    return `10.0.0.${Number(name.slice(1)) + 1}:6783`;
-  }
-
-  async add(name: string, options: MeshOptions = {}): Promise<Mesh> {
-    const mesh = new Mesh({ name, nickname: `node-${name}` }, {
-      clock: this.clock,
-      random: this.random,
-      transport: this.network.transport(Cluster.address(name)),
-      port: 6783,
-      discovery: false,
-      ...options,
-      peers: (options.peers ?? []).map((p) => (p.includes(".") ? p : Cluster.address(p))),
-    });
-    this.meshes.set(name, mesh);
-    await mesh.start();
-    return mesh;
-  }
-
-  get(name: string): Mesh {
-    return this.meshes.get(name)!;
-  }
-
-  /** Advances until every running mesh holds the same topology of `n` peers, or fails. */
-  converge(n: number, limitMs = 30_000): number {
-    const start = this.clock.now();
-    const done = () => {
-      const meshes = [...this.meshes.values()];
-      const digest = meshes[0].digest();
-      return digest.startsWith(`${n}:`) && meshes.every((m) => m.digest() === digest) &&
-        meshes.every((m) => Object.keys(m.routes()).length === n - 1);
-    };
-    // Agreement must survive a quiet moment: changes still being batched do not count.
-    let stable = 0;
-    while (stable < 2) {
-      assert.ok(this.clock.now() - start < limitMs, `no convergence within ${limitMs} ms`);
-      this.clock.advance(stable ? 300 : 50);
-      stable = done() ? stable + 1 : 0;
-    }
-    return this.clock.now() - start;
-  }
-
-  /** Stops every mesh and checks that none left a timer armed. */
-  async stop(): Promise<void> {
-    for (const mesh of this.meshes.values()) await mesh.stop();
-    this.clock.advance(120_000);
-    assert.equal(this.clock.pending, 0, "a stopped mesh left timers behind");
-  }
-}
+import { SimCluster as Cluster } from "./testing.ts";
+import type { PeerStatus } from "./types.ts";
 
 Deno.test("a line of peers converges under loss, delay and reordering and routes hop by hop", async () => {
   const cluster = new Cluster({ drop: 0.2, latencyMs: 5, jitterMs: 40 });

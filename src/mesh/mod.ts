@@ -30,5 +30,6 @@ export type { Link, Transport } from "./transport.ts";
 export { WebSocketTransport, type WebSocketTransportOptions } from "./websocket_transport.ts";
 export { loadIdentity, nameFromSeed, newIncarnation, type PeerIdentity } from "./identity.ts";
 export { type ConnectionInfo, mergeRecord, type PeerRecord } from "./record.ts";
-export { DEFAULT_PORT, normalizeAddress } from "./address.ts";
+export { DEFAULT_PORT, isLocalAddress, localHostAddresses, normalizeAddress } from "./address.ts";
+export type { Diagnostic } from "./diagnostics.ts";
 export { AddressError, HandshakeError, IdentityError, MalformedFrameError } from "./errors.ts";

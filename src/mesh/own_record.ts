@@ -2,7 +2,9 @@
  * This peer's own record: the only record it writes. Changes (a blob set by another module, a
  * connection up or down) are coalesced for `batchMs` and published as one new version. A newer
  * copy of it arriving from elsewhere means a previous life of this peer (or a clock that
- * stepped back) wrote it; it is overruled by publishing above it.
+ * stepped back) wrote it; it is overruled by publishing above it. A previous life writes nothing
+ * new, so being overruled in turn means another live peer has our name: after the second
+ * overrule the record is `contested` and left alone, so two such peers do not flap forever.
  */
 import type { Clock, TimerId } from "./clock.ts";
 import { newIncarnation } from "./identity.ts";
@@ -22,7 +24,12 @@ export interface OwnRecordOptions {
   current(): PeerRecord | undefined;
   stopped(): boolean;
   log(message: string): void;
+  /** Another live peer keeps publishing under our name (see the design notes). */
+  contested(record: PeerRecord): void;
 }
+
+/** Overrules per life: the first for a previous life, the second already means a twin. */
+const MAX_OVERRULES = 2;
 
 export class OwnRecord {
   #options: OwnRecordOptions;
@@ -31,6 +38,7 @@ export class OwnRecord {
   #data: Record<string, string> = {};
   #dirty = false;
   #timer?: TimerId;
+  #overrules = 0;
 
   constructor(options: OwnRecordOptions) {
     this.#options = options;
@@ -86,6 +94,11 @@ export class OwnRecord {
   received(record: PeerRecord): void {
     const current = this.#options.current();
     if (current && compareRecords(record, current) <= 0) return;
+    if (this.#overrules >= MAX_OVERRULES) {
+      this.#options.contested(record);
+      return;
+    }
+    if (++this.#overrules === MAX_OVERRULES) this.#options.contested(record);
     this.#options.log(
       `overruling a newer record of our own name (${record.incarnation}/${record.version})`,
     );

@@ -10,3 +10,4 @@ export {
   MemoryTransport,
   type NetworkFaults,
 } from "./memory_transport.ts";
+export { seededRandom, SimCluster } from "./sim_cluster.ts";

@@ -12,6 +12,11 @@ export interface MeshOptions {
   password?: string | Uint8Array;
   host?: string;
   port?: number;
+  /**
+   * This host's addresses, to recognise itself in `peers` (a list naming every node). Default:
+   * the machine's interfaces when listening on all addresses, else the listening host.
+   */
+  hostAddresses?: string[];
   /** Initial targets, `host[:port]`. */
   peers?: string[];
   /** Also dial peers learnt through gossip. Default true. */
@@ -76,7 +81,8 @@ export function meshSettings(options: MeshOptions): MeshSettings {
   };
 }
 
-export type ConnectionState = "connecting" | "established" | "failed" | "retrying";
+/** `self`: a target that turned out to be this peer (by address, or it answered as us). */
+export type ConnectionState = "connecting" | "established" | "failed" | "retrying" | "self";
 
 export interface PeerStatus {
   name: string;
