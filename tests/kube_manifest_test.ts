@@ -12,6 +12,8 @@ import { Role } from "kubernetes-models/rbac.authorization.k8s.io/v1/Role";
 import { RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding";
 import { DaemonSet } from "kubernetes-models/apps/v1/DaemonSet";
 import { DEFAULT_CNI_BIN_DIR, DEFAULT_CNI_CONF_DIR } from "../src/install/mod.ts";
+// imported, not looked up at run time: if these move, this test fails to load instead of skipping
+import { AGENT_ENV_NAMES, DEFAULTS } from "../src/agent/mod.ts";
 import {
   claimReclaim,
   RECLAIMS_CONFIGMAP,
@@ -47,29 +49,6 @@ const daemonSet = only("DaemonSet");
 const podSpec = daemonSet.spec.template.spec;
 const agent = podSpec.containers.find((c: Json) => c.name === "weft");
 const installer = podSpec.initContainers?.[0];
-
-/** The agent's own list of env names, or undefined while src/agent/config.ts does not exist. */
-async function agentEnvNames(): Promise<string[] | undefined> {
-  const path = new URL("src/agent/config.ts", root);
-  try {
-    await Deno.stat(path);
-  } catch {
-    return undefined;
-  }
-  return [...(await import(path.href)).AGENT_ENV_NAMES];
-}
-
-async function agentDefaults(): Promise<{ stateDir: string } | undefined> {
-  const path = new URL("src/agent/config.ts", root);
-  try {
-    await Deno.stat(path);
-  } catch {
-    return undefined;
-  }
-  return (await import(path.href)).DEFAULTS;
-}
-
-const ENV_NAMES = await agentEnvNames();
 
 Deno.test("every object validates against its Kubernetes schema and has the required fields", () => {
   assert.deepEqual(objects.map((o) => o.kind), [
@@ -137,10 +116,10 @@ function hostPathOf(container: Json, mountPath: string): { path: string; readOnl
   return { path: volume.hostPath.path, readOnly: mount.readOnly === true };
 }
 
-Deno.test("the DaemonSet mounts the host paths the code writes, at the paths the code uses", async () => {
+Deno.test("the DaemonSet mounts the host paths the code writes, at the paths the code uses", () => {
   assert.equal(hostPathOf(installer, DEFAULT_CNI_BIN_DIR).path, DEFAULT_CNI_BIN_DIR);
   assert.equal(hostPathOf(installer, DEFAULT_CNI_CONF_DIR).path, DEFAULT_CNI_CONF_DIR);
-  const stateDir = (await agentDefaults())?.stateDir ?? "/var/lib/weft";
+  const stateDir = DEFAULTS.stateDir;
   assert.deepEqual(hostPathOf(agent, stateDir), { path: stateDir, readOnly: false });
   assert.deepEqual(hostPathOf(agent, "/run/xtables.lock"), {
     path: "/run/xtables.lock",
@@ -167,17 +146,11 @@ Deno.test("env: the documented settings, passwords from optional Secrets, node n
   }
 });
 
-Deno.test({
-  name: ENV_NAMES
-    ? "env: the manifest uses only names the agent reads (AGENT_ENV_NAMES)"
-    : "env: SKIPPED, src/agent/config.ts with AGENT_ENV_NAMES does not exist yet",
-  ignore: ENV_NAMES === undefined,
-  fn() {
-    const used = [...podSpec.containers, ...podSpec.initContainers]
-      .flatMap((c: Json) => (c.env ?? []).map((e: Json) => e.name as string));
-    const unread = used.filter((name) => !ENV_NAMES!.includes(name));
-    assert.deepEqual(unread, [], `env names the agent never reads: ${unread.join(", ")}`);
-  },
+Deno.test("env: the manifest uses only names the agent reads (AGENT_ENV_NAMES)", () => {
+  const used = [...podSpec.containers, ...podSpec.initContainers]
+    .flatMap((c: Json) => (c.env ?? []).map((e: Json) => e.name as string));
+  const unread = used.filter((name) => !AGENT_ENV_NAMES.includes(name));
+  assert.deepEqual(unread, [], `env names the agent never reads: ${unread.join(", ")}`);
 });
 
 Deno.test("RBAC binds the DaemonSet's ServiceAccount to the roles it defines", () => {

@@ -16,53 +16,33 @@ import {
   type AllocationView,
   type AttachmentRef,
   BadRequestError,
+  ConflictError,
   createApi,
-  ExhaustedError,
+  type Diagnostic,
   type IpamStatusView,
+  NotFoundError,
   type StatusView,
   UnavailableError,
 } from "../api/mod.ts";
-import {
-  cidrContains,
-  cidrWithin,
-  formatCidr,
-  formatIp,
-  macForAddress,
-  parseCidr,
-} from "../net/cidr.ts";
-import { type BridgeState, ensureBridge } from "../net/bridge.ts";
-import { ensureWeftRules } from "../net/iptables.ts";
-import { writeSysctl } from "../net/sysctl.ts";
+import { cidrWithin, formatCidr, parseCidr } from "../net/cidr.ts";
 import {
   type Allocation,
   ClusterIpam,
-  IpamConflictError,
   type IpamInit,
-  NoSpaceError,
-  NotReadyError,
   openSqliteStore,
   type Store,
 } from "../ipam/mod.ts";
-import { AddressError, Mesh } from "../mesh/mod.ts";
-import { createDatapath, type Datapath } from "../datapath/mod.ts";
+import { Mesh } from "../mesh/mod.ts";
 import type { AgentConfig } from "./config.ts";
 import { AgentMetrics } from "./metrics.ts";
-import { DatapathSync } from "./datapath_sync.ts";
-import { meshIpamTransport } from "./ipam_transport.ts";
+import { type Diagnosable, fixed, gatherDiagnostics } from "./diagnostics.ts";
+import { httpErrorOf } from "./http_errors.ts";
+import { openMeshIpam } from "./ipam_transport.ts";
 import { startKubernetes } from "./kube_sync.ts";
+import { DeletedNodeReclaimer } from "./reclaim.ts";
+import { allocationView, connectionsView, ipamStatusView, meshSummary } from "./views.ts";
+import { BRIDGE_CONTAINER_ID, NodeSetup } from "./node_setup.ts";
 import { VERSION } from "../version.ts";
-
-function badAddressIs400(action: () => void): void {
-  try {
-    action();
-  } catch (error) {
-    if (error instanceof AddressError) throw new BadRequestError(error.message);
-    throw error;
-  }
-}
-
-/** The bridge's own address is an allocation like a pod's, under this reserved container ID. */
-export const BRIDGE_CONTAINER_ID = "weft:bridge";
 
 const BRING_UP_RETRY_MS = 500;
 const IPAM_TICK_MS = 1000;
@@ -75,38 +55,45 @@ export interface AgentOptions {
   serve?: boolean;
   /** Skip starting the mesh (no listening socket, no dialling): for API-level tests. */
   mesh?: boolean;
+  /** The IPAM's store; default SQLite in the state directory (tests pass a double). */
+  store?: Store;
 }
 
 export class Agent implements AgentPort {
   readonly config: AgentConfig;
   readonly mesh: AgentPort["mesh"];
-  readonly #options: AgentOptions;
   readonly #meshNode: Mesh;
   readonly #store: Store;
   readonly #metrics: AgentMetrics;
   readonly #log: (message: string) => void;
+  readonly #setup: NodeSetup;
+  readonly #reclaimer: DeletedNodeReclaimer;
   readonly #startedAt = Date.now();
   readonly #stopping = new AbortController();
   #ipam: ClusterIpam | undefined;
-  #bridge: BridgeState | undefined;
-  #bridgeAddress: number | undefined;
-  #nodeUp = false;
-  /** Why the node is not up yet, for status and for the CNI plugin's "try again" message. */
-  #notUpReason = "starting";
   #server: Deno.HttpServer | undefined;
-  #datapath: Datapath | undefined;
-  #datapathSync: DatapathSync | undefined;
   #timers: ReturnType<typeof setInterval>[] = [];
-  #bringingUp: Promise<boolean> | undefined;
+  #whenUp: (() => void) | undefined;
   #stopped: Promise<void> | undefined;
   #finished = Promise.withResolvers<void>();
 
   private constructor(config: AgentConfig, mesh: Mesh, store: Store, options: AgentOptions) {
     this.config = config;
-    this.#options = options;
     this.#meshNode = mesh;
     this.#store = store;
     this.#log = options.log ?? ((message) => console.error(`weft: ${message}`));
+    this.#setup = new NodeSetup({
+      config,
+      mesh,
+      kernel: options.kernel !== false,
+      log: this.#log,
+    });
+    this.#reclaimer = new DeletedNodeReclaimer({
+      ipam: () => this.#ipam,
+      peers: () => mesh.peers(),
+      signal: this.#stopping.signal,
+      log: this.#log,
+    });
     this.#metrics = new AgentMetrics({
       ipam: () => {
         const view = this.ipamStatus();
@@ -122,10 +109,13 @@ export class Agent implements AgentPort {
     });
     this.mesh = {
       peers: () => mesh.peers(),
-      connections: () => this.#connections(),
+      connections: () => {
+        const phase = this.#setup.phase;
+        return connectionsView(mesh, phase.kind === "up" ? phase.datapath : undefined);
+      },
       targets: () => mesh.targets(),
-      connect: (address, options) => badAddressIs400(() => mesh.connect(address, options)),
-      forget: (address) => badAddressIs400(() => mesh.forget(address)),
+      connect: (address, options) => mesh.connect(address, options),
+      forget: (address) => mesh.forget(address),
       removePeer: (name) => Promise.resolve(this.removePeer(name)),
       ring: () => this.#ipam ? JSON.parse(this.#ipam.ringState()) : undefined,
     };
@@ -149,14 +139,18 @@ export class Agent implements AgentPort {
       caCerts: config.tlsCa,
       log: (message) => log(`mesh: ${message}`),
     });
-    const store = openSqliteStore(`${config.stateDir}/weft.db`);
+    const store = options.store ?? openSqliteStore(`${config.stateDir}/weft.db`);
     const agent = new Agent(config, mesh, store, options);
     try {
       if (config.ipallocInit) await agent.#openIpam(config.ipallocInit);
       if (options.serve !== false) agent.#serveApi();
       if (options.mesh !== false) await mesh.start();
       if (config.kubernetes) await agent.#startKubernetes();
-      agent.#every(BRING_UP_RETRY_MS, () => void agent.#bringUp());
+      agent.#every(BRING_UP_RETRY_MS, () => {
+        // #bringUp turns every failure into the waiting phase; this only guards against a bug
+        // there becoming an unhandled rejection, which would end the process without stop()
+        agent.#bringUp().catch((error) => log(`bring-up: ${error?.stack ?? error}`));
+      });
       await agent.#bringUp();
     } catch (error) {
       await agent.stop();
@@ -166,31 +160,13 @@ export class Agent implements AgentPort {
   }
 
   async #openIpam(init: IpamInit): Promise<void> {
-    const mesh = this.#meshNode;
-    this.#ipam = await ClusterIpam.open({
+    this.#ipam = await openMeshIpam(this.#meshNode, {
       store: this.#store,
       clusterRange: this.config.ipallocRange,
-      peerName: mesh.name,
-      transport: meshIpamTransport(mesh),
       init,
       reclaimAfterMs: this.config.ipamReclaimAfterMs,
-      onEvent: (event) => this.#log(`ipam: ${event.message}`),
+      log: this.#log,
     });
-    // A peer that just came up, or restarted (a new incarnation, which the others may see
-    // without it ever going down), needs the ring now, not at the next periodic gossip: a
-    // restarted IPAM must hear from a live peer before it allocates again.
-    const incarnations = new Map<string, string>();
-    const gossipOnNewIncarnation = (peer: { name: string; incarnation: string }) => {
-      if (incarnations.get(peer.name) === peer.incarnation) return;
-      incarnations.set(peer.name, peer.incarnation);
-      this.#ipam?.gossip();
-    };
-    mesh.on("peer-up", gossipOnNewIncarnation);
-    mesh.on("peer-changed", gossipOnNewIncarnation);
-    // The ring is broadcast along the mesh's spanning tree, and a broadcast sent while the tree
-    // still runs through a peer that just died is lost: push our state when a peer goes down.
-    // (The IPAM itself keeps re-sending while a reclaim waits for acknowledgements.)
-    mesh.on("peer-down", () => this.#ipam?.gossip());
     this.#every(IPAM_TICK_MS, () => this.#ipam?.tick());
   }
 
@@ -205,178 +181,56 @@ export class Agent implements AgentPort {
       log: this.#log,
       // without IPALLOC_INIT, the first split is agreed among the Nodes of the first list
       openIpam: this.#ipam ? undefined : (peers) => this.#openIpam({ mode: "consensus", peers }),
-      reclaim: (nodeName) => this.#reclaimDeletedNode(nodeName),
+      reclaim: (nodeName, options) => this.#reclaimer.reclaim(nodeName, options),
     });
   }
-
-  #whenUp: (() => void) | undefined;
 
   #every(ms: number, fn: () => void): void {
     this.#timers.push(setInterval(fn, ms));
   }
 
   /**
-   * Brings the node up once the IPAM can allocate the gateway address: bridge, forwarding,
-   * iptables, data path. Called on a timer until it succeeds; concurrent calls share one try.
+   * Brings the node up once the IPAM can allocate the gateway address (see NodeSetup); called
+   * on a timer until the node is up.
    */
-  #bringUp(): Promise<boolean> {
-    if (this.#nodeUp) return Promise.resolve(true);
-    this.#bringingUp ??= this.#tryBringUp().finally(() => this.#bringingUp = undefined);
-    return this.#bringingUp;
-  }
-
-  async #tryBringUp(): Promise<boolean> {
+  async #bringUp(): Promise<void> {
     const ipam = this.#ipam;
+    if (this.#setup.phase.kind === "up") return;
     if (!ipam) {
-      this.#notUpReason = "waiting for the Kubernetes Node list to agree the IPAM's first split";
-      return false;
+      this.#setup.wait("waiting for the Kubernetes Node list to agree the IPAM's first split", [{
+        code: "awaiting-node-list",
+        severity: "error",
+        message: "The IPAM agrees its first split among the Kubernetes Nodes, and the agent " +
+          "has not listed the Nodes yet",
+        fix: "Check the agent's log for `kubernetes:` errors (API server address, RBAC); or set " +
+          "IPALLOC_INIT (e.g. consensus=N) to agree the split without the Node list.",
+      }]);
+      return;
     }
-    const { bridge, ipallocRange } = this.config;
-    try {
-      const gateway = await ipam.allocate(BRIDGE_CONTAINER_ID, { ifname: bridge });
-      this.#bridgeAddress = gateway.address;
-    } catch (error) {
-      if (!(error instanceof NotReadyError || error instanceof NoSpaceError)) throw error;
-      const reason = `the IPAM cannot give this node its gateway address yet: ${error.message}`;
-      if (reason !== this.#notUpReason) this.#log(`waiting: ${reason}`);
-      this.#notUpReason = reason;
-      return false;
-    }
-    if (this.#options.kernel !== false) {
-      try {
-        this.#bridge = await ensureBridge(bridge, {
-          address: this.#bridgeCidr()!,
-          mac: macForAddress(this.#bridgeAddress),
-          mtu: this.config.mtu ?? (this.config.datapathMode === "none" ? 1500 : undefined),
-          // An older gateway address of ours inside the pod range (after a reclaim while we
-          // were away) would answer ARP for an address now given to a pod elsewhere.
-          isStale: (cidr) => cidrContains(ipallocRange, parseCidr(cidr, { strict: false }).base),
-        });
-        await writeSysctl("net.ipv4.ip_forward", "1");
-        await this.#applyRules();
-        if (this.config.datapathMode !== "none") await this.#startDatapath();
-      } catch (error) {
-        this.#notUpReason = `cannot set up the node: ${(error as Error).message}`;
-        this.#log(this.#notUpReason);
-        return false;
-      }
-    }
-    this.#nodeUp = true;
-    this.#notUpReason = "";
+    const phase = await this.#setup.bringUp(ipam);
+    if (phase.kind !== "up" || this.#stopping.signal.aborted) return;
+    this.#setup.startSync(ipam.list());
     this.#whenUp?.();
+    this.#whenUp = undefined;
     const { hostname, port } = this.config.apiAddr;
     this.#log(
       `agent ${VERSION} ready: peer ${this.#meshNode.name} (${this.#meshNode.nickname}), bridge ` +
-        `${bridge} ${this.#bridgeCidr()}, range ${
-          formatCidr(ipallocRange)
+        `${this.config.bridge} ${this.#setup.gatewayCidr()}, range ${
+          formatCidr(this.config.ipallocRange)
         }, API http://${hostname}:${port}`,
     );
-    return true;
   }
 
-  /** Whether the pod network is hidden from the node: a file in the state dir, so it survives restarts. */
-  get #hiddenMarker(): string {
-    return `${this.config.stateDir}/hidden`;
+  expose(): Promise<{ exposed: boolean; address: string }> {
+    return this.#setup.expose();
   }
 
-  async #isExposed(): Promise<boolean> {
-    try {
-      await Deno.stat(this.#hiddenMarker);
-      return false;
-    } catch {
-      return true;
-    }
-  }
-
-  async #applyRules(): Promise<boolean> {
-    const exposed = await this.#isExposed();
-    await ensureWeftRules({
-      podRange: formatCidr(this.config.ipallocRange),
-      bridge: this.config.bridge,
-      exposed,
-    });
-    return exposed;
-  }
-
-  async expose(): Promise<{ exposed: boolean; address: string }> {
-    await Deno.remove(this.#hiddenMarker).catch(() => {});
-    return { exposed: await this.#applyRules(), address: this.#bridgeCidr() ?? "" };
-  }
-
-  async hide(): Promise<{ exposed: boolean; address: string }> {
-    await Deno.writeTextFile(this.#hiddenMarker, "the pod network is hidden from this node\n");
-    return { exposed: await this.#applyRules(), address: this.#bridgeCidr() ?? "" };
-  }
-
-  async #startDatapath(): Promise<void> {
-    const { config } = this;
-    if (this.#datapath) return;
-    const datapath = await createDatapath({
-      name: this.#meshNode.name,
-      bridge: config.bridge,
-      underlayIp: config.meshHost === "0.0.0.0" ? undefined : config.meshHost,
-      vxlanPort: config.vxlanPort,
-      udpPort: config.sleevePort,
-      mtu: config.mtu,
-      encrypt: config.encrypt,
-      mode: config.datapathMode === "none" ? undefined : config.datapathMode,
-      log: (message) => this.#log(`datapath: ${message}`),
-      // The sleeve threads start from the entry itself (main.ts, the bundle or the compiled
-      // binary), which becomes a sleeve thread when started under that worker name: no second
-      // file to ship or to find.
-      workerUrl: Deno.mainModule,
-    });
-    await datapath.start();
-    this.#datapath = datapath;
-    this.#datapathSync = new DatapathSync(this.#meshNode, datapath, { log: this.#log });
-    this.#publishEndpoints();
-    this.#datapathSync.start();
-  }
-
-  /** Tells the other nodes (through the data path's blob in the mesh) which MACs live here. */
-  #publishEndpoints(): void {
-    if (!this.#ipam) return;
-    this.#datapathSync?.publishEndpoints(
-      this.#ipam.list().map((a) => ({ mac: macForAddress(a.address), ip: formatIp(a.address) })),
-    );
-  }
-
-  /**
-   * Mesh connections, each with the data path's word on how pod traffic to that peer travels,
-   * followed by the peers whose traffic is relayed (no direct connection, but a data path).
-   */
-  #connections() {
-    const paths = new Map((this.#datapath?.status() ?? []).map((p) => [p.peer, p]));
-    const describe = (peer: string) => {
-      const path = paths.get(peer);
-      paths.delete(peer);
-      return path && {
-        path: path.path,
-        encrypted: path.encrypted,
-        pathMtu: path.mtu,
-        pathHealthy: path.healthy,
-        reason: path.reason,
-      };
-    };
-    const direct = this.#meshNode.connections().map((connection) => ({
-      ...connection,
-      ...(connection.peer ? describe(connection.peer) : undefined),
-    }));
-    const relayed = [...paths.keys()].map((peer) => ({
-      peer,
-      state: "indirect",
-      ...describe(peer),
-    }));
-    return [...direct, ...relayed];
-  }
-
-  #bridgeCidr(): string | undefined {
-    if (this.#bridgeAddress === undefined) return undefined;
-    return `${formatIp(this.#bridgeAddress)}/${this.config.ipallocRange.prefix}`;
+  hide(): Promise<{ exposed: boolean; address: string }> {
+    return this.#setup.hide();
   }
 
   #serveApi(): void {
-    const app = createApi(this);
+    const app = createApi(this, { log: this.#log });
     const { hostname, port } = this.config.apiAddr;
     try {
       this.#server = Deno.serve({ hostname, port, onListen: () => {} }, app.fetch);
@@ -397,8 +251,7 @@ export class Agent implements AgentPort {
       this.#stopping.abort();
       for (const timer of this.#timers) clearInterval(timer);
       await this.#server?.shutdown();
-      await this.#datapathSync?.stop();
-      await this.#datapath?.stop();
+      await this.#setup.stop();
       await this.#meshNode.stop();
       this.#ipam?.close();
       this.#store.close();
@@ -414,95 +267,93 @@ export class Agent implements AgentPort {
 
   // ---- AgentPort: what the admin API calls ----
 
+  httpErrorOf(error: unknown) {
+    return httpErrorOf(error);
+  }
+
+  #notReady(): UnavailableError {
+    const phase = this.#setup.phase;
+    return new UnavailableError(`Not ready: ${phase.kind === "waiting" ? phase.reason : ""}`);
+  }
+
   #requireIpam(): ClusterIpam {
-    if (!this.#ipam) throw new UnavailableError(`Not ready: ${this.#notUpReason}`);
+    if (!this.#ipam) throw this.#notReady();
     return this.#ipam;
   }
 
   #view(allocation: Allocation): AllocationView {
-    return {
-      containerID: allocation.containerId,
-      ifname: allocation.ifname,
-      address: `${formatIp(allocation.address)}/${this.config.ipallocRange.prefix}`,
-      gateway: this.#bridgeAddress === undefined ? "" : formatIp(this.#bridgeAddress),
-      mac: macForAddress(allocation.address),
-      createdAt: new Date(allocation.createdAt).toISOString(),
-      ...(allocation.network ? { network: allocation.network } : {}),
-    };
+    return allocationView(allocation, {
+      range: this.config.ipallocRange,
+      gateway: this.#setup.phase.gateway,
+    });
+  }
+
+  ipamStatus(): IpamStatusView {
+    const phase = this.#setup.phase;
+    return ipamStatusView(this.#ipam, {
+      range: this.config.ipallocRange,
+      mesh: this.#meshNode,
+      reason: phase.kind === "waiting" ? phase.reason : undefined,
+    });
   }
 
   status(): StatusView {
     const ipam = this.ipamStatus();
-    const ready = this.#nodeUp && ipam.ready;
+    const phase = this.#setup.phase;
+    const up = phase.kind === "up" ? phase : undefined;
+    const ready = up !== undefined && ipam.ready;
+    const reason = ready
+      ? undefined
+      : (up ? ipam.reason : phase.kind === "waiting" ? phase.reason : undefined) ?? "not ready";
     return {
       version: VERSION,
       ready,
-      reason: ready ? undefined : (this.#nodeUp ? ipam.reason : this.#notUpReason),
+      reason,
+      problems: this.#problems(ipam, reason),
       peerName: this.#meshNode.name,
       nickname: this.#meshNode.nickname,
       range: formatCidr(this.config.ipallocRange),
       bridge: {
         name: this.config.bridge,
-        address: this.#bridgeCidr() ?? "",
-        mac: this.#bridge?.mac ?? "",
-        mtu: this.#datapath?.mtu() ?? this.#bridge?.mtu ?? this.config.mtu ?? 1500,
+        address: this.#setup.gatewayCidr() ?? "",
+        mac: up?.bridge?.mac ?? "",
+        mtu: up?.datapath?.mtu() ?? up?.bridge?.mtu ?? this.config.mtu ?? 1500,
       },
       ipam,
-      mesh: this.#meshSummary(),
-      datapath: this.#datapath
-        ? { mode: this.config.datapathMode, mtu: this.#datapath.mtu() }
+      mesh: meshSummary(this.#meshNode),
+      datapath: up?.datapath
+        ? { mode: this.config.datapathMode, mtu: up.datapath.mtu() }
         : undefined,
       uptimeSeconds: Math.round((Date.now() - this.#startedAt) / 1000),
     };
   }
 
-  #meshSummary(): StatusView["mesh"] {
-    const peers = this.#meshNode.peers().filter((p) => !p.self);
-    const connections = this.#meshNode.connections();
-    return {
-      peers: peers.length,
-      reachable: peers.filter((p) => p.reachable).length,
-      connections: connections.length,
-      established: connections.filter((c) => c.state === "established").length,
-    };
-  }
-
-  ipamStatus(): IpamStatusView {
-    const range = formatCidr(this.config.ipallocRange);
-    if (!this.#ipam) {
-      return {
-        range,
-        ready: false,
-        reason: this.#notUpReason,
-        size: 0,
-        used: 0,
-        free: 0,
-        owned: [],
-      };
+  /** Everything that explains a node that is not ready or not healthy; never empty when not ready. */
+  #problems(ipam: IpamStatusView, reason: string | undefined): Diagnostic[] {
+    const phase = this.#setup.phase;
+    const ipamSource = this.#ipam as Diagnosable | undefined;
+    const problems = gatherDiagnostics([
+      this.#setup,
+      // until the IPAM explains itself, its one-line reason does
+      typeof ipamSource?.diagnostics === "function" || ipam.ready ? ipamSource : fixed([{
+        code: "ipam-not-ready",
+        severity: "error",
+        message: `The IPAM is not ready: ${ipam.reason ?? "no reason given"}`,
+        fix: "See `weft status ipam` for the peers it knows and waits for.",
+      }]),
+      this.#meshNode as Diagnosable,
+      phase.kind === "up" ? phase.datapath as Diagnosable | undefined : undefined,
+      this.#reclaimer,
+    ]);
+    if (reason !== undefined && !problems.some((p) => p.severity === "error")) {
+      problems.unshift({
+        code: "not-ready",
+        severity: "error",
+        message: `The node is not ready: ${reason}`,
+        fix: "Wait a few seconds; if it stays, look at the agent's log (`weft report`).",
+      });
     }
-    const status = this.#ipam.status();
-    const nicknames = new Map(this.#meshNode.peers().map((p) => [p.name, p.nickname]));
-    return {
-      range,
-      ready: status.ready,
-      reason: status.waitingFor,
-      size: status.size,
-      used: status.used,
-      free: status.free,
-      owned: status.owned,
-      peers: status.peers.map((p) => ({
-        peer: p.name,
-        nickname: nicknames.get(p.name),
-        owned: p.owned,
-        used: p.used,
-        free: p.free,
-        reachable: p.reachable,
-        removed: p.removed,
-      })),
-      unreachablePercentage: status.unreachablePercentage,
-      pendingRequests: status.pendingRequests,
-      reclaims: status.reclaims,
-    };
+    return problems;
   }
 
   async allocate(
@@ -528,24 +379,18 @@ export class Agent implements AgentPort {
       }
     }
     const ipam = this.#requireIpam();
-    if (!this.#nodeUp) throw new UnavailableError(`Not ready: ${this.#notUpReason}`);
-    try {
-      const allocation = await ipam.allocate(containerID, {
-        ifname: options.ifname,
-        subnet,
-        network: options.network,
-      });
-      this.#publishEndpoints();
-      return this.#view(allocation);
-    } catch (error) {
-      if (error instanceof NotReadyError) throw new UnavailableError(error.message);
-      if (error instanceof NoSpaceError) throw new ExhaustedError(error.message);
-      if (error instanceof IpamConflictError) throw new BadRequestError(error.message, 409);
-      if (error instanceof TypeError || error instanceof RangeError) {
-        throw new BadRequestError(error.message);
-      }
-      throw error;
-    }
+    if (this.#setup.phase.kind !== "up") throw this.#notReady();
+    const allocation = await ipam.allocate(containerID, {
+      ifname: options.ifname,
+      subnet,
+      network: options.network,
+    });
+    this.#publishEndpoints();
+    return this.#view(allocation);
+  }
+
+  #publishEndpoints(): void {
+    if (this.#ipam) this.#setup.publishEndpoints(this.#ipam.list());
   }
 
   lookup(containerID: string, ifname?: string): AllocationView[] {
@@ -605,34 +450,14 @@ export class Agent implements AgentPort {
     }
     const reachable = this.#meshNode.peer(name)?.reachable;
     if (reachable) {
-      throw new BadRequestError(
+      throw new ConflictError(
         `Cannot rmpeer "${nameOrNickname}": it is reachable; stop it first or let it leave with weft reset`,
-        409,
       );
     }
-    try {
-      return ipam.rmpeer(name);
-    } catch (error) {
-      if (error instanceof RangeError) throw new BadRequestError(error.message, 404);
-      throw error;
+    if (!ringPeers.has(name)) {
+      throw new NotFoundError(`Cannot rmpeer "${nameOrNickname}": no such peer in the IPAM ring`);
     }
-  }
-
-  /**
-   * A deleted Node's agent may still be seen for a few seconds (until heartbeats time out), and
-   * rmpeer refuses a reachable peer; wait for the mesh to agree it is gone, then reclaim.
-   */
-  async #reclaimDeletedNode(nodeName: string): Promise<void> {
-    const deadline = Date.now() + 60_000;
-    while (!this.#stopping.signal.aborted) {
-      const peer = this.#meshNode.peers().find((p) => p.nickname === nodeName);
-      if (!peer?.reachable || Date.now() > deadline) break;
-      await new Promise((resolve) => setTimeout(resolve, 500));
-    }
-    const result = this.removePeer(nodeName);
-    this.#log(
-      `reclaimed ${result.addresses} addresses of deleted Node ${nodeName} (${result.peer})`,
-    );
+    return ipam.rmpeer(name);
   }
 
   /** Leaves the cluster cleanly: gives this node's ranges away, then stops the agent. */

@@ -4,7 +4,8 @@
  * `resolveAgentConfig`, validated once. The agent is the only place that knows all the other
  * modules: ipam, mesh and datapath never import each other, the agent wires their events.
  */
-export { Agent, BRIDGE_CONTAINER_ID } from "./agent.ts";
+export { Agent, type AgentOptions } from "./agent.ts";
+export { BRIDGE_CONTAINER_ID, type NodePhase } from "./node_setup.ts";
 export {
   AGENT_ENV_NAMES,
   type AgentConfig,

@@ -1,12 +1,7 @@
 import { Hono } from "hono";
 import type { Context } from "hono";
-import {
-  type AgentPort,
-  type AttachmentRef,
-  BadRequestError,
-  ExhaustedError,
-  UnavailableError,
-} from "./types.ts";
+import type { AgentPort, AttachmentRef } from "./types.ts";
+import { BadRequestError, HttpError, NotFoundError } from "./errors.ts";
 import { UI_CSP, UI_PAGE } from "./ui_page.ts";
 
 /**
@@ -82,8 +77,14 @@ function isLoopbackHost(host: string | undefined): boolean {
   return name === "localhost" || name === "::1" || /^127\.\d+\.\d+\.\d+$/.test(name);
 }
 
-export function createApi(agent: AgentPort): Hono {
+export interface ApiOptions {
+  /** Where unexpected errors (the 500s) are reported; default stderr. */
+  log?: (message: string) => void;
+}
+
+export function createApi(agent: AgentPort, options: ApiOptions = {}): Hono {
   const app = new Hono();
+  const log = options.log ?? ((message: string) => console.error(`weft: ${message}`));
 
   app.use("*", async (c, next) => {
     if (!isLoopbackHost(c.req.header("host"))) {
@@ -97,13 +98,11 @@ export function createApi(agent: AgentPort): Hono {
   });
 
   app.onError((error, c) => {
-    if (error instanceof BadRequestError) return c.json({ error: error.message }, error.status);
-    if (error instanceof UnavailableError) {
-      return c.json({ error: error.message, retry: true }, 503);
-    }
-    if (error instanceof ExhaustedError) return c.json({ error: error.message }, 507);
-    console.error(`weft api: ${c.req.method} ${c.req.path}:`, error);
-    return c.json({ error: `Internal error: ${(error as Error).message}` }, 500);
+    const known = error instanceof HttpError ? error : agent.httpErrorOf?.(error);
+    if (known) return c.json({ error: known.message, ...known.body }, known.status);
+    // not an error anyone expected: a bug, never a client's fault
+    log(`api: ${c.req.method} ${c.req.path}: ${error.stack ?? error}`);
+    return c.json({ error: `Internal error: ${error.message}` }, 500);
   });
 
   app.notFound((c) => c.json({ error: `No route for ${c.req.method} ${c.req.path}` }, 404));
@@ -133,9 +132,9 @@ export function createApi(agent: AgentPort): Hono {
     const ifname = checkIfname(c.req.query("ifname"), false);
     const found = agent.lookup(containerID, ifname);
     if (found.length === 0) {
-      return c.json({
-        error: `No address allocated to ${containerID}${ifname ? "/" + ifname : ""}`,
-      }, 404);
+      throw new NotFoundError(
+        `No address allocated to ${containerID}${ifname ? "/" + ifname : ""}`,
+      );
     }
     return c.json(ifname ? found[0] : found);
   });
@@ -169,16 +168,16 @@ export function createApi(agent: AgentPort): Hono {
   });
 
   app.post("/leave", async (c) => {
-    if (!agent.leave) throw new BadRequestError("leave is not supported by this agent", 404);
+    if (!agent.leave) throw new NotFoundError("leave is not supported by this agent");
     return c.json(await agent.leave());
   });
 
   app.post("/expose", async (c) => {
-    if (!agent.expose) throw new BadRequestError("expose is not supported by this agent", 404);
+    if (!agent.expose) throw new NotFoundError("expose is not supported by this agent");
     return c.json(await agent.expose());
   });
   app.post("/hide", async (c) => {
-    if (!agent.hide) throw new BadRequestError("hide is not supported by this agent", 404);
+    if (!agent.hide) throw new NotFoundError("hide is not supported by this agent");
     return c.json(await agent.hide());
   });
 
@@ -191,7 +190,7 @@ export function createApi(agent: AgentPort): Hono {
       "cache-control": "no-store",
     }));
   app.get("/status/topology", (c) => {
-    if (!agent.topology) throw new BadRequestError("This agent does not report a topology", 404);
+    if (!agent.topology) throw new NotFoundError("This agent does not report a topology");
     return c.json(agent.topology());
   });
 
@@ -201,7 +200,7 @@ export function createApi(agent: AgentPort): Hono {
 
 function mountMeshRoutes(app: Hono, agent: AgentPort) {
   const mesh = () => {
-    if (!agent.mesh) throw new BadRequestError("This agent runs without a mesh", 404);
+    if (!agent.mesh) throw new NotFoundError("This agent runs without a mesh");
     return agent.mesh;
   };
   const peerParam = (c: Context) => {
@@ -226,12 +225,12 @@ function mountMeshRoutes(app: Hono, agent: AgentPort) {
   });
   app.get("/ring", (c) => {
     const ring = mesh().ring?.();
-    if (ring === undefined) throw new BadRequestError("No IPAM ring on this agent", 404);
+    if (ring === undefined) throw new NotFoundError("No IPAM ring on this agent");
     return c.json(ring);
   });
   app.delete("/peer/:name", async (c) => {
     const port = mesh();
-    if (!port.removePeer) throw new BadRequestError("rmpeer is not supported by this agent", 404);
+    if (!port.removePeer) throw new NotFoundError("rmpeer is not supported by this agent");
     return c.json(await port.removePeer(c.req.param("name")));
   });
 }

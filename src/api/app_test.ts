@@ -220,3 +220,31 @@ Deno.test("requests with a non-loopback Host are refused (DNS rebinding)", async
     assert.equal(response.status, 403);
   });
 });
+
+Deno.test("a node that is not ready says why in problems, with a fix each, also in the 503 body", async () => {
+  await withApi(async (request) => {
+    const response = await request("/status");
+    assert.equal(response.status, 503);
+    const status = await response.json();
+    assert.equal(status.ready, false);
+    assert.match(status.reason, /consensus/);
+    assert.ok(status.problems.length > 0);
+    for (const problem of status.problems) {
+      assert.match(problem.code, /^[a-z]+(-[a-z]+)*$/);
+      assert.ok(["error", "warning"].includes(problem.severity));
+      assert.ok(problem.message && problem.fix, JSON.stringify(problem));
+    }
+    assert.ok(status.problems.some((p: { message: string }) => /consensus/.test(p.message)));
+    const allocate = await request("/ip/pod-a", post({}));
+    assert.equal(allocate.status, 503);
+    assert.deepEqual(Object.keys(await allocate.json()).sort(), ["error", "retry"]);
+  }, { IPALLOC_INIT: "consensus=2" });
+});
+
+Deno.test("a ready node has no problems", async () => {
+  await withApi(async (request) => {
+    const status = await (await request("/status")).json();
+    assert.equal(status.ready, true);
+    assert.deepEqual(status.problems, []);
+  });
+});

@@ -3,6 +3,7 @@
  * and the agent (or a test double) implements it. JSON shapes are the API's public contract:
  * the CLI, the CNI plugin and people with curl all read them.
  */
+import type { HttpError } from "./errors.ts";
 import type { TopologyView } from "./topology.ts";
 
 export interface AllocationView {
@@ -24,11 +25,28 @@ export interface BridgeView {
   mtu: number;
 }
 
+/**
+ * Something that explains why the node is not ready or not healthy, and what a person should
+ * do about it. The same shape is declared by the IPAM, the mesh and the data path (areas do
+ * not import each other); the agent gathers theirs and its own into `StatusView.problems`.
+ */
+export interface Diagnostic {
+  /** A stable kebab-case id: "awaiting-consensus", "name-collision", "no-route-to-peer", ... */
+  code: string;
+  severity: "error" | "warning";
+  /** What is wrong, with specifics (peer names, addresses, numbers). */
+  message: string;
+  /** What a person should do about it. */
+  fix: string;
+}
+
 export interface StatusView {
   version: string;
   ready: boolean;
-  /** Why the agent is not ready yet, for people and for the CNI plugin's error message. */
+  /** Why the agent is not ready yet, in one line, for people and for the CNI plugin's message. */
   reason?: string;
+  /** Everything that keeps the node from being ready or healthy, with a fix each; [] when none. */
+  problems: Diagnostic[];
   peerName: string;
   nickname: string;
   range: string;
@@ -77,30 +95,6 @@ export interface AttachmentRef {
   ifname: string;
 }
 
-/** Thrown by the agent side for bad input the API should answer with 4xx. */
-export class BadRequestError extends Error {
-  constructor(message: string, readonly status: 400 | 404 | 409 = 400) {
-    super(message);
-    this.name = "BadRequestError";
-  }
-}
-
-/** The agent is alive but cannot do this yet (IPAM waiting for its first split, ...): 503. */
-export class UnavailableError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "UnavailableError";
-  }
-}
-
-/** No free address anywhere this node could get one: 507, as Weave Net did. */
-export class ExhaustedError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "ExhaustedError";
-  }
-}
-
 /** Optional mesh operations; an agent without a mesh leaves `mesh` undefined and the routes 404. */
 export interface MeshPort {
   peers(): unknown[];
@@ -113,6 +107,11 @@ export interface MeshPort {
 }
 
 export interface AgentPort {
+  /**
+   * The agent's domain errors (IPAM, mesh, ...) as the HTTP errors they mean, or undefined for
+   * an error it does not know, which the API then answers as a 500: one table, in the agent.
+   */
+  httpErrorOf?(error: unknown): HttpError | undefined;
   status(): StatusView;
   ipamStatus(): IpamStatusView;
   allocate(

@@ -9,9 +9,9 @@
 import { parseArgs } from "node:util";
 import {
   type AgentPort,
-  BadRequestError,
   buildTopology,
   createApi,
+  NotFoundError,
   type PathSummary,
   type TopologyView,
 } from "../../src/api/mod.ts";
@@ -108,7 +108,7 @@ export function simulatedTopology(options: SimulationOptions): TopologyView {
 /** An agent stand-in that serves only the status the topology page reads. */
 export function simulatedAgent(view: () => TopologyView): AgentPort {
   const unsupported = () => {
-    throw new BadRequestError("Not part of the topology simulation", 404);
+    throw new NotFoundError("Not part of the topology simulation");
   };
   return {
     status: unsupported,
