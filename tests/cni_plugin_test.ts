@@ -288,8 +288,11 @@ Deno.test("cni kernel: the `ip` fallback (no netlink) attaches, clashes and deta
 });
 
 Deno.test("cni kernel: malformed input gives the right code and leaves nothing", async (t) => {
-  await withWorld(async ({ cni, pod, agent }) => {
+  await withWorld(async ({ cni, pod, agent, binDir }) => {
     const p = await pod("m");
+    // what an unmounted namespace leaves behind: the empty file it was mounted on
+    const notNetns = `${binDir}/unmounted-netns`;
+    await Deno.writeFile(notNetns, new Uint8Array());
     const base = { command: "ADD", containerID: "ctr-m", netns: netnsPath(p) };
     const cases: [string, Parameters<World["cni"]>[0], number][] = [
       ["bad JSON", { ...base, config: '{"cniVersion": ' }, 6],
@@ -306,6 +309,14 @@ Deno.test("cni kernel: malformed input gives the right code and leaves nothing",
       ["IFNAME with a space", { ...base, config, ifname: "eth 0" }, 4],
       ["netns that does not exist", { ...base, netns: "/var/run/netns/wtc-p-none", config }, 3],
       ["agent not listening", { ...base, config: { ...config, agent: "127.0.0.1:1" } }, 11],
+      // refused at parse (code 7), not tried (the node namespace has no route: 11 before)
+      ["agent not on loopback", { ...base, config: { ...config, agent: "192.0.2.1:6784" } }, 7],
+      ["netns path is a regular file", { ...base, netns: notNetns, config }, 3],
+      ["netns path is a directory", { ...base, netns: binDir, config }, 3],
+      // the node's own namespace, as /proc/1/ns/net is on a real node
+      ["netns is the node's own (bind mount)", { ...base, netns: netnsPath(NODE), config }, 4],
+      ["netns is the node's own (/proc/self)", { ...base, netns: "/proc/self/ns/net", config }, 4],
+      ["stdin over 1 MiB", { ...base, config: JSON.stringify(config) + " ".repeat(1 << 20) }, 6],
     ];
     for (const [what, options, expected] of cases) {
       await t.step(`${what} -> code ${expected}`, async () => {

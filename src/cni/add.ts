@@ -13,16 +13,14 @@ import { randomMac } from "../net/link.ts";
 import { agentErrorToCni, type Allocation } from "./agent_client.ts";
 import type { HandlerContext } from "./context.ts";
 import { CniCode, CniError } from "./errors.ts";
-import { kernelErrorToCni } from "./kernel.ts";
+import { kernelErrorToCni, requirePodNetns } from "./kernel.ts";
 import { hostVethName } from "./names.ts";
 import { type CniResult, formatResult, mergeResults } from "./spec.ts";
 
 export async function add(context: HandlerContext): Promise<CniResult> {
   const { env, config, kernel } = context;
   const agent = context.agent;
-  if (!await kernel.netnsExists(env.netns)) {
-    throw new CniError(CniCode.containerUnknown, `Cannot open netns "${env.netns}": no such file`);
-  }
+  await requirePodNetns(kernel, env.netns);
   const mtu = config.mtu ?? await bridgeMtu(context);
   const hostName = await hostVethName(env.containerID, env.ifname);
   if (await kernel.hostLinkExists(hostName, { bridge: config.bridge })) {

@@ -6,15 +6,13 @@
 import { agentErrorToCni } from "./agent_client.ts";
 import type { HandlerContext } from "./context.ts";
 import { CniCode, CniError } from "./errors.ts";
-import { kernelErrorToCni } from "./kernel.ts";
+import { kernelErrorToCni, requirePodNetns } from "./kernel.ts";
 import { hostVethName } from "./names.ts";
 
 export async function check(context: HandlerContext): Promise<undefined> {
   const { env, config, kernel } = context;
   const agent = context.agent;
-  if (!await kernel.netnsExists(env.netns)) {
-    throw new CniError(CniCode.containerUnknown, `Cannot open netns "${env.netns}": no such file`);
-  }
+  await requirePodNetns(kernel, env.netns);
   let allocation;
   try {
     allocation = await agent.lookup(env.containerID, { ifname: env.ifname });

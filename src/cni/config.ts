@@ -168,10 +168,7 @@ export function parseConfig(text: string): WeftConfig {
   if (!isValidLinkName(bridge)) {
     throw invalidConfig(`Invalid "bridge" ${JSON.stringify(bridge)}: not an interface name`);
   }
-  const agent = optionalString(conf, "agent") ?? DEFAULT_AGENT;
-  if (!/^(http:\/\/)?[^\s/]+:\d{1,5}\/?$/.test(agent)) {
-    throw invalidConfig(`Invalid "agent" ${JSON.stringify(agent)}: expected host:port`);
-  }
+  const agent = parseAgentAddress(optionalString(conf, "agent") ?? DEFAULT_AGENT);
   let mtu: number | undefined;
   if (conf.mtu !== undefined) {
     if (
@@ -231,6 +228,26 @@ export function parseConfig(text: string): WeftConfig {
     prevResult,
     validAttachments,
   };
+}
+
+/**
+ * The agent's API listens on loopback only (it refuses anything else), so an `agent` elsewhere
+ * can only time out; refuse it at parse with a message instead of after 30 seconds.
+ */
+function parseAgentAddress(agent: string): string {
+  const match = /^(?:http:\/\/)?(\[[^\]\s/]+\]|[^\s/:\[\]]+):(\d{1,5})\/?$/.exec(agent);
+  const port = Number(match?.[2]);
+  if (!match || port < 1 || port > 65535) {
+    throw invalidConfig(`Invalid "agent" ${JSON.stringify(agent)}: expected host:port`);
+  }
+  const host = match[1].replace(/^\[|\]$/g, "");
+  if (!(host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host))) {
+    throw invalidConfig(
+      `Invalid "agent" ${JSON.stringify(agent)}: the weft agent's API listens on loopback ` +
+        `only; use 127.0.0.1, ::1 or localhost with its port (default ${DEFAULT_AGENT})`,
+    );
+  }
+  return agent;
 }
 
 function parseAttachments(value: unknown): Attachment[] {

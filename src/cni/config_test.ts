@@ -130,6 +130,7 @@ const invalid: [string, Record<string, unknown>][] = [
   ["a subnet with host bits", { ...base, subnet: "10.32.1.1/24" }],
   ["a bridge name too long", { ...base, bridge: "averyveryverylongbridge" }],
   ["an agent without port", { ...base, agent: "localhost" }],
+  ["an agent port out of range", { ...base, agent: "127.0.0.1:70000" }],
   ["defaultRoute as text", { ...base, defaultRoute: "yes" }],
   ["valid-attachments not a list", { ...base, "cni.dev/valid-attachments": {} }],
   ["a valid-attachment without ifname", {
@@ -142,6 +143,24 @@ for (const [what, conf] of invalid) {
     assert.equal(codeOf(() => parseConfig(JSON.stringify(conf))), CniCode.invalidConfig);
   });
 }
+
+for (const agent of ["10.0.0.5:6784", "http://node1:6784", "[fd00::1]:6784", "0.0.0.0:6784"]) {
+  Deno.test(`config: a non-loopback agent ${agent} is code 7 saying loopback only`, () => {
+    const text = JSON.stringify({ ...base, agent });
+    assert.equal(codeOf(() => parseConfig(text)), CniCode.invalidConfig);
+    assert.match(messageOf(() => parseConfig(text)), /loopback only/);
+  });
+}
+
+Deno.test("config: loopback agents in every spelling are accepted", () => {
+  for (const agent of ["127.0.0.1:6784", "127.1.2.3:1", "localhost:6784", "[::1]:6784"]) {
+    assert.equal(parseConfig(JSON.stringify({ ...base, agent })).agent, agent);
+  }
+  assert.equal(
+    parseConfig(JSON.stringify({ ...base, agent: "http://127.0.0.1:6784/" })).agent,
+    "http://127.0.0.1:6784/",
+  );
+});
 
 Deno.test("config: an ipam block is refused as an unsupported field (code 2)", () => {
   const text = JSON.stringify({ ...base, ipam: { type: "host-local" } });

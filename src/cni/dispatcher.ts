@@ -10,7 +10,7 @@ import { check } from "./check.ts";
 import { parseEnvironment, peekVersion } from "./config.ts";
 import { type Handler, HandlerContext } from "./context.ts";
 import { del } from "./del.ts";
-import { toCniError } from "./errors.ts";
+import { CniCode, CniError, toCniError } from "./errors.ts";
 import { gc } from "./gc.ts";
 import { linuxKernel, type PodKernel } from "./kernel.ts";
 import {
@@ -48,12 +48,20 @@ const HANDLERS: Record<CniCommand, Handler> = {
   GC: gc,
 };
 
+/**
+ * The most config text the plugin reads. A real network config with a long chain's prevResult
+ * is a few KiB; the cap keeps a runaway or hostile writer from making the plugin buffer
+ * without bound (the runtime starts one plugin per pod, many at once).
+ */
+export const MAX_STDIN_BYTES = 1024 * 1024;
+
 /** Runs one plugin invocation and returns the exit code (0 success, 1 CNI error). */
 export async function runPlugin(io: PluginIo, options: PluginOptions = {}): Promise<number> {
-  const stdin = await new Response(io.stdin).text();
-  const requested = peekVersion(stdin);
-  const replyVersion = isSupportedVersion(requested) ? requested : LATEST_VERSION;
+  let replyVersion: string = LATEST_VERSION;
   try {
+    const stdin = await readStdin(io.stdin, MAX_STDIN_BYTES);
+    const requested = peekVersion(stdin);
+    if (isSupportedVersion(requested)) replyVersion = requested;
     const env = parseEnvironment(io.env);
     const context = new HandlerContext(env, {
       stdin,
@@ -68,6 +76,36 @@ export async function runPlugin(io: PluginIo, options: PluginOptions = {}): Prom
     await writeJson(io.stdout, toCniError(error).toJson(replyVersion));
     return 1;
   }
+}
+
+/** Reads stdin as text, refusing (code 6) once it passes `limit` bytes, before buffering more. */
+async function readStdin(stream: ReadableStream<Uint8Array>, limit: number): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = stream.getReader();
+  try {
+    while (true) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.length;
+      if (total > limit) {
+        throw new CniError(
+          CniCode.decodeFailure,
+          `Network config on stdin is larger than ${limit} bytes: refusing to read it`,
+        );
+      }
+      chunks.push(value);
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+  const bytes = new Uint8Array(total);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.length;
+  }
+  return new TextDecoder().decode(bytes);
 }
 
 async function writeJson(stdout: PluginIo["stdout"], value: unknown): Promise<void> {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { CommandError } from "../net/exec.ts";
 import { AgentResponseError } from "./agent_client.ts";
-import { runPlugin } from "./dispatcher.ts";
+import { MAX_STDIN_BYTES, runPlugin } from "./dispatcher.ts";
 import { CniCode } from "./errors.ts";
 import { MemoryAgent, MemoryKernel } from "./memory.ts";
 import { hostVethName } from "./names.ts";
@@ -28,7 +28,9 @@ async function invoke(
   config: unknown,
 ): Promise<Run> {
   const chunks: Uint8Array[] = [];
-  const stdin = new Blob([typeof config === "string" ? config : JSON.stringify(config)]).stream();
+  const stdin = config instanceof ReadableStream
+    ? config
+    : new Blob([typeof config === "string" ? config : JSON.stringify(config)]).stream();
   const code = await runPlugin({
     env,
     stdin,
@@ -199,6 +201,59 @@ Deno.test("ADD: a missing netns is code 3, missing bridge code 11", async () => 
   assert.equal(noBridge.json.code, CniCode.tryAgainLater);
   assert.match(noBridge.json.msg, /nobridge/);
   assert.deepEqual(world.agent.allocations, []);
+});
+
+Deno.test("ADD/CHECK: a netns path that is no namespace is code 3, nothing made", async () => {
+  const world = setup();
+  world.kernel.addFile("/var/run/netns/unmounted");
+  for (const command of ["ADD", "CHECK"]) {
+    const run = await invoke(
+      world,
+      env(command, { CNI_NETNS: "/var/run/netns/unmounted" }),
+      config,
+    );
+    assert.equal(run.json.code, CniCode.containerUnknown, run.json.msg);
+    assert.match(run.json.msg, /"\/var\/run\/netns\/unmounted" is not a network namespace/);
+  }
+  assert.deepEqual(world.agent.allocations, []);
+  assert.deepEqual(world.kernel.links(), ["weave"]);
+});
+
+Deno.test("ADD/CHECK: the node's own netns (/proc/1/ns/net) is code 4 naming CNI_NETNS", async () => {
+  const world = setup();
+  for (const command of ["ADD", "CHECK"]) {
+    const run = await invoke(world, env(command, { CNI_NETNS: "/proc/1/ns/net" }), config);
+    assert.equal(run.json.code, CniCode.invalidEnvironment, run.json.msg);
+    assert.match(run.json.msg, /CNI_NETNS "\/proc\/1\/ns\/net".*node's own network namespace/);
+  }
+  assert.deepEqual(world.agent.allocations, []);
+  assert.deepEqual(world.kernel.links(), ["weave"]);
+});
+
+Deno.test("stdin past 1 MiB is refused with code 6 before it is all read", async () => {
+  const world = setup();
+  let pulled = 0;
+  const chunk = new TextEncoder().encode(" ".repeat(64 * 1024));
+  // an endless config: the plugin must stop reading by itself
+  const stdin = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      pulled += chunk.length;
+      controller.enqueue(chunk);
+    },
+  });
+  const run = await invoke(world, env("ADD"), stdin);
+  assert.equal(run.code, 1);
+  assert.equal(run.json.code, CniCode.decodeFailure);
+  assert.match(run.json.msg, /larger than 1048576 bytes/);
+  assert.ok(pulled <= MAX_STDIN_BYTES + 2 * chunk.length, `read ${pulled} bytes`);
+  assert.deepEqual(world.agent.allocations, []);
+});
+
+Deno.test("stdin of exactly the limit is still read", async () => {
+  const text = JSON.stringify(config);
+  const padded = text + " ".repeat(MAX_STDIN_BYTES - text.length);
+  const run = await invoke(setup(), env("ADD"), padded);
+  assert.equal(run.code, 0, JSON.stringify(run.json));
 });
 
 Deno.test("DEL: removes veth and allocation, repeats fine, works without netns", async () => {

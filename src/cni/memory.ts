@@ -31,6 +31,7 @@ import {
   type Allocation,
 } from "./agent_client.ts";
 import type { Attachment } from "./config.ts";
+import type { NetnsInspection } from "../net/netns.ts";
 import type { PodKernel } from "./kernel.ts";
 
 export interface MemoryAgentOptions {
@@ -196,6 +197,9 @@ export class MemoryKernel implements PodKernel {
   failNext: { step: "createVeth" | "configurePod" | "deleteHostLink"; error: Error } | undefined;
   readonly #namespaces = new Map<string, Map<string, MemoryLink>>([[NODE, new Map()]]);
   readonly #defaultRoutes = new Map<string, { gateway?: string; dev: string }[]>();
+  readonly #files = new Set<string>();
+  /** Paths that name the namespace the plugin runs in (the node's). */
+  readonly nodeNetnsPaths = new Set(["/proc/1/ns/net", "/proc/self/ns/net"]);
 
   /** Adds a namespace (a pod's netns path). */
   addNetns(path: string): void {
@@ -210,6 +214,11 @@ export class MemoryKernel implements PodKernel {
     }
     this.#namespaces.delete(path);
     this.#defaultRoutes.delete(path);
+  }
+
+  /** Adds a path that exists but is no namespace (an unmounted namespace's mount point). */
+  addFile(path: string): void {
+    this.#files.add(path);
   }
 
   addBridge(name: string, mtu = 1500): void {
@@ -227,8 +236,10 @@ export class MemoryKernel implements PodKernel {
   }
 
   // deno-lint-ignore require-await
-  async netnsExists(path: string): Promise<boolean> {
-    return path !== NODE && this.#namespaces.has(path);
+  async inspectNetns(path: string): Promise<NetnsInspection> {
+    if (this.nodeNetnsPaths.has(path)) return { kind: "current" };
+    if (this.#files.has(path)) return { kind: "not-network", what: "an empty regular file" };
+    return path !== NODE && this.#namespaces.has(path) ? { kind: "other" } : { kind: "missing" };
   }
 
   // deno-lint-ignore require-await

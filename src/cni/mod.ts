@@ -17,6 +17,9 @@
  *   ADD fail with code 102 and undo itself, rather than silently losing one of the two
  *   routes; `"defaultRoute": false` attaches weft as a secondary network (range route only).
  * - Start-up stays lean: nothing here imports hono, prom-client, commander or sqlite.
+ * - Nothing is trusted: stdin is capped at 1 MiB before it is buffered, CNI_NETNS must name a
+ *   network namespace other than the node's own, and `agent` must be a loopback address; each
+ *   is refused with its own code before any kernel work (docs/footprint.md).
  */
 
 export { runPlugin } from "./dispatcher.ts";

@@ -21,6 +21,7 @@ const symbols = {
   open: { parameters: ["buffer", "i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   setns: { parameters: ["i32", "i32"], result: "i32" },
+  ioctl: { parameters: ["i32", "u64", "u64"], result: "i32" },
   if_nametoindex: { parameters: ["buffer"], result: "u32" },
   __errno_location: { parameters: [], result: "pointer" },
 } as const;
@@ -64,6 +65,7 @@ const ERRNO_NAMES: Record<number, string> = {
   17: "EEXIST",
   19: "ENODEV",
   22: "EINVAL",
+  25: "ENOTTY",
   95: "EOPNOTSUPP",
 };
 
@@ -246,6 +248,30 @@ function withNetns<T>(path: string, body: () => T): T {
   } finally {
     c.close(target);
     if (home >= 0) c.close(home);
+  }
+}
+
+/** ioctl(NS_GET_NSTYPE): which kind of namespace an nsfs file is (Linux 4.11+). */
+const NS_GET_NSTYPE = 0xb703;
+const ENOTTY = 25;
+
+/**
+ * What the file `path` is, asked of the kernel: a network namespace, another kind of namespace
+ * (mount, pid, ...), or no namespace at all (a regular file, a directory: ioctl says ENOTTY).
+ * Undefined when FFI is not available here. Throws `NetlinkError` when `path` cannot be opened.
+ */
+export function namespaceKind(path: string): "network" | "other" | "none" | undefined {
+  const c = libc();
+  if (!c) return undefined;
+  const fd = openNetns(path);
+  try {
+    const type = c.ioctl(fd, BigInt(NS_GET_NSTYPE), 0n);
+    if (type >= 0) return type === CLONE_NEWNET ? "network" : "other";
+    const code = errno();
+    if (code === ENOTTY) return "none";
+    throw new NetlinkError(`ioctl(NS_GET_NSTYPE, "${path}")`, code);
+  } finally {
+    c.close(fd);
   }
 }
 

@@ -10,6 +10,7 @@
  */
 
 import { CommandError, run } from "./exec.ts";
+import { namespaceKind } from "./netlink.ts";
 
 /** A failed `ip -batch` run: `line` (1-based) tells which command stopped the batch. */
 export class IpBatchError extends CommandError {
@@ -105,6 +106,46 @@ export async function netnsExists(path: string): Promise<boolean> {
     }
     throw error;
   }
+}
+
+/**
+ * What a namespace path names, for refusing bad CNI_NETNS values before any kernel work:
+ * - `missing`: nothing at the path;
+ * - `not-network`: something that is not a network namespace (`what` says what: typically the
+ *   empty regular file a namespace was bind-mounted on and no longer is);
+ * - `current`: the network namespace this process runs in (the node's own, e.g. /proc/1/ns/net);
+ * - `other`: another network namespace, the one case a pod can be attached to.
+ */
+export type NetnsInspection =
+  | { kind: "missing" | "current" | "other" }
+  | { kind: "not-network"; what: string };
+
+/** Inspects `path` (see `NetnsInspection`): stat, and the kernel's own answer when FFI is here. */
+export async function inspectNetns(path: string): Promise<NetnsInspection> {
+  let target: Deno.FileInfo;
+  try {
+    target = await Deno.stat(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) {
+      return { kind: "missing" };
+    }
+    throw error;
+  }
+  // the calling thread's namespace: what this process would attach the pod's peer from
+  const own = await Deno.stat("/proc/thread-self/ns/net");
+  if (target.dev === own.dev && target.ino === own.ino) return { kind: "current" };
+  // every namespace file lives on the one nsfs instance, so another device is no namespace
+  if (target.dev !== own.dev) return { kind: "not-network", what: describeFile(target) };
+  const kind = namespaceKind(path);
+  if (kind === "none") return { kind: "not-network", what: describeFile(target) };
+  if (kind === "other") return { kind: "not-network", what: "a namespace of another type" };
+  return { kind: "other" };
+}
+
+function describeFile(info: Deno.FileInfo): string {
+  if (info.isDirectory) return "a directory";
+  if (info.isFile) return info.size === 0 ? "an empty regular file" : "a regular file";
+  return "not a namespace file";
 }
 
 function firstErrorLine(stderr: string): string {
