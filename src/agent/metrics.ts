@@ -1,9 +1,14 @@
 /**
- * The agent's Prometheus metrics. Gauges that mirror state (addresses, connections) are filled
- * in a `collect` callback at scrape time from the live objects, so they can never drift from
- * what `/status` says; only request counts are counted as they happen.
+ * The agent's Prometheus metrics. Gauges that mirror state (addresses, connections) are read at
+ * scrape time from the live objects, so they can never drift from what `/status` says; only
+ * request counts are counted as they happen.
+ *
+ * Why no client library: prom-client brought 180 KB of CommonJS (with @opentelemetry/api,
+ * tdigest and bintrees) that the agent loaded, kept resident and ran through the Node
+ * compatibility layer for ten families of plain numbers; it also made `deno compile` overflow
+ * its stack. The text exposition format (version 0.0.4) is a few lines to write: a HELP and a
+ * TYPE line per family, one line per sample, label values and help text escaped.
  */
-import { Counter, Gauge, Registry } from "prom-client";
 
 export interface MetricSources {
   ipam(): {
@@ -21,99 +26,132 @@ export interface MetricSources {
   } | undefined;
 }
 
+type Labels = Record<string, string>;
+
+interface Family {
+  name: string;
+  help: string;
+  type: "counter" | "gauge";
+  /** The samples at scrape time; a family without samples prints its HELP and TYPE only. */
+  samples(): [Labels, number][];
+}
+
+const CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+
 export class AgentMetrics {
-  readonly registry = new Registry();
-  readonly #requests: Counter<"route" | "method" | "status">;
+  readonly #families: Family[];
+  /** Request counts by `route\0method\0status`; routes are the API's patterns, so few. */
+  readonly #requests = new Map<string, number>();
 
   constructor(sources: MetricSources) {
-    const registers = [this.registry];
-    this.#requests = new Counter({
-      name: "weft_api_requests_total",
-      help: "Admin API requests by route, method and status code.",
-      labelNames: ["route", "method", "status"],
-      registers,
-    });
-    new Gauge({
-      name: "weft_ips",
-      help: "Addresses this node owns, by state (used or free).",
-      labelNames: ["state"],
-      registers,
-      collect() {
-        const ipam = sources.ipam();
-        this.set({ state: "used" }, ipam.used);
-        this.set({ state: "free" }, ipam.free);
+    const mesh = () => sources.mesh?.();
+    const meshTotal = (name: string, help: string, pick: (m: MeshFigures) => number): Family => ({
+      name,
+      help,
+      type: "counter",
+      samples: () => {
+        const figures = mesh();
+        return figures ? [[{}, pick(figures)]] : [];
       },
     });
-    new Gauge({
-      name: "weft_max_ips",
-      help: "Size of the cluster pod range.",
-      registers,
-      collect() {
-        this.set(sources.ipam().size);
+    this.#families = [
+      {
+        name: "weft_api_requests_total",
+        help: "Admin API requests by route, method and status code.",
+        type: "counter",
+        samples: () =>
+          [...this.#requests].map(([key, count]) => {
+            const [route, method, status] = key.split("\0");
+            return [{ route, method, status }, count];
+          }),
       },
-    });
-    new Gauge({
-      name: "weft_ipam_unreachable_percentage",
-      help: "Percentage of the pod range owned by peers this node cannot reach.",
-      registers,
-      collect() {
-        this.set(sources.ipam().unreachablePercentage ?? 0);
-      },
-    });
-    new Gauge({
-      name: "weft_ipam_pending_requests",
-      help: "Space requests this node has sent and not yet had answered.",
-      registers,
-      collect() {
-        this.set(sources.ipam().pending ?? 0);
-      },
-    });
-    new Gauge({
-      name: "weft_connections",
-      help: "Mesh connections by state.",
-      labelNames: ["state"],
-      registers,
-      collect() {
-        this.reset();
-        for (const [state, count] of Object.entries(sources.mesh?.()?.connections ?? {})) {
-          this.set({ state }, count);
-        }
-      },
-    });
-    const meshCounter = (
-      name: string,
-      help: string,
-      pick: (m: NonNullable<ReturnType<NonNullable<MetricSources["mesh"]>>>) => number,
-    ) =>
-      // A Counter filled at scrape time: the mesh keeps the running totals.
-      new Counter({
-        name,
-        help,
-        registers,
-        collect() {
-          const mesh = sources.mesh?.();
-          this.reset();
-          if (mesh) this.inc(pick(mesh));
+      {
+        name: "weft_ips",
+        help: "Addresses this node owns, by state (used or free).",
+        type: "gauge",
+        samples: () => {
+          const ipam = sources.ipam();
+          return [[{ state: "used" }, ipam.used], [{ state: "free" }, ipam.free]];
         },
-      });
-    meshCounter(
-      "weft_connection_terminations_total",
-      "Mesh connections that ended since the agent started.",
-      (m) => m.terminations,
-    );
-    meshCounter("weft_gossip_bytes_sent_total", "Gossip bytes sent.", (m) => m.gossipBytesSent);
-    meshCounter(
-      "weft_gossip_bytes_received_total",
-      "Gossip bytes received.",
-      (m) => m.gossipBytesReceived,
-    );
+      },
+      {
+        name: "weft_max_ips",
+        help: "Size of the cluster pod range.",
+        type: "gauge",
+        samples: () => [[{}, sources.ipam().size]],
+      },
+      {
+        name: "weft_ipam_unreachable_percentage",
+        help: "Percentage of the pod range owned by peers this node cannot reach.",
+        type: "gauge",
+        samples: () => [[{}, sources.ipam().unreachablePercentage ?? 0]],
+      },
+      {
+        name: "weft_ipam_pending_requests",
+        help: "Space requests this node has sent and not yet had answered.",
+        type: "gauge",
+        samples: () => [[{}, sources.ipam().pending ?? 0]],
+      },
+      {
+        name: "weft_connections",
+        help: "Mesh connections by state.",
+        type: "gauge",
+        samples: () =>
+          Object.entries(mesh()?.connections ?? {}).map(([state, count]) => [{ state }, count]),
+      },
+      meshTotal(
+        "weft_connection_terminations_total",
+        "Mesh connections that ended since the agent started.",
+        (m) => m.terminations,
+      ),
+      meshTotal("weft_gossip_bytes_sent_total", "Gossip bytes sent.", (m) => m.gossipBytesSent),
+      meshTotal(
+        "weft_gossip_bytes_received_total",
+        "Gossip bytes received.",
+        (m) => m.gossipBytesReceived,
+      ),
+    ];
   }
 
   countRequest(route: string, method: string, status: number): void {
-    this.#requests.inc({ route, method, status: String(status) });
+    const key = `${route}\0${method}\0${status}`;
+    this.#requests.set(key, (this.#requests.get(key) ?? 0) + 1);
   }
 
+  // deno-lint-ignore require-await
   async render(): Promise<{ contentType: string; body: string }> {
-    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+    const lines: string[] = [];
+    for (const family of this.#families) {
+      lines.push(`# HELP ${family.name} ${escapeHelp(family.help)}`);
+      lines.push(`# TYPE ${family.name} ${family.type}`);
+      for (const [labels, value] of family.samples()) {
+        lines.push(`${family.name}${formatLabels(labels)} ${formatValue(value)}`);
+      }
+    }
+    return { contentType: CONTENT_TYPE, body: lines.join("\n") + "\n" };
   }
+}
+
+type MeshFigures = NonNullable<ReturnType<NonNullable<MetricSources["mesh"]>>>;
+
+function formatLabels(labels: Labels): string {
+  const pairs = Object.entries(labels).map(([name, value]) => `${name}="${escapeLabel(value)}"`);
+  return pairs.length ? `{${pairs.join(",")}}` : "";
+}
+
+/** Label values escape backslash, double quote and newline (exposition format 0.0.4). */
+function escapeLabel(value: string): string {
+  return value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+}
+
+/** Help text escapes backslash and newline only. */
+function escapeHelp(text: string): string {
+  return text.replace(/\\/g, "\\\\").replace(/\n/g, "\\n");
+}
+
+function formatValue(value: number): string {
+  if (Number.isNaN(value)) return "NaN";
+  if (value === Infinity) return "+Inf";
+  if (value === -Infinity) return "-Inf";
+  return String(value);
 }

@@ -1,0 +1,84 @@
+import assert from "node:assert/strict";
+import { AgentMetrics, type MetricSources } from "./metrics.ts";
+
+const ipam = () => ({ size: 14, used: 2, free: 12, unreachablePercentage: 25, pending: 1 });
+const mesh = () => ({
+  connections: { established: 2, retrying: 1 },
+  terminations: 3,
+  gossipBytesSent: 4096,
+  gossipBytesReceived: 1024,
+});
+
+async function scrape(sources: MetricSources, requests: [string, string, number][] = []) {
+  const metrics = new AgentMetrics(sources);
+  for (const [route, method, status] of requests) metrics.countRequest(route, method, status);
+  return await metrics.render();
+}
+
+Deno.test("metrics: every family has HELP and TYPE, samples read from the sources", async () => {
+  const { contentType, body } = await scrape({ ipam, mesh });
+  assert.equal(contentType, "text/plain; version=0.0.4; charset=utf-8");
+  const expected = [
+    ["weft_api_requests_total", "counter"],
+    ["weft_ips", "gauge"],
+    ["weft_max_ips", "gauge"],
+    ["weft_ipam_unreachable_percentage", "gauge"],
+    ["weft_ipam_pending_requests", "gauge"],
+    ["weft_connections", "gauge"],
+    ["weft_connection_terminations_total", "counter"],
+    ["weft_gossip_bytes_sent_total", "counter"],
+    ["weft_gossip_bytes_received_total", "counter"],
+  ];
+  for (const [name, type] of expected) {
+    assert.match(body, new RegExp(`^# HELP ${name} \\S`, "m"));
+    assert.match(body, new RegExp(`^# TYPE ${name} ${type}$`, "m"));
+  }
+  const samples = body.split("\n").filter((line) => line && !line.startsWith("#"));
+  assert.deepEqual(samples, [
+    'weft_ips{state="used"} 2',
+    'weft_ips{state="free"} 12',
+    "weft_max_ips 14",
+    "weft_ipam_unreachable_percentage 25",
+    "weft_ipam_pending_requests 1",
+    'weft_connections{state="established"} 2',
+    'weft_connections{state="retrying"} 1',
+    "weft_connection_terminations_total 3",
+    "weft_gossip_bytes_sent_total 4096",
+    "weft_gossip_bytes_received_total 1024",
+  ]);
+  assert.ok(body.endsWith("\n"));
+});
+
+Deno.test("metrics: requests are counted per route, method and status", async () => {
+  const { body } = await scrape({ ipam }, [
+    ["/ip/:containerID", "POST", 200],
+    ["/ip/:containerID", "POST", 200],
+    ["/ip/:containerID", "POST", 503],
+    ["/status", "GET", 200],
+  ]);
+  const lines = body.split("\n").filter((line) => line.startsWith("weft_api_requests_total"));
+  assert.deepEqual(lines, [
+    'weft_api_requests_total{route="/ip/:containerID",method="POST",status="200"} 2',
+    'weft_api_requests_total{route="/ip/:containerID",method="POST",status="503"} 1',
+    'weft_api_requests_total{route="/status",method="GET",status="200"} 1',
+  ]);
+});
+
+Deno.test("metrics: label values are escaped, so a strange route cannot break the text", async () => {
+  const { body } = await scrape({ ipam }, [['/a"b\\c\nd', "GET", 404]]);
+  assert.match(
+    body,
+    /^weft_api_requests_total\{route="\/a\\"b\\\\c\\nd",method="GET",status="404"\} 1$/m,
+  );
+  assert.equal(body.split("\n").filter((l) => l.startsWith("d")).length, 0, "no broken line");
+});
+
+Deno.test("metrics: without a mesh the mesh families have no samples; odd values spelled", async () => {
+  const { body } = await scrape({
+    ipam: () => ({ size: 4, used: 0, free: 4, unreachablePercentage: NaN }),
+  });
+  assert.doesNotMatch(body, /^weft_connections\{/m);
+  assert.doesNotMatch(body, /^weft_gossip_bytes_sent_total /m);
+  assert.match(body, /^weft_ipam_unreachable_percentage NaN$/m);
+  assert.match(body, /^weft_ipam_pending_requests 0$/m);
+});
