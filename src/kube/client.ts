@@ -176,7 +176,8 @@ export class KubeClient {
         server: this.server,
         reason: status.reason,
         apiMessage: status.message,
-      }, this.#config.source);
+        source: this.#config.source,
+      });
     }
     if (!event.type || !WATCH_EVENT_TYPES.has(event.type) || typeof event.object !== "object") {
       throw new KubeConnectionError(
@@ -233,7 +234,8 @@ export class KubeClient {
       server: this.server,
       reason: status.reason,
       apiMessage: status.message,
-    }, this.#config.source);
+      source: this.#config.source,
+    });
   }
 
   async #token(): Promise<string | undefined> {
@@ -254,7 +256,8 @@ export class KubeClient {
         method: "READ",
         path: file,
         server: this.server,
-      }, `token file "${file}" (${(error as Error).message})`);
+        source: `token file "${file}" (${(error as Error).message})`,
+      });
     }
   }
 }

@@ -1,7 +1,8 @@
 /**
- * API failures as classes by meaning, so callers branch with `instanceof` (a watcher relists on
- * {@link KubeGoneError}, a claimer re-reads on {@link KubeConflictError}) and people get a
- * message that says what to fix, not just a status code.
+ * API failures as classes by meaning, so callers branch with `instanceof` (an informer relists
+ * on {@link KubeGoneError}, a claimer re-reads on {@link KubeConflictError}) and people get a
+ * message that says what to fix, not just a status code. The message is built once, in the base
+ * class, from the status; the subclasses exist only to be caught by meaning.
  */
 
 /** The parts of a Kubernetes `Status` object the client keeps. */
@@ -18,24 +19,20 @@ export interface KubeApiErrorDetails {
   server: string;
   reason?: string;
   apiMessage?: string;
+  /** Where the credentials came from (a kubeconfig path, `in-cluster`), named on a 401. */
+  source?: string;
 }
 
 /** Any non-2xx answer from the API server (or a watch ERROR event). */
 export class KubeApiError extends Error {
+  override name = "KubeApiError";
   readonly status: number;
   readonly reason?: string;
   readonly method: string;
   readonly path: string;
 
-  constructor(details: KubeApiErrorDetails, message?: string) {
-    super(
-      message ??
-        `Kubernetes API at ${details.server} answered ${details.method} ${details.path} with ` +
-          `${details.status}${details.reason ? ` ${details.reason}` : ""}${
-            details.apiMessage ? `: ${details.apiMessage}` : ""
-          }`,
-    );
-    this.name = "KubeApiError";
+  constructor(details: KubeApiErrorDetails) {
+    super(describe(details));
     this.status = details.status;
     this.reason = details.reason;
     this.method = details.method;
@@ -44,74 +41,58 @@ export class KubeApiError extends Error {
 }
 
 export class KubeUnauthorizedError extends KubeApiError {
-  constructor(details: KubeApiErrorDetails, source: string) {
-    super(
-      details,
-      `Kubernetes API at ${details.server} rejected the credentials from ${source} on ` +
-        `${details.method} ${details.path} (401 Unauthorized): the token or client certificate ` +
-        "is missing, expired or not trusted by this cluster",
-    );
-    this.name = "KubeUnauthorizedError";
-  }
+  override name = "KubeUnauthorizedError";
 }
 
 export class KubeForbiddenError extends KubeApiError {
-  constructor(details: KubeApiErrorDetails) {
-    super(
-      details,
-      `Kubernetes API at ${details.server} refused ${details.method} ${details.path} ` +
-        `(403 Forbidden)${details.apiMessage ? `: ${details.apiMessage}` : ""}; the weft ` +
-        "ServiceAccount needs the ClusterRole and Role from manifests/weft.yaml",
-    );
-    this.name = "KubeForbiddenError";
-  }
+  override name = "KubeForbiddenError";
 }
 
 export class KubeNotFoundError extends KubeApiError {
-  constructor(details: KubeApiErrorDetails) {
-    super(details);
-    this.name = "KubeNotFoundError";
-  }
+  override name = "KubeNotFoundError";
 }
 
 /** 409: an update lost an optimistic-concurrency race, or a create found the object present. */
 export class KubeConflictError extends KubeApiError {
-  constructor(details: KubeApiErrorDetails) {
-    super(details);
-    this.name = "KubeConflictError";
-  }
+  override name = "KubeConflictError";
 }
 
-/** 410: the resourceVersion a watch asked for has been compacted away; relist. */
+/** 410: the resourceVersion a watch (or a list's continue token) asked for has expired. */
 export class KubeGoneError extends KubeApiError {
-  constructor(details: KubeApiErrorDetails) {
-    super(details);
-    this.name = "KubeGoneError";
-  }
+  override name = "KubeGoneError";
 }
 
 /** The API server could not be reached, or a stream broke or went silent. */
 export class KubeConnectionError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "KubeConnectionError";
-  }
+  override name = "KubeConnectionError";
 }
 
-/** Picks the class for a status code; `source` names the credentials for 401 messages. */
-export function kubeApiErrorFor(details: KubeApiErrorDetails, source: string): KubeApiError {
-  switch (details.status) {
+const BY_STATUS: Record<number, typeof KubeApiError> = {
+  401: KubeUnauthorizedError,
+  403: KubeForbiddenError,
+  404: KubeNotFoundError,
+  409: KubeConflictError,
+  410: KubeGoneError,
+};
+
+/** Picks the class for a status code. */
+export function kubeApiErrorFor(details: KubeApiErrorDetails): KubeApiError {
+  return new (BY_STATUS[details.status] ?? KubeApiError)(details);
+}
+
+function describe(details: KubeApiErrorDetails): string {
+  const { server, method, path, status, reason, apiMessage } = details;
+  const said = apiMessage ? `: ${apiMessage}` : "";
+  switch (status) {
     case 401:
-      return new KubeUnauthorizedError(details, source);
+      return `Kubernetes API at ${server} rejected the credentials from ` +
+        `${details.source ?? "the configuration"} on ${method} ${path} (401 Unauthorized): the ` +
+        "token or client certificate is missing, expired or not trusted by this cluster";
     case 403:
-      return new KubeForbiddenError(details);
-    case 404:
-      return new KubeNotFoundError(details);
-    case 409:
-      return new KubeConflictError(details);
-    case 410:
-      return new KubeGoneError(details);
+      return `Kubernetes API at ${server} refused ${method} ${path} (403 Forbidden)${said}; ` +
+        "the weft ServiceAccount needs the ClusterRole and Role from manifests/weft.yaml";
     default:
-      return new KubeApiError(details);
+      return `Kubernetes API at ${server} answered ${method} ${path} with ${status}` +
+        `${reason ? ` ${reason}` : ""}${said}`;
   }
 }
