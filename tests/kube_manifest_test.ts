@@ -16,9 +16,11 @@ import { DEFAULT_CNI_BIN_DIR, DEFAULT_CNI_CONF_DIR } from "../src/install/mod.ts
 import { AGENT_ENV_NAMES, DEFAULTS } from "../src/agent/mod.ts";
 import {
   claimReclaim,
+  getPod,
   RECLAIMS_CONFIGMAP,
   RECLAIMS_NAMESPACE,
   setNetworkAvailable,
+  startClusterState,
   startNodeWatcher,
 } from "../src/kube/mod.ts";
 import { startFakeCluster, waitFor } from "./kube_fixture.ts";
@@ -176,56 +178,61 @@ Deno.test("RBAC binds the DaemonSet's ServiceAccount to the roles it defines", (
 
 interface Grant {
   verb: string;
+  /** As the fake API logs requests: `pods`, `nodes/status`, `networkpolicies.networking.k8s.io`. */
   resource: string;
   resourceNames?: string[];
 }
 
 function grants(kind: string): Grant[] {
-  return only(kind).rules.flatMap((rule: Json) => {
-    assert.deepEqual(rule.apiGroups, [""], "weft only touches core resources");
-    return rule.resources.flatMap((resource: string) =>
-      rule.verbs.map((verb: string) => ({ verb, resource, resourceNames: rule.resourceNames }))
-    );
-  });
+  return only(kind).rules.flatMap((rule: Json) =>
+    rule.apiGroups.flatMap((group: string) =>
+      rule.resources.flatMap((resource: string) =>
+        rule.verbs.map((verb: string) => ({
+          verb,
+          resource: group ? `${resource}.${group}` : resource,
+          resourceNames: rule.resourceNames,
+        }))
+      )
+    )
+  );
 }
 
 Deno.test("RBAC grants exactly what the kube client does, no more", async () => {
-  const cluster = startFakeCluster();
-  const stop = new AbortController();
-  try {
-    const { api, client } = cluster;
-    api.addNode("self", { internalIp: "10.0.0.1" });
-    const watcher = startNodeWatcher({
-      client,
-      nodeName: "self",
-      onPeers: () => {},
-      signal: stop.signal,
-    });
-    await watcher.ready;
-    await waitFor("the watch to open", () => api.openWatches === 1);
-    await claimReclaim(client, "gone-1", { claimant: "self" }); // creates the ConfigMap
-    await claimReclaim(client, "gone-2", { claimant: "self" }); // updates it
-    await setNetworkAvailable(client, "self");
-    stop.abort();
-    await watcher.done;
+  await using cluster = startFakeCluster();
+  const { api, client } = cluster;
+  api.addNode("self", { internalIp: "10.0.0.1" });
+  api.addPod("default", "web", { ip: "10.32.0.2", node: "self" });
+  const watcher = cluster.track(startNodeWatcher({
+    client,
+    nodeName: "self",
+    onPeers: () => {},
+    signal: cluster.signal,
+  }));
+  const state = cluster.track(startClusterState({ client, signal: cluster.signal }));
+  await watcher.ready;
+  await state.synced;
+  await waitFor("the four watches to open", () => api.openWatches === 4);
+  assert.ok(await getPod(client, "default", "web"));
+  await claimReclaim(client, "gone-1", { claimant: "self" }); // creates the ConfigMap
+  await claimReclaim(client, "gone-2", { claimant: "self" }); // updates it
+  await setNetworkAvailable(client, "self");
+  cluster.stop();
+  await watcher.done;
+  await state.done;
 
-    const used = new Set(api.requests);
-    const granted = [...grants("ClusterRole"), ...grants("Role")];
-    for (const request of used) {
-      const [verb, resource] = request.split(" ");
-      const grant = granted.find((g) => g.verb === verb && g.resource === resource);
-      assert.ok(grant, `the manifest does not grant "${request}"`);
-      if (grant.resourceNames) assert.deepEqual(grant.resourceNames, [RECLAIMS_CONFIGMAP]);
-    }
-    // `get nodes` is kept for the agent to read its own Node (the issue's least-privilege set
-    // is nodes get/list/watch); every other grant must be exercised by the client.
-    const unused = granted.map((g) => `${g.verb} ${g.resource}`)
-      .filter((g) => !used.has(g) && g !== "get nodes");
-    assert.deepEqual(unused, [], "grants nothing uses");
-  } finally {
-    stop.abort();
-    await cluster.close();
+  const used = new Set(api.requests);
+  const granted = [...grants("ClusterRole"), ...grants("Role")];
+  for (const request of used) {
+    const [verb, resource] = request.split(" ");
+    const grant = granted.find((g) => g.verb === verb && g.resource === resource);
+    assert.ok(grant, `the manifest does not grant "${request}"`);
+    if (grant.resourceNames) assert.deepEqual(grant.resourceNames, [RECLAIMS_CONFIGMAP]);
   }
+  // `get nodes` is kept for the agent to read its own Node (the issue's least-privilege set
+  // is nodes get/list/watch); every other grant must be exercised by the client.
+  const unused = granted.map((g) => `${g.verb} ${g.resource}`)
+    .filter((g) => !used.has(g) && g !== "get nodes");
+  assert.deepEqual(unused, [], "grants nothing uses");
 });
 
 Deno.test("docs/kubernetes.md applies this file and names the DaemonSet and container it has", async () => {

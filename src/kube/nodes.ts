@@ -2,16 +2,12 @@
  * Pure reading of Node objects: which address a peer is reached on, and the peer list a set of
  * Nodes implies. Kept apart from the watcher so the rules are tested without any HTTP.
  */
+import type { ResourceType } from "./informer.ts";
 
 /** The slice of a v1 Node that weft reads. */
 export interface KubeNode {
   metadata: { name: string; uid?: string; resourceVersion?: string };
   status?: { addresses?: { type: string; address: string }[] };
-}
-
-export interface KubeNodeList {
-  metadata: { resourceVersion?: string };
-  items: KubeNode[];
 }
 
 /** What the watcher remembers of a Node. */
@@ -47,6 +43,13 @@ export function summarizeNode(node: KubeNode): NodeSummary {
   };
 }
 
+/** Nodes as the node watcher's informer keeps them: name, uid and peer address only. */
+export const NODE_RESOURCE: ResourceType<NodeSummary> = {
+  path: "/api/v1/nodes",
+  slim: (raw) => summarizeNode(raw as unknown as KubeNode),
+  indexes: {},
+};
+
 /** The other nodes' addresses, sorted and without duplicates; `self` is left out by name. */
 export function peerAddresses(nodes: Iterable<NodeSummary>, self: string): string[] {
   const addresses = new Set<string>();
@@ -54,18 +57,6 @@ export function peerAddresses(nodes: Iterable<NodeSummary>, self: string): strin
     if (node.name !== self && node.address) addresses.add(node.address);
   }
   return [...addresses].sort();
-}
-
-/**
- * Nodes present in `before` but gone (or replaced by a new object of the same name, i.e. a
- * different uid) in `after`: what a relist must report as deleted, since the watch that would
- * have said so was lost.
- */
-export function vanishedNodes(
-  before: ReadonlyMap<string, NodeSummary>,
-  after: ReadonlyMap<string, NodeSummary>,
-): NodeSummary[] {
-  return [...before.values()].filter((old) => after.get(old.name)?.uid !== old.uid);
 }
 
 /**

@@ -5,7 +5,6 @@ import {
   type NodeSummary,
   peerAddresses,
   PeerAddressSet,
-  vanishedNodes,
 } from "./nodes.ts";
 
 function node(name: string, addresses: [string, string][]): KubeNode {
@@ -52,20 +51,6 @@ Deno.test("peerAddresses leaves out self and address-less nodes, sorted and uniq
     { name: "a2", uid: "4", address: "10.0.0.1" },
   ];
   assert.deepEqual(peerAddresses(nodes, "self"), ["10.0.0.1", "10.0.0.3"]);
-});
-
-Deno.test("vanishedNodes reports removed nodes and same-name nodes with a new uid", () => {
-  const before = new Map<string, NodeSummary>([
-    ["a", { name: "a", uid: "1" }],
-    ["b", { name: "b", uid: "2" }],
-    ["c", { name: "c", uid: "3" }],
-  ]);
-  const after = new Map<string, NodeSummary>([
-    ["a", { name: "a", uid: "1" }],
-    ["c", { name: "c", uid: "33" }],
-    ["d", { name: "d", uid: "4" }],
-  ]);
-  assert.deepEqual(vanishedNodes(before, after).map((n) => `${n.name}/${n.uid}`), ["b/2", "c/3"]);
 });
 
 Deno.test("PeerAddressSet stays sorted and counts shared addresses", () => {
