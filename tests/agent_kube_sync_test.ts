@@ -9,7 +9,7 @@ import { startKubernetes } from "../src/agent/kube_sync.ts";
 import { startFakeCluster, TOKEN, waitFor } from "./kube_fixture.ts";
 
 Deno.test("a deleted Node's reclaim that fails is retried until it succeeds", async () => {
-  const cluster = startFakeCluster();
+  await using cluster = startFakeCluster();
   const dir = await Deno.makeTempDir({ prefix: "weft-kube-sync-test-" });
   const stopping = new AbortController();
   try {
@@ -59,7 +59,6 @@ Deno.test("a deleted Node's reclaim that fails is retried until it succeeds", as
     assert.equal(attempts.length, 2, "done after the success");
   } finally {
     stopping.abort();
-    await cluster.close();
     await Deno.remove(dir, { recursive: true });
   }
 });
