@@ -25,6 +25,10 @@ Deno.test("version and help work from any directory", async () => {
   for (const command of ["launch", "status", "ps", "reset", "connect", "forget", "rmpeer"]) {
     assert.match(help.stdout, new RegExp(`\\b${command}\\b`));
   }
+  // the command the IPAM's "no live peer owns any space" message names exists
+  const adoptHelp = await weft(["ipam", "adopt", "--help"]);
+  assert.equal(adoptHelp.code, 0);
+  assert.match(adoptHelp.stdout, /ONE node/);
   const launchHelp = await weft(["launch", "--help"]);
   assert.match(launchHelp.stdout, /--ipalloc-range/);
 });

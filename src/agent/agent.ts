@@ -35,7 +35,7 @@ import {
 import { Mesh } from "../mesh/mod.ts";
 import type { AgentConfig } from "./config.ts";
 import { AgentMetrics } from "./metrics.ts";
-import { type Diagnosable, fixed, gatherDiagnostics } from "./diagnostics.ts";
+import { type Diagnosable, fixed, ipamDiagnostics, nodeProblems } from "./diagnostics.ts";
 import { httpErrorOf } from "./http_errors.ts";
 import { openMeshIpam } from "./ipam_transport.ts";
 import { startKubernetes } from "./kube_sync.ts";
@@ -290,11 +290,16 @@ export class Agent implements AgentPort {
 
   ipamStatus(): IpamStatusView {
     const phase = this.#setup.phase;
-    return ipamStatusView(this.#ipam, {
+    const view = ipamStatusView(this.#ipam, {
       range: this.config.ipallocRange,
       mesh: this.#meshNode,
       reason: phase.kind === "waiting" ? phase.reason : undefined,
     });
+    // not open: what it waits for is node set-up's to say (the Kubernetes Node list)
+    const problems = this.#ipam
+      ? ipamDiagnostics(this.#ipam as Diagnosable, view)
+      : this.#setup.diagnostics();
+    return { ...view, problems };
   }
 
   status(): StatusView {
@@ -331,29 +336,13 @@ export class Agent implements AgentPort {
   /** Everything that explains a node that is not ready or not healthy; never empty when not ready. */
   #problems(ipam: IpamStatusView, reason: string | undefined): Diagnostic[] {
     const phase = this.#setup.phase;
-    const ipamSource = this.#ipam as Diagnosable | undefined;
-    const problems = gatherDiagnostics([
+    return nodeProblems([
       this.#setup,
-      // until the IPAM explains itself, its one-line reason does
-      typeof ipamSource?.diagnostics === "function" || ipam.ready ? ipamSource : fixed([{
-        code: "ipam-not-ready",
-        severity: "error",
-        message: `The IPAM is not ready: ${ipam.reason ?? "no reason given"}`,
-        fix: "See `weft status ipam` for the peers it knows and waits for.",
-      }]),
-      this.#meshNode as Diagnosable,
+      fixed(ipam.problems ?? []),
+      this.#meshNode,
       phase.kind === "up" ? phase.datapath as Diagnosable | undefined : undefined,
       this.#reclaimer,
-    ]);
-    if (reason !== undefined && !problems.some((p) => p.severity === "error")) {
-      problems.unshift({
-        code: "not-ready",
-        severity: "error",
-        message: `The node is not ready: ${reason}`,
-        fix: "Wait a few seconds; if it stays, look at the agent's log (`weft report`).",
-      });
-    }
-    return problems;
+    ], { reason });
   }
 
   async allocate(
@@ -458,6 +447,17 @@ export class Agent implements AgentPort {
       throw new NotFoundError(`Cannot rmpeer "${nameOrNickname}": no such peer in the IPAM ring`);
     }
     return ipam.rmpeer(name);
+  }
+
+  /** `weft ipam adopt`: this node takes the space no live peer owns (run on ONE node). */
+  adoptOrphans(): Promise<{ orphaned: number }> {
+    const result = this.#requireIpam().adoptOrphans();
+    this.#log(
+      result.orphaned
+        ? `adopting ${result.orphaned} orphaned addresses (weft ipam adopt)`
+        : "weft ipam adopt: no orphaned space to adopt",
+    );
+    return Promise.resolve(result);
   }
 
   /** Leaves the cluster cleanly: gives this node's ranges away, then stops the agent. */

@@ -7,6 +7,7 @@
  */
 import { type Cidr, formatCidr, parseCidr, parseIp } from "../net/cidr.ts";
 import { type IpamInit, parseIpamInit } from "../ipam/mod.ts";
+import { AddressError, isLocalAddress, normalizeAddress } from "../mesh/mod.ts";
 
 export interface AgentConfig {
   bridge: string;
@@ -172,9 +173,40 @@ function splitList(text: string | undefined): string[] {
   return (text ?? "").split(/[\s,]+/).map((s) => s.trim()).filter(Boolean);
 }
 
+/**
+ * How many peers agree the first split by default: this one and every DISTINCT other peer in
+ * `--peers`. The same command line on every node (`--peers A,B,C` on A, B and C) must give
+ * every node the same quorum, so this node's own entry (one of its addresses with its mesh
+ * port) is left out, and repeats (`A` and `A:6783`) count once. Host names are not resolved:
+ * name yourself by address, or give `--ipalloc-init`.
+ */
+export function defaultQuorum(
+  peers: string[],
+  options: { port: number; hostAddresses?: readonly string[] },
+): number {
+  const others = new Set<string>();
+  for (const peer of peers) {
+    let address: string;
+    try {
+      address = normalizeAddress(peer);
+    } catch (error) {
+      if (error instanceof AddressError) throw new ConfigError(`Invalid --peers: ${error.message}`);
+      throw error;
+    }
+    if (!isLocalAddress(address, options)) others.add(address);
+  }
+  return others.size + 1;
+}
+
+export interface ResolveOptions {
+  /** This host's addresses (default: its interfaces), to find itself in `--peers`. */
+  hostAddresses?: readonly string[];
+}
+
 export async function resolveAgentConfig(
   flags: AgentFlags,
   env: Record<string, string | undefined>,
+  options: ResolveOptions = {},
 ): Promise<AgentConfig> {
   const pick = (flag: string | undefined, ...names: string[]) =>
     flag ?? names.map((n) => env[n]).find((v) => v !== undefined && v !== "");
@@ -227,6 +259,12 @@ export async function resolveAgentConfig(
   const kubernetes = flags.kubernetes ??
     Boolean((env.KUBERNETES_SERVICE_HOST || flags.kubeconfig) && nodeName);
   const peers = splitList(pick(flags.peers, "WEFT_PEERS"));
+  const port = integer(
+    pick(flags.port, "WEFT_PORT") ?? String(DEFAULTS.port),
+    "mesh port",
+    1,
+    65535,
+  );
   const initText = pick(flags.ipallocInit, "IPALLOC_INIT");
   let ipallocInit: IpamInit | undefined;
   if (initText !== undefined) {
@@ -239,7 +277,10 @@ export async function resolveAgentConfig(
     }
   } else if (!kubernetes) {
     // As Weave Net: the initial peers are this one and those it is told to connect to.
-    ipallocInit = { mode: "consensus", peers: peers.length + 1 };
+    ipallocInit = {
+      mode: "consensus",
+      peers: defaultQuorum(peers, { port, hostAddresses: options.hostAddresses }),
+    };
   }
 
   return {
@@ -254,7 +295,7 @@ export async function resolveAgentConfig(
     password,
     encrypt: Boolean(password) && flags.encrypt !== false,
     peers,
-    port: integer(pick(flags.port, "WEFT_PORT") ?? String(DEFAULTS.port), "mesh port", 1, 65535),
+    port,
     meshHost: flags.host ?? "0.0.0.0",
     discovery: flags.discovery ?? true,
     connLimit: integer(

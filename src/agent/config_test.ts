@@ -93,6 +93,11 @@ Deno.test("the first split defaults to consensus among this peer and its --peers
     { mode: "consensus", peers: 3 },
   );
   assert.deepEqual(
+    (await resolveAgentConfig({ peers: "10.0.0.2,10.0.0.2:6783,10.0.0.3" }, {})).ipallocInit,
+    { mode: "consensus", peers: 3 },
+    "a peer named twice counts once",
+  );
+  assert.deepEqual(
     (await resolveAgentConfig({}, { IPALLOC_INIT: "seed=a,b" })).ipallocInit,
     { mode: "seed", seeds: ["a", "b"] },
   );
@@ -109,4 +114,29 @@ Deno.test("durations", () => {
   assert.equal(parseDuration("90s", "x"), 90_000);
   assert.equal(parseDuration("2h", "x"), 7_200_000);
   assert.throws(() => parseDuration("soon", "--ipam-reclaim-after"), /--ipam-reclaim-after "soon"/);
+});
+
+Deno.test("the same --peers on every node gives every node the same quorum (itself left out)", async () => {
+  const peers = "192.168.1.11,192.168.1.12,192.168.1.13";
+  for (const self of ["192.168.1.11", "192.168.1.12", "192.168.1.13"]) {
+    const config = await resolveAgentConfig({ peers }, {}, {
+      hostAddresses: ["127.0.0.1", self, "10.32.0.1"],
+    });
+    assert.deepEqual(config.ipallocInit, { mode: "consensus", peers: 3 }, self);
+    // the list itself is kept: the mesh skips its own entry when dialling
+    assert.equal(config.peers.length, 3);
+  }
+  // another port on this host is another peer (two agents on one machine, as in tests)
+  const other = await resolveAgentConfig({ peers: "192.168.1.11:7000" }, {}, {
+    hostAddresses: ["192.168.1.11"],
+  });
+  assert.deepEqual(other.ipallocInit, { mode: "consensus", peers: 2 });
+  const moved = await resolveAgentConfig({ peers: "192.168.1.11:7000", port: "7000" }, {}, {
+    hostAddresses: ["192.168.1.11"],
+  });
+  assert.deepEqual(moved.ipallocInit, { mode: "consensus", peers: 1 });
+  await assert.rejects(
+    resolveAgentConfig({ peers: "10.0.0.2,bad!" }, {}),
+    /Invalid --peers.*"bad!"/,
+  );
 });

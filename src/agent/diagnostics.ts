@@ -2,8 +2,8 @@
  * Gathering what explains a node that is not ready or not healthy (CONTRACTS #1). The IPAM,
  * the mesh and the data path each declare the same `Diagnostic` shape and expose
  * `diagnostics()`; node set-up and the reclaimer are the agent's own. A component that cannot
- * explain itself yet still must not leave a not-ready node with an empty list: `fallback`
- * turns its one-line reason into a diagnostic.
+ * explain itself yet (or explains nothing while not ready) still must not leave a not-ready node
+ * with an empty list: its one-line reason becomes a diagnostic.
  */
 import type { Diagnostic } from "../api/mod.ts";
 
@@ -46,4 +46,36 @@ function rank(diagnostic: Diagnostic): number {
 /** A source with a fixed list: for a component that explains itself through a reason only. */
 export function fixed(diagnostics: Diagnostic[]): Diagnosable {
   return { diagnostics: () => diagnostics };
+}
+
+/** The IPAM's diagnostics; while it is not ready and says nothing more, its one-line reason. */
+export function ipamDiagnostics(
+  ipam: Diagnosable,
+  view: { ready: boolean; reason?: string },
+): Diagnostic[] {
+  const own = gatherDiagnostics([ipam]);
+  if (view.ready || own.some((d) => d.severity === "error")) return own;
+  return [{
+    code: "ipam-not-ready",
+    severity: "error",
+    message: `The IPAM is not ready: ${view.reason ?? "no reason given"}`,
+    fix: "See `weft status ipam` for the peers it knows and waits for.",
+  }, ...own];
+}
+
+/** All of the node's problems; while it is not ready, at least one error that says why. */
+export function nodeProblems(
+  sources: Array<Diagnosable | undefined>,
+  options: { reason?: string },
+): Diagnostic[] {
+  const problems = gatherDiagnostics(sources);
+  if (options.reason !== undefined && !problems.some((p) => p.severity === "error")) {
+    problems.unshift({
+      code: "not-ready",
+      severity: "error",
+      message: `The node is not ready: ${options.reason}`,
+      fix: "Wait a few seconds; if it stays, look at the agent's log (`weft report`).",
+    });
+  }
+  return problems;
 }

@@ -172,6 +172,11 @@ export function createApi(agent: AgentPort, options: ApiOptions = {}): Hono {
     return c.json(await agent.leave());
   });
 
+  app.post("/ipam/adopt", async (c) => {
+    if (!agent.adoptOrphans) throw new NotFoundError("adopt is not supported by this agent");
+    return c.json(await agent.adoptOrphans());
+  });
+
   app.post("/expose", async (c) => {
     if (!agent.expose) throw new NotFoundError("expose is not supported by this agent");
     return c.json(await agent.expose());

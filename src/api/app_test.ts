@@ -248,3 +248,11 @@ Deno.test("a ready node has no problems", async () => {
     assert.deepEqual(status.problems, []);
   });
 });
+
+Deno.test("POST /ipam/adopt (weft ipam adopt) answers how much orphaned space it takes", async () => {
+  await withApi(async (request) => {
+    const response = await request("/ipam/adopt", { method: "POST" });
+    assert.equal(response.status, 200);
+    assert.deepEqual(await response.json(), { orphaned: 0 }, "a healthy ring has no orphans");
+  });
+});

@@ -106,6 +106,9 @@ export class ApiClient {
   metrics(): Promise<string> {
     return this.request("GET", "/metrics");
   }
+  adoptOrphans(): Promise<{ orphaned: number }> {
+    return this.request("POST", "/ipam/adopt");
+  }
   leave(): Promise<{ givenTo?: string; addresses: number }> {
     return this.request("POST", "/leave");
   }

@@ -88,6 +88,8 @@ export interface IpamStatusView {
   pendingRequests?: number;
   /** Reclaims in progress: space nobody owns until the live peers acknowledge the removal. */
   reclaims?: Array<{ peer: string; addresses: number; waitingOn: string[] }>;
+  /** What keeps the IPAM from being ready or healthy, with a fix each. */
+  problems?: Diagnostic[];
 }
 
 export interface AttachmentRef {
@@ -126,6 +128,11 @@ export interface AgentPort {
   /** Prometheus text exposition of the agent's metrics. */
   metrics(): Promise<{ contentType: string; body: string }>;
   countRequest(route: string, method: string, status: number): void;
+  /**
+   * Operator action when no live peer owns some of the range (every owner removed or gone):
+   * this node takes the orphaned space. Run on ONE node only.
+   */
+  adoptOrphans?(): Promise<{ orphaned: number }>;
   /** Leave the cluster cleanly (give address space away), then stop. */
   leave?(): Promise<unknown>;
   expose?(): Promise<unknown>;

@@ -6,7 +6,6 @@
  */
 import { Command, CommanderError, Option } from "commander";
 import { AgentUnreachableError, ApiClient, ApiError } from "../api/mod.ts";
-import type { IpamStatusView, StatusView } from "../api/mod.ts";
 import {
   Agent,
   type AgentFlags,
@@ -24,7 +23,8 @@ import {
   uninstall,
 } from "../install/mod.ts";
 import { VERSION } from "../version.ts";
-import { keyValues, table } from "./format.ts";
+import { table } from "./format.ts";
+import { renderIpam, renderRecords, renderStatus } from "./render.ts";
 
 function client(command: Command): ApiClient {
   const { apiAddr } = command.optsWithGlobals() as { apiAddr?: string };
@@ -33,84 +33,6 @@ function client(command: Command): ApiClient {
 
 function print(value: unknown, json: boolean, render: () => string): void {
   console.log(json ? JSON.stringify(value, null, 2) : render());
-}
-
-function renderStatus(s: StatusView): string {
-  return keyValues([
-    ["Version", s.version],
-    ["Ready", s.ready ? "yes" : `no (${s.reason ?? "unknown"})`],
-    ["Peer", `${s.peerName} (${s.nickname})`],
-    ["Range", s.range],
-    ["Bridge", `${s.bridge.name} ${s.bridge.address} mtu ${s.bridge.mtu}`],
-    ["Addresses", `${s.ipam.used} used, ${s.ipam.free} free on this node`],
-    ...(s.mesh
-      ? [
-        ["Peers", `${s.mesh.reachable} reachable of ${s.mesh.peers}`] as [string, string],
-        ["Connections", `${s.mesh.established} established of ${s.mesh.connections}`] as [
-          string,
-          string,
-        ],
-      ]
-      : []),
-    ...(s.datapath
-      ? [["Data path", `${s.datapath.mode} mtu ${s.datapath.mtu}`] as [string, string]]
-      : []),
-    ["Uptime", `${s.uptimeSeconds}s`],
-  ]);
-}
-
-function renderIpam(s: IpamStatusView): string {
-  const lines = [
-    keyValues([
-      ["Range", s.range],
-      ["Ready", s.ready ? "yes" : `no (${s.reason ?? "unknown"})`],
-      ["Owned here", `${s.used} used, ${s.free} free`],
-      ...(s.unreachablePercentage !== undefined
-        ? [
-          ["Unreachable", `${s.unreachablePercentage.toFixed(1)}% of the range`] as [
-            string,
-            string,
-          ],
-        ]
-        : []),
-    ]),
-    "",
-    table(["START", "END", "SIZE", "USED"], s.owned.map((r) => [r.start, r.end, r.size, r.used])),
-  ];
-  if (s.peers?.length) {
-    lines.push(
-      "",
-      table(
-        ["PEER", "NICKNAME", "OWNED", "USED", "FREE", "REACHABLE"],
-        s.peers.map((
-          p,
-        ) => [p.peer, p.nickname, p.owned, p.used, p.free, p.reachable ? "yes" : "NO"]),
-      ),
-    );
-  }
-  return lines.join("\n");
-}
-
-/** Epoch-millisecond fields (since, lastSeen, nextAttempt) read better relative to now. */
-const TIME_FIELDS = new Set(["since", "lastSeen", "nextAttempt"]);
-
-function cell(key: string, value: unknown): string | undefined {
-  if (value === undefined || value === null) return undefined;
-  if (TIME_FIELDS.has(key) && typeof value === "number" && value > 1e12) {
-    const seconds = Math.round((Date.now() - value) / 1000);
-    return seconds >= 0 ? `${seconds}s ago` : `in ${-seconds}s`;
-  }
-  return String(value);
-}
-
-function renderRecords(records: unknown[]): string {
-  if (records.length === 0) return "(none)";
-  const rows = records.map((r) => r as Record<string, unknown>);
-  // every scalar field any record has, in first-seen order (relayed peers add path fields)
-  const keys = [...new Set(rows.flatMap((r) => Object.keys(r)))].filter((k) =>
-    rows.every((r) => typeof r[k] !== "object" || r[k] === null)
-  );
-  return table(keys.map((k) => k.toUpperCase()), rows.map((r) => keys.map((k) => cell(k, r[k]))));
 }
 
 export function buildCli(): Command {
@@ -271,6 +193,22 @@ export function buildCli(): Command {
     .argument("<name>", "peer name or nickname")
     .action(async (name: string, _options: unknown, command: Command) => {
       console.log(JSON.stringify(await client(command).removePeer(name), null, 2));
+    });
+
+  const ipam = program.command("ipam").description(
+    "operator actions on the cluster's address space",
+  );
+  ipam.command("adopt")
+    .description(
+      "take the address space no live peer owns (all its owners were removed); run on ONE node",
+    )
+    .action(async (_options: unknown, command: Command) => {
+      const { orphaned } = await client(command).adoptOrphans();
+      console.log(
+        orphaned
+          ? `adopting ${orphaned} orphaned addresses; \`weft status ipam\` shows them once every live peer agreed`
+          : "nothing to adopt: every part of the range has a live owner",
+      );
     });
 
   program.command("expose")
