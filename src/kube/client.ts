@@ -30,6 +30,11 @@ export interface KubeWatchOptions {
    * TCP connections otherwise leave a watcher waiting forever.
    */
   idleTimeoutMs?: number;
+  /**
+   * An event longer than this (in characters) ends the watch as broken instead of growing the
+   * buffer without bound. The API server stores objects of at most about 1.5 MB.
+   */
+  maxEventLength?: number;
 }
 
 export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK";
@@ -89,7 +94,7 @@ export class KubeClient {
    * returns quietly when `signal` aborts.
    */
   async *watch<T>(path: string, options: KubeWatchOptions = {}): AsyncGenerator<WatchEvent<T>> {
-    const { signal, idleTimeoutMs = 600_000 } = options;
+    const { signal, idleTimeoutMs = 600_000, maxEventLength = 16 * 2 ** 20 } = options;
     const controller = new AbortController();
     const forwardAbort = () => controller.abort(signal?.reason);
     signal?.addEventListener("abort", forwardAbort, { once: true });
@@ -139,6 +144,12 @@ export class KubeClient {
             const line = buffer.slice(0, newline).trim();
             buffer = buffer.slice(newline + 1);
             if (line) yield this.#watchEvent<T>(line, path);
+          }
+          if (buffer.length > maxEventLength) {
+            throw new KubeConnectionError(
+              `Watch of ${path} at ${this.server} sent an event longer than ${maxEventLength} ` +
+                "characters",
+            );
           }
         }
         if (buffer.trim()) yield this.#watchEvent<T>(buffer.trim(), path);

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { KubeClient } from "./client.ts";
+import { KubeConnectionError } from "./errors.ts";
 
 Deno.test("requests keep a path prefix in the server URL and drop undefined query values", async () => {
   const seen: string[] = [];
@@ -38,4 +39,28 @@ Deno.test("watch reassembles events split across chunks, even inside a UTF-8 cha
     );
   }
   assert.deepEqual(seen, ["ADDED nœud-1", "BOOKMARK 9"]);
+});
+
+Deno.test("a watch event longer than maxEventLength ends the watch instead of filling memory", async () => {
+  let sent = 0;
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      // an endless line, as a broken proxy might send
+      controller.enqueue(new TextEncoder().encode("x".repeat(1024)));
+      sent += 1024;
+    },
+  });
+  const client = new KubeClient({ server: "http://fake", source: "t" }, {
+    fetch: () => Promise.resolve(new Response(body)),
+  });
+  await assert.rejects(
+    async () => {
+      for await (const _ of client.watch("/api/v1/pods", { maxEventLength: 64 * 1024 })) {
+        // nothing is ever complete
+      }
+    },
+    (error: Error) =>
+      error instanceof KubeConnectionError && /longer than 65536 characters/.test(error.message),
+  );
+  assert.ok(sent < 80 * 1024, `read ${sent} bytes before giving up`);
 });
