@@ -16,6 +16,7 @@ const allowed: Record<string, string[]> = {
   datapath: ["net"],
   kube: ["net"],
   install: ["net"],
+  policy: ["net"],
   api: ["net"],
   cni: ["net", "api"],
   agent: ["net", "ipam", "mesh", "datapath", "kube", "api", "install"],
