@@ -4,13 +4,14 @@
  *
  * The full script replaces the table (add, delete, then create: the idiom that works whether or
  * not it exists) and is what the agent runs at start and whenever the kernel may have drifted.
- * The patch script applies a `RuleSetDiff` in place: new objects first, then element changes,
- * then renewed chains, and only then deletions, when no rule refers to the deleted objects any
- * more. Per-policy drop counters survive patches (a full replacement starts them from zero).
+ * The patch script applies a `RuleSetDiff` in place: new objects first, then element changes
+ * (a removal tolerates an element already gone), then renewed chains, and only then deletions,
+ * when no rule refers to the deleted objects any more. Per-policy drop counters survive patches (a full replacement starts them from zero).
  * Both print statements in the flat `add …` form, one per line, from the same helpers.
  */
 import { formatIp } from "../net/cidr.ts";
-import type { RuleSetDiff } from "./diff.ts";
+import { deleteTableScript, nftName, setElementsScript } from "../net/nft.ts";
+import type { ElementChange, RuleSetDiff } from "./diff.ts";
 import { formatInterval } from "./elements.ts";
 import type { Chain, CompiledRuleSet, CounterDef, Element, Match, Rule, SetDef } from "./ir.ts";
 
@@ -21,21 +22,21 @@ export interface RenderOptions {
   table?: string;
 }
 
-/** Elements per `add element` statement, to keep lines of a big set reasonable. */
-const ELEMENTS_PER_LINE = 256;
-
 export function renderRuleSet(ruleSet: CompiledRuleSet, options: RenderOptions = {}): string {
-  const t = tableRef(options);
+  const table = tableName(options);
+  const t = `inet ${table}`;
   const node = ruleSet.node ? ` for node ${ruleSet.node}` : "";
   const lines = [
     `# weft NetworkPolicy${node}: generated, replaced as a whole`,
-    `add table ${t}`,
-    `delete table ${t}`,
+    deleteTableScript("inet", table).trimEnd(),
     `add table ${t} { comment ${quote(`weft NetworkPolicy${node}`)}; }`,
   ];
   for (const set of ruleSet.sets) {
     lines.push(addSet(t, set));
-    lines.push(...addElements(t, set, ruleSet.members.get(set.name) ?? []));
+    const add = [...ruleSet.members.get(set.name) ?? []];
+    if (add.length) {
+      lines.push(elementsScript(table, set.name, { kind: set.kind, add, remove: [] }));
+    }
   }
   for (const counter of ruleSet.counters) lines.push(addCounter(t, counter));
   // Every chain exists before any rule jumps to it.
@@ -47,16 +48,14 @@ export function renderRuleSet(ruleSet: CompiledRuleSet, options: RenderOptions =
 /** The transaction for a diff; a `replace` diff renders the full script. */
 export function renderDiff(diff: RuleSetDiff, options: RenderOptions = {}): string {
   if (diff.kind === "replace") return renderRuleSet(diff.ruleSet, options);
-  const t = tableRef(options);
+  const table = tableName(options);
+  const t = `inet ${table}`;
   const lines: string[] = [];
   for (const set of diff.sets.add) lines.push(addSet(t, set));
   for (const counter of diff.counters.add) lines.push(addCounter(t, counter));
   for (const chain of diff.chains.add) lines.push(addChain(t, chain));
-  // Removals first: an interval set refuses an element overlapping one still present.
-  for (const change of diff.elements) {
-    lines.push(...elementLines(`delete element ${t} ${change.set}`, change.kind, change.remove));
-    lines.push(...elementLines(`add element ${t} ${change.set}`, change.kind, change.add));
-  }
+  // Removal tolerates an element already gone (the kernel's state is what counts).
+  for (const change of diff.elements) lines.push(elementsScript(table, change.set, change));
   for (const chain of diff.chains.replace) {
     lines.push(`flush chain ${t} ${chain.name}`);
     lines.push(...addRules(t, chain));
@@ -70,10 +69,8 @@ export function renderDiff(diff: RuleSetDiff, options: RenderOptions = {}): stri
   return lines.length ? lines.join("\n") + "\n" : "";
 }
 
-function tableRef(options: RenderOptions): string {
-  const table = options.table ?? POLICY_TABLE;
-  if (!/^[A-Za-z][A-Za-z0-9_-]*$/.test(table)) throw new TypeError(`Invalid table name "${table}"`);
-  return `inet ${table}`;
+function tableName(options: RenderOptions): string {
+  return nftName(options.table ?? POLICY_TABLE);
 }
 
 const SET_TYPE: Record<SetDef["kind"], string> = {
@@ -86,17 +83,13 @@ function addSet(t: string, set: SetDef): string {
   return `add set ${t} ${set.name} { ${SET_TYPE[set.kind]} comment ${quote(set.comment)}; }`;
 }
 
-function addElements(t: string, set: SetDef, elements: readonly Element[]): string[] {
-  return elementLines(`add element ${t} ${set.name}`, set.kind, elements);
-}
-
-function elementLines(head: string, kind: SetDef["kind"], elements: readonly Element[]): string[] {
-  const lines: string[] = [];
-  for (let i = 0; i < elements.length; i += ELEMENTS_PER_LINE) {
-    const chunk = elements.slice(i, i + ELEMENTS_PER_LINE).map((e) => formatElement(kind, e));
-    lines.push(`${head} { ${chunk.join(", ")} }`);
-  }
-  return lines;
+function elementsScript(table: string, set: string, change: Omit<ElementChange, "set">): string {
+  const format = (e: Element) => formatElement(change.kind, e);
+  const script = setElementsScript(
+    { family: "inet", table, name: set },
+    { add: change.add.map(format), remove: change.remove.map(format) },
+  );
+  return script.trimEnd();
 }
 
 function formatElement(kind: SetDef["kind"], element: Element): string {
