@@ -105,6 +105,9 @@ export class Mesh {
         port: options.port ?? DEFAULT_PORT,
         tls: options.tls,
         caCerts: options.caCerts,
+        maxFrameBytes: this.#options.maxFrameBytes,
+        connLimit: this.#options.connLimit,
+        log: this.#log,
       });
     this.#port = options.port ?? DEFAULT_PORT;
     this.#hostAddresses = options.hostAddresses;

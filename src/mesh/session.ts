@@ -233,6 +233,7 @@ export class Session {
     this.#step = "established";
     this.establishedAt = this.#options.clock.now();
     this.#options.clock.clearTimeout(this.#timer);
+    this.link.markAuthenticated?.();
     this.#heartbeat();
     this.#options.onEstablished(this);
   }

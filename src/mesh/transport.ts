@@ -11,6 +11,12 @@ export interface Link {
   send(frame: string): void;
   /** Closes the link; `onClose` fires once, later, with the reason. */
   close(reason?: string): void;
+  /**
+   * The mesh's handshake proved the other side: the transport moves the link from its small
+   * budget for unauthenticated connections (tight size and time limits) to the connection limit,
+   * or closes it when that is full.
+   */
+  markAuthenticated?(): void;
   /** Fires once when a dialled link is ready (accepted links are ready when handed over). */
   onOpen?: () => void;
   /** One frame as received; binary frames arrive as bytes so the mesh can refuse them. */
