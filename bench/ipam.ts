@@ -1,9 +1,10 @@
 /**
  * IPAM benchmark: prints tables, asserts nothing.
  *
- * 1. Allocation latency of a node-local allocation (NodeIpam over SQLite, as the agent serves
- *    it) beside the reference host-local IPAM plugin executed the way a runtime runs it, in the
- *    same run. The weft number is the in-process call; the API's HTTP hop is the agent's.
+ * 1. Allocation latency of a node-local allocation (ClusterIpam owning its space, over SQLite,
+ *    as the agent serves it) beside the reference host-local IPAM plugin executed the way a
+ *    runtime runs it, in the same run. The weft number is the in-process call; the API's HTTP
+ *    hop is the agent's.
  * 2. Cluster allocation latency with and without a space request to another peer, over an
  *    in-process transport that delays every message by a simulated one-way network delay.
  * 3. Time from a peer's removal to its space being reusable, manual rmpeer and automatic.
@@ -11,13 +12,8 @@
  * Run: deno run -A bench/ipam.ts [--samples N] [--delay MS]
  */
 import { parseCidr } from "../src/net/cidr.ts";
-import {
-  ClusterIpam,
-  type IpamTransport,
-  MemoryStore,
-  NodeIpam,
-  openSqliteStore,
-} from "../src/ipam/mod.ts";
+import { ClusterIpam, type IpamTransport, openSqliteStore, type Store } from "../src/ipam/mod.ts";
+import { MemoryNetwork, MemoryStore } from "../src/ipam/testing.ts";
 
 const args = Deno.args;
 function flag(name: string, fallback: number): number {
@@ -79,16 +75,17 @@ async function hostLocal(dir: string, id: string): Promise<void> {
 async function localLatency(): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "weft-ipam-bench-" });
   try {
-    const sqlite = await NodeIpam.open({
-      store: openSqliteStore(`${dir}/ipam.db`),
-      clusterRange: parseCidr("10.32.0.0/16"),
-      peerName: "bench",
-    });
-    const memory = await NodeIpam.open({
-      store: new MemoryStore(),
-      clusterRange: parseCidr("10.32.0.0/16"),
-      peerName: "bench",
-    });
+    // A lone peer (consensus=1) owns the whole range: what every node does with space it owns.
+    const solo = (store: Store) =>
+      ClusterIpam.open({
+        store,
+        clusterRange: parseCidr("10.32.0.0/16"),
+        peerName: "bench",
+        transport: new MemoryNetwork().join("bench"),
+        init: { mode: "consensus", peers: 1 },
+      });
+    const sqlite = await solo(openSqliteStore(`${dir}/ipam.db`));
+    const memory = await solo(new MemoryStore());
     const results: Array<[string, number[]]> = [];
     const samples = (fn: (i: number) => Promise<unknown>) =>
       Promise.all([]).then(async () => {
@@ -97,11 +94,11 @@ async function localLatency(): Promise<void> {
         return out;
       });
     results.push([
-      "weft NodeIpam.allocate, SQLite (synchronous=FULL)",
+      "weft allocate, space owned, SQLite (synchronous=FULL)",
       await samples((i) => sqlite.allocate(`c${i}`)),
     ]);
     results.push([
-      "weft NodeIpam.allocate, memory store",
+      "weft allocate, space owned, memory store",
       await samples((i) => memory.allocate(`c${i}`)),
     ]);
     const hostSamples = Math.min(SAMPLES, 100);

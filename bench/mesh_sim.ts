@@ -12,7 +12,7 @@
  *   deno run -A --v8-flags=--expose-gc bench/mesh_sim.ts [--sizes 10,100,1000] [--degree 3]
  */
 // the same seeded generator the IPAM simulations use, so runs are repeatable
-import { seededRandom } from "../src/ipam/mod.ts";
+import { seededRandom } from "../src/ipam/testing.ts";
 import { Mesh } from "../src/mesh/mod.ts";
 import { MemoryNetwork, SimClock } from "../src/mesh/testing.ts";
 import { helloMessage, newNonce } from "../src/mesh/handshake.ts";

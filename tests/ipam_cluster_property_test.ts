@@ -9,7 +9,8 @@
  */
 import assert from "node:assert/strict";
 import { cidrSize, isReservedInCidr } from "../src/net/cidr.ts";
-import { NoSpaceError, NotReadyError, Simulation } from "../src/ipam/mod.ts";
+import { NoSpaceError, NotReadyError } from "../src/ipam/mod.ts";
+import { Simulation } from "../src/ipam/testing.ts";
 
 const STEPS = Number(Deno.env.get("IPAM_STEPS") ?? 400);
 const ONLY = Deno.env.get("IPAM_SEED");
@@ -236,15 +237,22 @@ async function walk(
 Deno.test(`cluster IPAM random walks (${SEEDS.length} seeds x ${STEPS} steps): unique, converging, no leaks`, async () => {
   let total = 0;
   let lost = 0;
+  const perSeed: number[] = [];
   for (const seed of SEEDS) {
     try {
       const result = await walk(seed);
+      perSeed.push(result.allocations);
       total += result.allocations;
       if (result.ringLost) lost++;
     } catch (error) {
       throw new Error(`IPAM property walk failed for IPAM_SEED=${seed}`, { cause: error });
     }
   }
+  console.log(
+    `IPAM walks: ${SEEDS.length} seeds x ${STEPS} steps = ${SEEDS.length * STEPS} steps, ` +
+      `${total} allocations, ${lost} walks lost the ring`,
+  );
+  if (Deno.env.get("IPAM_PER_SEED")) console.log(JSON.stringify(perSeed));
   assert.ok(
     lost <= SEEDS.length / 4,
     `${lost} walks lost the ring entirely: the walk is too harsh`,

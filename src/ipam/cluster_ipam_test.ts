@@ -2,11 +2,9 @@ import assert from "node:assert/strict";
 import { formatIp, parseCidr } from "../net/cidr.ts";
 import { ClusterIpam } from "./cluster_ipam.ts";
 import { parseIpamInit } from "./cluster_types.ts";
-import { MemoryNetwork } from "./memory_transport.ts";
-import { openSqliteStore } from "./sqlite_store.ts";
 import { NoSpaceError, NotReadyError } from "./errors.ts";
 import { decodeRing } from "./ring.ts";
-import { Simulation } from "./simulation.ts";
+import { MemoryNetwork, Simulation, tempSqliteStore } from "./testing.ts";
 
 const consensus3 = { mode: "consensus", peers: 3 } as const;
 
@@ -26,7 +24,7 @@ Deno.test("parseIpamInit accepts the three modes and names bad input", () => {
 });
 
 Deno.test("consensus: NotReady says what it waits for, then the range is split three ways", async () => {
-  const sim = new Simulation();
+  using sim = new Simulation();
   const a = await sim.start("a", consensus3);
   await sim.start("b", consensus3);
   sim.settle();
@@ -47,7 +45,7 @@ Deno.test("consensus: NotReady says what it waits for, then the range is split t
 });
 
 Deno.test("seed: seeds agree without a vote; a non-seed waits as an observer would", async () => {
-  const sim = new Simulation();
+  using sim = new Simulation();
   const init = { mode: "seed", seeds: ["a", "b"] } as const;
   const x = await sim.start("x", init);
   await assert.rejects(x.allocate("c"), /not among the seeds/);
@@ -65,7 +63,7 @@ Deno.test("seed: seeds agree without a vote; a non-seed waits as an observer wou
 });
 
 Deno.test("an observer gets space from the peer with the most free space", async () => {
-  const sim = await threePeers();
+  using sim = await threePeers();
   for (let i = 0; i < 40; i++) await sim.peer("a").allocate(`a${i}`);
   sim.step();
   sim.settle();
@@ -79,7 +77,7 @@ Deno.test("an observer gets space from the peer with the most free space", async
 });
 
 Deno.test("a peer that runs out asks others, and exhaustion of the whole range says so", async () => {
-  const sim = await threePeers({ range: "10.32.0.0/28" });
+  using sim = await threePeers({ range: "10.32.0.0/28" });
   const a = sim.peer("a");
   const got = [];
   for (let i = 0; i < 14; i++) got.push(await sim.drive(a.allocate(`p${i}`)));
@@ -92,7 +90,7 @@ Deno.test("a peer that runs out asks others, and exhaustion of the whole range s
 });
 
 Deno.test("released addresses come back to the pool", async () => {
-  const sim = await threePeers({ range: "10.32.0.0/28" });
+  using sim = await threePeers({ range: "10.32.0.0/28" });
   const a = sim.peer("a");
   for (let i = 0; i < 14; i++) await sim.drive(a.allocate(`p${i}`));
   a.release("p3");
@@ -101,7 +99,7 @@ Deno.test("released addresses come back to the pool", async () => {
 });
 
 Deno.test("leave hands every range to another peer, which acknowledges", async () => {
-  const sim = await threePeers();
+  using sim = await threePeers();
   const c = sim.peer("c");
   await c.allocate("x");
   const owned = c.status().size;
@@ -120,7 +118,7 @@ Deno.test("leave hands every range to another peer, which acknowledges", async (
 });
 
 Deno.test("rmpeer on two nodes at once reclaims exactly once", async () => {
-  const sim = await threePeers();
+  using sim = await threePeers();
   const before = sim.peer("c").status().size;
   sim.crash("c");
   sim.peer("a").rmpeer("c");
@@ -135,7 +133,7 @@ Deno.test("rmpeer on two nodes at once reclaims exactly once", async () => {
 });
 
 Deno.test("reclaim waits until every live peer has seen the removal", async () => {
-  const sim = await threePeers();
+  using sim = await threePeers();
   sim.crash("c");
   sim.network.partition([["a"], ["b"]]);
   sim.peer("a").rmpeer("c");
@@ -151,7 +149,7 @@ Deno.test("reclaim waits until every live peer has seen the removal", async () =
 });
 
 Deno.test("a removed peer that returns notices, drops its old allocations, starts clean", async () => {
-  const sim = await threePeers();
+  using sim = await threePeers();
   await sim.peer("c").allocate("old-pod");
   sim.crash("c");
   sim.peer("a").rmpeer("c");
@@ -169,7 +167,7 @@ Deno.test("a removed peer that returns notices, drops its old allocations, start
 });
 
 Deno.test("a restarted peer keeps its ranges and allocations", async () => {
-  const sim = await threePeers();
+  using sim = await threePeers();
   const pod = await sim.peer("b").allocate("pod");
   const owned = sim.peer("b").status().owned;
   sim.crash("b");
@@ -181,7 +179,7 @@ Deno.test("a restarted peer keeps its ranges and allocations", async () => {
 });
 
 Deno.test("automatic reclaim: majority reclaims, the cut-off minority stops allocating", async () => {
-  const sim = await threePeers({ reclaimAfterMs: 10_000 });
+  using sim = await threePeers({ reclaimAfterMs: 10_000 });
   const minority = sim.peer("c");
   sim.network.partition([["a", "b"], ["c"]]);
   for (let i = 0; i < 12; i++) sim.step();
@@ -199,7 +197,7 @@ Deno.test("automatic reclaim: majority reclaims, the cut-off minority stops allo
 });
 
 Deno.test("a partitioned minority allocates only from its own ranges", async () => {
-  const sim = await threePeers();
+  using sim = await threePeers();
   sim.network.partition([["a", "b"], ["c"]]);
   const fromC = [];
   for (let i = 0; i < 50; i++) fromC.push(await sim.drive(sim.peer("c").allocate(`c${i}`)));
@@ -214,7 +212,7 @@ Deno.test("a partitioned minority allocates only from its own ranges", async () 
 });
 
 Deno.test("when every owner is gone, only an explicit adopt on one node claims the space", async () => {
-  const sim = new Simulation();
+  using sim = new Simulation();
   const solo = await sim.start("a", { mode: "consensus", peers: 1 });
   await solo.allocate("x");
   sim.network.partition([["a"]]);
@@ -239,7 +237,7 @@ Deno.test("when every owner is gone, only an explicit adopt on one node claims t
 });
 
 Deno.test("donations wait until every live peer knows the new peer, and the error says who", async () => {
-  const sim = await threePeers();
+  using sim = await threePeers();
   sim.network.partition([["a", "b", "o"], ["c"]]);
   const o = await sim.start("o", { mode: "observer" });
   sim.settle();
@@ -255,30 +253,25 @@ Deno.test("donations wait until every live peer knows the new peer, and the erro
 });
 
 Deno.test("ClusterIpam over SQLite: a restart keeps ring, generation and allocations", async () => {
-  const dir = Deno.makeTempDirSync({ prefix: "weft-ipam-" });
-  try {
-    const network = new MemoryNetwork();
-    const open = () =>
-      ClusterIpam.open({
-        store: openSqliteStore(`${dir}/ipam.db`),
-        clusterRange: parseCidr("10.32.0.0/24"),
-        peerName: "solo",
-        transport: network.join("solo"),
-        init: { mode: "consensus", peers: 1 },
-      });
-    const first = await open();
-    const pod = await first.allocate("pod", { ifname: "net1" });
-    const ring = first.ringState();
-    first.close();
-    const again = await open();
-    assert.deepEqual(again.list(), [pod]);
-    // Same split; only the published free/used counts moved on.
-    assert.deepEqual(decodeRing(again.ringState()).entries, decodeRing(ring).entries);
-    assert.equal(again.status().gen, 0);
-    assert.equal(again.status().size, 254);
-    assert.notEqual((await again.allocate("next")).address, pod.address);
-    again.close();
-  } finally {
-    Deno.removeSync(dir, { recursive: true });
-  }
+  using temp = tempSqliteStore();
+  const network = new MemoryNetwork();
+  const open = () =>
+    ClusterIpam.open({
+      store: temp.open(),
+      clusterRange: parseCidr("10.32.0.0/24"),
+      peerName: "solo",
+      transport: network.join("solo"),
+      init: { mode: "consensus", peers: 1 },
+    });
+  const first = await open();
+  const pod = await first.allocate("pod", { ifname: "net1" });
+  const ring = first.ringState();
+  first.close();
+  using again = await open();
+  assert.deepEqual(again.list(), [pod]);
+  // Same split; only the published free/used counts moved on.
+  assert.deepEqual(decodeRing(again.ringState()).entries, decodeRing(ring).entries);
+  assert.equal(again.status().gen, 0);
+  assert.equal(again.status().size, 254);
+  assert.notEqual((await again.allocate("next")).address, pod.address);
 });

@@ -1,26 +1,21 @@
-/** Pieces NodeIpam and ClusterIpam share: request checks, state-file identity, GC filtering. */
-import { type Cidr, cidrWithin, formatCidr } from "../net/cidr.ts";
+/**
+ * The rules of one allocation request that do not depend on the ring: argument checks, the
+ * state file's identity, repeated requests, and which allocations a CNI GC releases.
+ */
+import { type Cidr, cidrToRange, cidrWithin, formatCidr } from "../net/cidr.ts";
 import { IpamConflictError } from "./errors.ts";
 import type { Allocation, Store } from "./store.ts";
 
-/** What the agent needs from an IPAM; NodeIpam and ClusterIpam both provide it. */
-export interface Ipam {
-  allocate(
-    containerId: string,
-    options?: { ifname?: string; subnet?: Cidr; network?: string },
-  ): Promise<Allocation>;
-  lookup(containerId: string, ifname?: string): Allocation[];
-  release(containerId: string, ifname?: string): Allocation[];
-  retainOnly(
-    valid: Array<{ containerId: string; ifname: string }>,
-    options?: { keep?: (allocation: Allocation) => boolean },
-  ): Allocation[];
-  list(): Allocation[];
-  status(): IpamStatus;
-  close(): void;
-}
-
 export const DEFAULT_IFNAME = "eth0";
+
+export interface AllocateOptions {
+  /** Interface name inside the container; defaults to "eth0". */
+  ifname?: string;
+  /** Allocate inside this block of the cluster range only (per-application subnets). */
+  subnet?: Cidr;
+  /** The CNI network asking, recorded with the allocation (see `Allocation.network`). */
+  network?: string;
+}
 
 export interface OwnedRangeStatus {
   /** First and last address of the range, dotted quads. */
@@ -34,7 +29,7 @@ export interface OwnedRangeStatus {
 export interface IpamStatus {
   range: string;
   peerName: string;
-  mode: "single" | "consensus" | "seed" | "observer";
+  mode: "consensus" | "seed" | "observer";
   owned: OwnedRangeStatus[];
   size: number;
   used: number;
@@ -88,4 +83,18 @@ export function retainFilter(
 ): Allocation[] {
   const wanted = new Set(valid.map((v) => `${v.containerId}\u0000${v.ifname}`));
   return all.filter((a) => !wanted.has(`${a.containerId}\u0000${a.ifname}`) && !(keep?.(a)));
+}
+
+/** A repeated request gets what it got before, unless it now asks for another subnet. */
+export function existingOrConflict(existing: Allocation, subnet?: Cidr): Allocation {
+  if (subnet) {
+    const range = cidrToRange(subnet);
+    if (existing.address < range.start || existing.address >= range.end) {
+      throw new IpamConflictError(
+        `Container "${existing.containerId}" interface "${existing.ifname}" already holds an ` +
+          `address outside the requested subnet ${formatCidr(subnet)}`,
+      );
+    }
+  }
+  return existing;
 }

@@ -3,14 +3,16 @@
  *
  * Design notes. Allocation is a synchronous choose-and-record step over a `Store`, so the agent
  * can serve concurrent CNI ADDs without locks and without duplicates. A node never owns "the
- * whole range": it owns a list of ranges, which is what lets the cluster mode move space
- * between peers. Everything here is pure apart from the store; time, randomness and the network
- * are passed in, so multi-peer behaviour is tested with an in-memory transport.
+ * whole range": it owns the ranges the shared ring gives it, and peers move ranges between
+ * them (ring.ts is the mergeable state; consensus.ts, space.ts, reclaim.ts and status.ts are
+ * the pure decisions; cluster_ipam.ts is the I/O and the protocol glue). Time, randomness and
+ * the network are passed in, so a whole cluster runs in one test process: the doubles for
+ * that live in testing.ts, never here.
  */
 export { IpamConflictError, NoSpaceError, NotReadyError } from "./errors.ts";
-export { type Allocation, DuplicateAllocationError, MemoryStore, type Store } from "./store.ts";
+export { type Allocation, DuplicateAllocationError, type Store } from "./store.ts";
 export { openSqliteStore } from "./sqlite_store.ts";
-export { type AllocateOptions, NodeIpam, type NodeIpamOptions } from "./node_ipam.ts";
+export type { AllocateOptions, IpamStatus, OwnedRangeStatus } from "./common.ts";
 export { ClusterIpam } from "./cluster_ipam.ts";
 export {
   type ClusterIpamOptions,
@@ -21,6 +23,3 @@ export {
   parseIpamInit,
   type PeerStatus,
 } from "./cluster_types.ts";
-export { MemoryNetwork, type MemoryNetworkOptions, seededRandom } from "./memory_transport.ts";
-export { Simulation, type SimulationOptions } from "./simulation.ts";
-export type { Ipam, IpamStatus, OwnedRangeStatus } from "./common.ts";

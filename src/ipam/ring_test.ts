@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { cidrToRange, parseCidr } from "../net/cidr.ts";
+import { claimOrphans } from "./reclaim.ts";
 import {
-  claimOrphans,
   decodeRing,
   emptyRing,
   encodeRing,

@@ -3,24 +3,19 @@
  * implementation (the hono habit: one suite, many implementations).
  */
 import assert from "node:assert/strict";
-import { DuplicateAllocationError, type Store } from "./store.ts";
-export { unclosable } from "./store.ts";
+import { DuplicateAllocationError, type Store } from "../store.ts";
 
-interface Opened {
+/** A store under test, a way to reopen its state (a restarted agent), and its clean-up. */
+export interface OpenedStore extends Disposable {
   store: Store;
   reopen: () => Store;
-  cleanup?: () => void;
 }
 
-export function storeSuite(name: string, make: () => Opened) {
-  const test = (title: string, fn: (opened: Opened) => void) =>
+export function storeSuite(name: string, make: () => OpenedStore) {
+  const test = (title: string, fn: (opened: OpenedStore) => void) =>
     Deno.test(`${name}: ${title}`, () => {
-      const opened = make();
-      try {
-        fn(opened);
-      } finally {
-        opened.cleanup?.();
-      }
+      using opened = make();
+      fn(opened);
     });
 
   test("the requesting network is kept with the allocation, across a reopen", ({ store, reopen }) => {

@@ -1,15 +1,18 @@
+/**
+ * Allocation on one node, as the agent serves CNI ADD/DEL/GC: a peer that owns the whole range
+ * (consensus=1), over each store implementation.
+ */
 import assert from "node:assert/strict";
 import { formatIp, parseCidr, parseIp } from "../net/cidr.ts";
+import { ClusterIpam } from "./cluster_ipam.ts";
 import { IpamConflictError, NoSpaceError } from "./errors.ts";
-import { NodeIpam } from "./node_ipam.ts";
-import { openSqliteStore } from "./sqlite_store.ts";
-import { MemoryStore, type Store } from "./store.ts";
-import { unclosable } from "./store_suite.ts";
+import type { Store } from "./store.ts";
+import { MemoryNetwork, MemoryStore, tempSqliteStore, unclosable } from "./testing.ts";
 
 interface Backend {
   name: string;
-  /** Returns a store and a function that reopens the same state (a restarted agent). */
-  make(): { store: Store; reopen(): Store; cleanup(): void };
+  /** A store and a way to reopen the same state (a restarted agent). */
+  make(): { store: Store; reopen(): Store } & Disposable;
 }
 
 const backends: Backend[] = [
@@ -18,35 +21,38 @@ const backends: Backend[] = [
     make() {
       // The memory store cannot outlive close(), so "reopen" hands back the same live object.
       const shared = unclosable(new MemoryStore());
-      return { store: shared, reopen: () => shared, cleanup() {} };
+      return { store: shared, reopen: () => shared, [Symbol.dispose]() {} };
     },
   },
   {
     name: "sqlite",
     make() {
-      const dir = Deno.makeTempDirSync({ prefix: "weft-ipam-" });
+      const temp = tempSqliteStore();
       return {
-        store: openSqliteStore(`${dir}/ipam.db`),
-        reopen: () => openSqliteStore(`${dir}/ipam.db`),
-        cleanup: () => Deno.removeSync(dir, { recursive: true }),
+        store: temp.open(),
+        reopen: () => temp.open(),
+        [Symbol.dispose]: () => temp[Symbol.dispose](),
       };
     },
   },
 ];
 
 function open(store: Store, range = "10.32.0.0/24", now = () => 1000) {
-  return NodeIpam.open({ store, clusterRange: parseCidr(range), peerName: "node-a", now });
+  return ClusterIpam.open({
+    store,
+    clusterRange: parseCidr(range),
+    peerName: "node-a",
+    transport: new MemoryNetwork().join("node-a"),
+    init: { mode: "consensus", peers: 1 },
+    now,
+  });
 }
 
 for (const backend of backends) {
   const test = (name: string, fn: (b: ReturnType<Backend["make"]>) => Promise<void>) =>
-    Deno.test(`NodeIpam (${backend.name}): ${name}`, async () => {
-      const made = backend.make();
-      try {
-        await fn(made);
-      } finally {
-        made.cleanup();
-      }
+    Deno.test(`one node (${backend.name}): ${name}`, async () => {
+      using made = backend.make();
+      await fn(made);
     });
 
   test("skips the network address and is idempotent per container and interface", async (b) => {
@@ -180,7 +186,7 @@ for (const backend of backends) {
   });
 }
 
-Deno.test("NodeIpam: createdAt comes from the injected clock", async () => {
+Deno.test("one node: createdAt comes from the injected clock", async () => {
   const ipam = await open(new MemoryStore(), "10.32.0.0/24", () => 123456);
   assert.equal((await ipam.allocate("a")).createdAt, 123456);
   assert.equal(parseIp("10.32.0.1"), (await ipam.allocate("a")).address);

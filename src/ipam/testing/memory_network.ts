@@ -4,7 +4,7 @@
  * of a seeded random source, and delivers only when told to (`deliver`), so a run is a
  * deterministic function of its seed.
  */
-import type { IpamTransport } from "./cluster_types.ts";
+import type { IpamTransport } from "../cluster_types.ts";
 
 interface Queued {
   from: string;

@@ -2,12 +2,14 @@
  * A whole IPAM cluster in one process: ClusterIpam peers over a MemoryNetwork, memory stores
  * that survive a simulated restart, and a fake clock. Used by the unit tests, the property
  * tests in tests/ and bench/ipam.ts, so they all exercise the same protocol code as the agent.
+ * `using sim = new Simulation()` closes every peer at the end of the test.
  */
-import { type Cidr, parseCidr } from "../net/cidr.ts";
-import { ClusterIpam } from "./cluster_ipam.ts";
-import type { IpamEvent, IpamInit } from "./cluster_types.ts";
-import { MemoryNetwork, seededRandom } from "./memory_transport.ts";
-import { type Allocation, MemoryStore, unclosable } from "./store.ts";
+import { type Cidr, parseCidr } from "../../net/cidr.ts";
+import { ClusterIpam } from "../cluster_ipam.ts";
+import type { IpamEvent, IpamInit } from "../cluster_types.ts";
+import { MemoryNetwork, seededRandom } from "./memory_network.ts";
+import type { Allocation } from "../store.ts";
+import { MemoryStore, unclosable } from "./memory_store.ts";
 
 export interface SimulationOptions {
   range?: string;
@@ -22,7 +24,7 @@ export interface SimulationOptions {
   gossipIntervalMs?: number;
 }
 
-export class Simulation {
+export class Simulation implements Disposable {
   readonly network: MemoryNetwork;
   readonly range: Cidr;
   readonly random: () => number;
@@ -44,6 +46,12 @@ export class Simulation {
       maxDelay: options.maxDelay,
     });
     this.#tickMs = options.tickMs ?? 500;
+  }
+
+  /** Closes every running peer (their pending requests fail with NotReadyError). */
+  [Symbol.dispose](): void {
+    for (const ipam of this.#peers.values()) ipam.close();
+    this.#peers.clear();
   }
 
   get now(): number {

@@ -1,0 +1,300 @@
+/**
+ * This peer's copy of the ring, and the only code that changes it. Every change, whether merged
+ * from a peer or written by us, runs the same steps (start clean if we were removed; vote and
+ * create the first split; claim what we inherit; publish our record) and is persisted before
+ * ClusterIpam tells anyone about it.
+ */
+import type { AddressRange, Cidr } from "../net/cidr.ts";
+import type { AllocationBook } from "./book.ts";
+import type { IpamEvent, IpamInit } from "./cluster_types.ts";
+import { firstSplitStep } from "./consensus.ts";
+import { claimOrphans } from "./reclaim.ts";
+import {
+  decodeRing,
+  emptyRing,
+  encodeRing,
+  giveRange,
+  initialRing,
+  isDead,
+  livePeers,
+  mergeRings,
+  ownedBy,
+  ownedSize,
+  type PeerRecord,
+  peerRecord,
+  type RingState,
+  withPeer,
+  withTombstone,
+} from "./ring.ts";
+import { ownRecord, refreshedRecord, startCleanReason, startedClean } from "./standing.ts";
+import { hasOwnerlessSpace } from "./status.ts";
+import type { Store } from "./store.ts";
+
+const KEY_RING = "ring";
+const KEY_GEN = "gen";
+
+export type Received =
+  | { kind: "refused"; why: string }
+  | { kind: "removed"; gen: number }
+  | { kind: "merged"; changed: boolean };
+
+export interface LocalRingOptions {
+  store: Store;
+  /** This peer's allocations: counted in our record, dropped when we start clean. */
+  book: AllocationBook;
+  cluster: Cidr;
+  me: string;
+  init: IpamInit;
+  onEvent: (event: IpamEvent) => void;
+}
+
+export class LocalRing {
+  #store: Store;
+  #book: AllocationBook;
+  #me: string;
+  #init: IpamInit;
+  #onEvent: (event: IpamEvent) => void;
+  #state: RingState;
+  #gen: number;
+  /** The ring we allocate from; another one replacing it makes us start clean. */
+  #ringId: string;
+  /** Set when our copy may be stale (a restart, a seed ring we made ourselves). */
+  #mustHear: boolean;
+  /** Set by adopt(): claim space that no live peer owns. */
+  #adopt = false;
+
+  private constructor(options: LocalRingOptions, state: RingState, gen: number) {
+    this.#store = options.store;
+    this.#book = options.book;
+    this.#me = options.me;
+    this.#init = options.init;
+    this.#onEvent = options.onEvent;
+    this.#state = state;
+    this.#gen = gen;
+    this.#ringId = state.ringId;
+    // A restart with a ring that has other live members must hear from one of them before
+    // allocating: we may have been removed while away.
+    this.#mustHear = state.ringId !== "" && livePeers(state).some((p) => p.name !== options.me);
+  }
+
+  /** The ring and generation the store holds (an empty ring the first time). */
+  static load(options: LocalRingOptions): LocalRing {
+    const stored = options.store.getValue(KEY_RING);
+    const state = stored === undefined || stored === "null"
+      ? emptyRing(options.cluster)
+      : decodeRing(stored);
+    const gen = Number(options.store.getValue(KEY_GEN) ?? "0");
+    return new LocalRing(options, state, gen);
+  }
+
+  get state(): RingState {
+    return this.#state;
+  }
+
+  get gen(): number {
+    return this.#gen;
+  }
+
+  get mustHear(): boolean {
+    return this.#mustHear;
+  }
+
+  /** The ranges this peer owns at its current generation. */
+  owned(): AddressRange[] {
+    return ownedBy(this.#state, this.#me, this.#gen);
+  }
+
+  ownRecord(): PeerRecord {
+    return ownRecord(this.#state, { me: this.#me, gen: this.#gen, mode: this.#init.mode });
+  }
+
+  /**
+   * Takes in a state gossiped by `from`: bad input is refused with the reason, as is the state
+   * of a removed peer that does not know it was removed (it may carry donations made after the
+   * reclaim started; a peer that left knows, and is accepted). Otherwise merges it; `changed`
+   * says whether the steps that follow changed the merged state further (ours to gossip).
+   */
+  receive(from: string, text: string): Received {
+    let incoming: RingState;
+    try {
+      incoming = decodeRing(text);
+      if (incoming.range !== this.#state.range) {
+        throw new Error(`its range ${incoming.range} is not ours (${this.#state.range})`);
+      }
+    } catch (error) {
+      return { kind: "refused", why: (error as Error).message };
+    }
+    const sender = peerRecord(incoming, from);
+    if (sender && isDead(this.#state, from, sender.gen) && !isDead(incoming, from, sender.gen)) {
+      return { kind: "removed", gen: sender.gen };
+    }
+    return { kind: "merged", changed: this.#merge(incoming) };
+  }
+
+  /**
+   * Removes peer `name` for good (rmpeer): a tombstone for its highest generation, so that the
+   * result is the same whoever runs it. RangeError for ourselves or a peer the ring never had.
+   */
+  remove(name: string): { gen: number; addresses: number } {
+    if (name === this.#me) {
+      throw new RangeError(`Cannot rmpeer "${name}": it is this peer; use leave() instead`);
+    }
+    const record = peerRecord(this.#state, name);
+    const gens = this.#state.entries.filter((e) => e.owner === name).map((e) => e.gen);
+    if (!record && gens.length === 0) {
+      throw new RangeError(`Cannot rmpeer "${name}": no such peer in the IPAM ring`);
+    }
+    const gen = Math.max(record?.gen ?? -1, ...gens);
+    const addresses = ownedSize(this.#state, name);
+    this.write((state) => withTombstone(state, name, gen));
+    return { gen, addresses };
+  }
+
+  #merge(incoming: RingState): boolean {
+    const before = peerRecord(this.#state, this.#me);
+    this.#state = mergeRings(this.#state, incoming);
+    const after = peerRecord(this.#state, this.#me);
+    // Only we write our record, so a newer version of it at our generation was written by an
+    // earlier incarnation of us whose disk was wiped: whatever it owned is not ours to use.
+    const impostor = after !== undefined && after.gen === this.#gen &&
+      after.version > (before?.version ?? 0) && after !== before;
+    this.#mustHear = false;
+    return this.settle(impostor);
+  }
+
+  /** Applies a write of our own (a tombstone, a give), then settles and persists. */
+  write(change: (state: RingState, me: { name: string; gen: number }) => RingState): void {
+    this.#state = change(this.#state, { name: this.#me, gen: this.#gen });
+    this.settle();
+  }
+
+  /**
+   * Leaves the ring: every owned range to `recipient` (when there is one), allocations
+   * forgotten, our record marked left and our generation tombstoned. Returns the addresses given.
+   */
+  leave(recipient: { name: string; gen: number } | undefined): number {
+    const owned = this.owned();
+    if (recipient) {
+      const from = { name: this.#me, gen: this.#gen };
+      for (const range of owned) {
+        this.#state = giveRange(this.#state, range, { from, to: recipient });
+      }
+    }
+    this.#book.clear();
+    const mine = this.ownRecord();
+    this.#state = withPeer(this.#state, { ...mine, version: mine.version + 1, left: true });
+    this.#state = withTombstone(this.#state, this.#me, this.#gen);
+    this.#persist();
+    return owned.reduce((sum, r) => sum + r.end - r.start, 0);
+  }
+
+  /**
+   * Claims ownerless space from now on, or stops trying (an operator action; see
+   * ClusterIpam.adoptOrphans). Returns whether settling changed the state.
+   */
+  adopt(on: boolean): boolean {
+    this.#adopt = on;
+    return this.settle();
+  }
+
+  /**
+   * Everything that follows a change of the state: self-checks, protocol steps, persistence.
+   * Returns whether these steps changed the state.
+   */
+  settle(impostor = false): boolean {
+    const start = this.#state;
+    this.#checkSelf(impostor);
+    this.#startRing();
+    this.#claim();
+    this.refreshRecord();
+    // A claim or a ring creation may depend on the record we just published.
+    this.#startRing();
+    this.#claim();
+    this.#persist();
+    return this.#state !== start;
+  }
+
+  #claim(): void {
+    const before = this.#state;
+    this.#state = claimOrphans(this.#state, { name: this.#me, gen: this.#gen }, {
+      adopt: this.#adopt,
+    });
+    if (this.#adopt && this.#state !== before && !hasOwnerlessSpace(this.#state)) {
+      this.#adopt = false;
+    }
+  }
+
+  /** Starts clean when the cluster removed us or replaced the ring we allocated from. */
+  #checkSelf(impostor: boolean): void {
+    const restart = startCleanReason(this.#state, {
+      me: this.#me,
+      gen: this.#gen,
+      ringId: this.#ringId,
+      impostor,
+    });
+    this.#ringId = this.#state.ringId;
+    if (!restart) return;
+    const released = this.#book.list();
+    this.#book.clear();
+    this.#gen = restart.gen;
+    this.#state = startedClean(this.#state, {
+      me: this.#me,
+      gen: this.#gen,
+      mode: this.#init.mode,
+    });
+    this.#mustHear = false;
+    this.#event(
+      "reset",
+      `Starting clean as generation ${this.#gen}: ${restart.why}; dropped ${released.length} ` +
+        `allocations`,
+    );
+  }
+
+  /** consensus and seed modes: vote, and create the first split when it is agreed. */
+  #startRing(): void {
+    let step = firstSplitStep(this.#state, this.#me, this.#init);
+    if (step.kind === "vote") {
+      const mine = this.ownRecord();
+      this.#state = withPeer(this.#state, { ...mine, version: mine.version + 1, vote: step.vote });
+      step = firstSplitStep(this.#state, this.#me, this.#init);
+    }
+    if (step.kind !== "create") return;
+    this.#state = initialRing(this.#state, step.members, step.ringId);
+    this.#ringId = this.#state.ringId;
+    const names = step.members.map((m) => m.name).join(", ");
+    if (this.#init.mode === "seed") {
+      // Our own copy of the seed ring may be older than the cluster's (a wiped disk).
+      this.#mustHear = step.members.length > 1;
+      this.#event("ring-created", `Created the seed ring among ${names}`);
+    } else this.#event("ring-created", `Consensus reached: split the range among ${names}`);
+  }
+
+  /** Publishes our free/used and the tombstones we have seen, when they changed. */
+  refreshRecord(): void {
+    let size = 0;
+    let used = 0;
+    for (const range of this.owned()) {
+      size += this.#book.usableIn(range);
+      used += this.#book.usedIn(range);
+    }
+    const next = refreshedRecord(this.#state, {
+      me: this.#me,
+      gen: this.#gen,
+      mode: this.#init.mode,
+      free: size - used,
+      used,
+    });
+    if (next) this.#state = withPeer(this.#state, next);
+  }
+
+  #persist(): void {
+    this.#store.transaction(() => {
+      this.#store.setValue(KEY_RING, encodeRing(this.#state));
+      this.#store.setValue(KEY_GEN, String(this.#gen));
+    });
+  }
+
+  #event(kind: IpamEvent["kind"], message: string): void {
+    this.#onEvent({ kind, message });
+  }
+}

@@ -1,0 +1,40 @@
+/**
+ * How long each live peer has been out of reach, and how long this peer has been cut off from
+ * most of them: the clocks behind automatic reclaim and its fencing rule. The mesh says who is
+ * reachable now; this remembers since when it is not.
+ */
+export class Reachability {
+  #unreachableSince = new Map<string, number>();
+  #cutOffSince: number | undefined;
+
+  /**
+   * Records the mesh's view at `now` for the live peers `others` (this peer excluded). Returns
+   * whether we reach a majority of the live peers, counting ourselves.
+   */
+  update(now: number, reachable: ReadonlySet<string>, others: readonly string[]): boolean {
+    const seen = others.filter((name) => reachable.has(name)).length;
+    const majority = (seen + 1) * 2 > others.length + 1;
+    if (majority) this.#cutOffSince = undefined;
+    else this.#cutOffSince ??= now;
+    for (const name of others) {
+      if (reachable.has(name)) this.#unreachableSince.delete(name);
+      else if (!this.#unreachableSince.has(name)) this.#unreachableSince.set(name, now);
+    }
+    return majority;
+  }
+
+  /** Milliseconds `name` has been unreachable at `now` (0 when reachable or unknown). */
+  unreachableFor(name: string, now: number): number {
+    const since = this.#unreachableSince.get(name);
+    return since === undefined ? 0 : now - since;
+  }
+
+  /** Milliseconds we have been cut off from most peers, or undefined when we are not. */
+  cutOffFor(now: number): number | undefined {
+    return this.#cutOffSince === undefined ? undefined : now - this.#cutOffSince;
+  }
+
+  forget(name: string): void {
+    this.#unreachableSince.delete(name);
+  }
+}

@@ -1,0 +1,16 @@
+/**
+ * Test doubles of the IPAM, for its own tests, the property tests in tests/ and the benchmark;
+ * production code imports mod.ts only. A whole cluster runs in one process (`Simulation`:
+ * ClusterIpam peers over a lossy `MemoryNetwork`, memory stores, a fake clock); `storeSuite` is
+ * the behaviour every `Store` must have; `tempSqliteStore` is a SQLite file that removes itself.
+ * Fixtures that own something implement Symbol.dispose, so tests write `using`.
+ */
+export { MemoryStore, unclosable } from "./testing/memory_store.ts";
+export {
+  MemoryNetwork,
+  type MemoryNetworkOptions,
+  seededRandom,
+} from "./testing/memory_network.ts";
+export { Simulation, type SimulationOptions } from "./testing/simulation.ts";
+export { type OpenedStore, storeSuite } from "./testing/store_suite.ts";
+export { type TempSqliteStore, tempSqliteStore } from "./testing/temp_sqlite.ts";
