@@ -1,15 +1,15 @@
 /**
  * Property test of cluster IPAM: seeded random walks of allocate / release / join / leave /
  * crash / restart / partition / rmpeer steps over a lossy, reordering in-memory network.
- * After every step no address may be held by two pods and no peer may hold an address outside
- * the ranges it owns; at the end, once healed, every peer holds the same ring and the whole
+ * After every step no address may be held by two pods, no peer may hold an address outside
+ * the ranges it owns, and a peer that is not ready explains why (an error diagnostic); at the end, once healed, every peer holds the same ring and the whole
  * range can be allocated again (nothing leaked).
  * Env: IPAM_SEEDS (default 30), IPAM_SEED_FROM, IPAM_STEPS (400); a failing seed is printed,
  * rerun it alone with IPAM_SEED=<n> and IPAM_TRACE=1 / IPAM_DEBUG=1 for a narrative.
  */
 import assert from "node:assert/strict";
 import { cidrSize, isReservedInCidr } from "../src/net/cidr.ts";
-import { NoSpaceError, NotReadyError } from "../src/ipam/mod.ts";
+import { CannotAdoptError, NoSpaceError, NotReadyError } from "../src/ipam/mod.ts";
 import { Simulation } from "../src/ipam/testing.ts";
 
 const STEPS = Number(Deno.env.get("IPAM_STEPS") ?? 400);
@@ -48,6 +48,14 @@ function checkUniqueRaw(sim: Simulation, removed: Set<string>, where: string): n
       for (const other of sim.running) console.log(other, sim.peer(other).ringState());
     }
     assert.equal(stray, 0, `${where}: ${name} holds ${stray} addresses outside its ranges`);
+    // A peer that is not ready always says why, as an error the readiness probe shows.
+    const status = sim.peer(name).status();
+    if (!status.ready) {
+      assert.ok(
+        sim.peer(name).diagnostics().some((d) => d.severity === "error"),
+        `${where}: ${name} is not ready (${status.waitingFor}) without an error diagnostic`,
+      );
+    }
   }
   for (const name of sim.known) {
     if (removed.has(name) && !sim.running.includes(name)) continue;
@@ -195,9 +203,15 @@ async function walk(
   sim.settle();
   for (const name of sim.running) sim.peer(name).gossip();
   sim.settle();
-  // Every owner gone: the operator adopts the space on one node.
-  if (sim.running.some((n) => sim.peer(n).status().ownerless)) {
-    sim.peer(sim.running[0]).adoptOrphans();
+  // Every owner gone: the operator adopts the space on one node, retrying while the peers
+  // have not yet agreed on who is live (the error says what it waits for).
+  for (let tries = 0; sim.running.some((n) => sim.peer(n).status().ownerless); tries++) {
+    try {
+      sim.peer(sim.running[0]).adoptOrphans();
+    } catch (error) {
+      if (!(error instanceof CannotAdoptError) || tries >= 5) throw error;
+      for (const name of sim.running) sim.peer(name).gossip();
+    }
     sim.settle();
   }
   const rings = new Set(sim.running.map((n) => sim.peer(n).ringState()));

@@ -17,7 +17,9 @@ import {
   openCommon,
   retainFilter,
 } from "./common.ts";
-import { NoSpaceError, NotReadyError } from "./errors.ts";
+import { CannotAdoptError, NoSpaceError, NotReadyError } from "./errors.ts";
+import { ipamDiagnostics } from "./diagnostics.ts";
+import { adoptionBlocker } from "./reclaim.ts";
 import { LocalRing } from "./local_ring.ts";
 import { decodeMessage, encodeMessage, type Message, type Outgoing } from "./protocol.ts";
 import { Reachability } from "./reachability.ts";
@@ -25,11 +27,12 @@ import { encodeRing, giveRange, isDead, livePeers, type RingState } from "./ring
 import { chooseDonation, donorsInOrder, leaveRecipient } from "./space.ts";
 import { Handovers, SpaceRequests } from "./space_exchange.ts";
 import { notReadyReason } from "./standing.ts";
-import { clusterStatus, hasOwnerlessSpace, noSpaceMessage } from "./status.ts";
+import { clusterStatus, noSpaceMessage } from "./status.ts";
 import type { Allocation, Store } from "./store.ts";
 import type {
   ClusterIpamOptions,
   ClusterIpamStatus,
+  Diagnostic,
   IpamEvent,
   IpamInit,
   IpamTransport,
@@ -300,9 +303,38 @@ export class ClusterIpam implements Disposable {
    */
   adoptOrphans(): { orphaned: number } {
     this.#checkOpen();
-    const orphaned = hasOwnerlessSpace(this.#ring.state) ? ownerlessSize(this.#ring.state) : 0;
-    if (this.#ring.adopt(orphaned > 0)) this.#broadcast(false);
-    return { orphaned };
+    const blocker = this.#left
+      ? { reason: "not-live" as const, message: "this peer left the ring" }
+      : adoptionBlocker(this.#ring.state, { name: this.#me, gen: this.#ring.gen });
+    if (blocker) {
+      throw new CannotAdoptError(
+        `Cannot adopt the IPAM space on peer "${this.#me}": ${blocker.message}`,
+        blocker.reason,
+      );
+    }
+    this.#ring.adopt();
+    this.#broadcast(false);
+    return { orphaned: ownerlessSize(this.#ring.state) };
+  }
+
+  /** Why this peer's IPAM is not ready or not healthy, with what to do (GET /status). */
+  diagnostics(): Diagnostic[] {
+    const owned = this.#ring.owned();
+    const used = owned.reduce((sum, range) => sum + this.#book.usedIn(range), 0);
+    return ipamDiagnostics({
+      state: this.#ring.state,
+      me: this.#me,
+      gen: this.#ring.gen,
+      init: this.#init,
+      cluster: this.#cluster,
+      reachable: this.#reachableNames(),
+      mustHear: this.#ring.mustHear,
+      cutOffMs: this.#reachability.cutOffFor(this.#now()),
+      reclaimAfterMs: this.#reclaimAfterMs,
+      left: this.#left,
+      owned: owned.reduce((sum, r) => sum + r.end - r.start, 0),
+      strayAllocations: this.#book.size - used,
+    });
   }
 
   /** Gossips the state now (e.g. when the mesh connects a new peer). */

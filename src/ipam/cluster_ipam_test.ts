@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { formatIp, parseCidr } from "../net/cidr.ts";
 import { ClusterIpam } from "./cluster_ipam.ts";
 import { parseIpamInit } from "./cluster_types.ts";
-import { NoSpaceError, NotReadyError } from "./errors.ts";
+import { CannotAdoptError, NoSpaceError, NotReadyError } from "./errors.ts";
 import { decodeRing } from "./ring.ts";
 import { MemoryNetwork, Simulation, tempSqliteStore } from "./testing.ts";
 
@@ -228,11 +228,18 @@ Deno.test("when every owner is gone, only an explicit adopt on one node claims t
   sim.peer("b").rmpeer("a");
   sim.settle();
   assert.equal(b.status().ownerless, true);
-  await assert.rejects(sim.drive(b.allocate("p")), /no live peer owns any space/);
+  await assert.rejects(sim.drive(b.allocate("p")), /no live peer owns any space.*weft ipam adopt/);
   assert.equal(b.adoptOrphans().orphaned, 256);
   sim.settle();
   assert.equal(b.status().size, 254);
   assert.equal(c.status().size, 0, "c did not adopt too");
+  // Adopting again, anywhere, is refused with the reason: the space has an owner now.
+  assert.throws(() => c.adoptOrphans(), (e: Error) => {
+    assert.ok(e instanceof CannotAdoptError);
+    assert.equal(e.reason, "owned");
+    assert.match(e.message, /peer "c".*live peers own space \(b\)/);
+    return true;
+  });
   assert.ok((await sim.drive(c.allocate("q"))).address > 0);
 });
 

@@ -72,6 +72,19 @@ export interface ClusterIpamOptions {
   onEvent?: (event: IpamEvent) => void;
 }
 
+/**
+ * One reason this node is not ready or not healthy (the shape every area declares alike; the
+ * agent gathers them into GET /status `problems`). `code` is a stable kebab-case id.
+ */
+export interface Diagnostic {
+  code: string;
+  severity: "error" | "warning";
+  /** What is wrong, with the specifics: peer names, numbers. */
+  message: string;
+  /** What a person should do about it. */
+  fix: string;
+}
+
 export interface PeerStatus {
   name: string;
   gen: number;

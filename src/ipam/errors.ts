@@ -21,6 +21,21 @@ export class NotReadyError extends Error {
 }
 
 /**
+ * `adoptOrphans()` cannot take the ring's space now; `reason` says which precondition fails
+ * and the message says what to do (wait, remove a peer, or nothing to adopt at all).
+ */
+export class CannotAdoptError extends Error {
+  constructor(
+    message: string,
+    readonly reason: "no-ring" | "owned" | "not-live" | "unacknowledged" | "disagreement",
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = "CannotAdoptError";
+  }
+}
+
+/**
  * A request contradicts what is already recorded: the same (container, interface) asked for
  * an address in another subnet, or a state file written for another cluster range.
  */

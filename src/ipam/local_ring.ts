@@ -4,7 +4,7 @@
  * create the first split; claim what we inherit; publish our record) and is persisted before
  * ClusterIpam tells anyone about it.
  */
-import type { AddressRange, Cidr } from "../net/cidr.ts";
+import { type AddressRange, type Cidr, formatRange } from "../net/cidr.ts";
 import type { AllocationBook } from "./book.ts";
 import type { IpamEvent, IpamInit } from "./cluster_types.ts";
 import { firstSplitStep } from "./consensus.ts";
@@ -13,6 +13,7 @@ import {
   decodeRing,
   emptyRing,
   encodeRing,
+  entryRanges,
   giveRange,
   initialRing,
   isDead,
@@ -27,7 +28,6 @@ import {
   withTombstone,
 } from "./ring.ts";
 import { ownRecord, refreshedRecord, startCleanReason, startedClean } from "./standing.ts";
-import { hasOwnerlessSpace } from "./status.ts";
 import type { Store } from "./store.ts";
 
 const KEY_RING = "ring";
@@ -60,7 +60,7 @@ export class LocalRing {
   #ringId: string;
   /** Set when our copy may be stale (a restart, a seed ring we made ourselves). */
   #mustHear: boolean;
-  /** Set by adopt(): claim space that no live peer owns. */
+  /** Set during adopt(): claim space that no live peer owns. */
   #adopt = false;
 
   private constructor(options: LocalRingOptions, state: RingState, gen: number) {
@@ -188,13 +188,14 @@ export class LocalRing {
     return owned.reduce((sum, r) => sum + r.end - r.start, 0);
   }
 
-  /**
-   * Claims ownerless space from now on, or stops trying (an operator action; see
-   * ClusterIpam.adoptOrphans). Returns whether settling changed the state.
-   */
-  adopt(on: boolean): boolean {
-    this.#adopt = on;
-    return this.settle();
+  /** Claims the ownerless space (an operator action; ClusterIpam.adoptOrphans checks first). */
+  adopt(): void {
+    this.#adopt = true;
+    try {
+      this.settle();
+    } finally {
+      this.#adopt = false;
+    }
   }
 
   /**
@@ -219,9 +220,17 @@ export class LocalRing {
     this.#state = claimOrphans(this.#state, { name: this.#me, gen: this.#gen }, {
       adopt: this.#adopt,
     });
-    if (this.#adopt && this.#state !== before && !hasOwnerlessSpace(this.#state)) {
-      this.#adopt = false;
-    }
+    if (this.#state === before) return;
+    const previous = new Map(before.entries.map((e) => [e.token, e]));
+    const claimed = entryRanges(this.#state).filter(({ entry }) => {
+      const was = previous.get(entry.token);
+      return entry.owner === this.#me && entry.gen === this.#gen &&
+        (was?.owner !== entry.owner || was.gen !== entry.gen);
+    }).map(({ entry, range }) => {
+      const was = previous.get(entry.token);
+      return `${formatRange(range)} of ${was?.owner}@${was?.gen}`;
+    });
+    this.#event("reclaim", `Claimed ${claimed.join(", ")}`);
   }
 
   /** Starts clean when the cluster removed us or replaced the ring we allocated from. */

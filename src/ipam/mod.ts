@@ -9,7 +9,7 @@
  * the network are passed in, so a whole cluster runs in one test process: the doubles for
  * that live in testing.ts, never here.
  */
-export { IpamConflictError, NoSpaceError, NotReadyError } from "./errors.ts";
+export { CannotAdoptError, IpamConflictError, NoSpaceError, NotReadyError } from "./errors.ts";
 export { type Allocation, DuplicateAllocationError, type Store } from "./store.ts";
 export { openSqliteStore } from "./sqlite_store.ts";
 export type { AllocateOptions, IpamStatus, OwnedRangeStatus } from "./common.ts";
@@ -17,6 +17,7 @@ export { ClusterIpam } from "./cluster_ipam.ts";
 export {
   type ClusterIpamOptions,
   type ClusterIpamStatus,
+  type Diagnostic,
   type IpamEvent,
   type IpamInit,
   type IpamTransport,

@@ -28,22 +28,25 @@ export function claimOrphans(
   // the previous entry's owner does, and two peers cut off from each other would each pick
   // themselves. So only a peer told to adopt (an operator, on one node) claims, and only when
   // every live peer it knows publishes the same set of live peers.
-  const liveNames = live.map((p) => `${p.name}@${p.gen}`).sort(compare);
-  const agreed = live.every((p) =>
-    p.known !== undefined && p.known.length === liveNames.length &&
-    p.known.every((name, i) => name === liveNames[i])
-  );
-  const fallback = agreed && options.adopt ? me.name : undefined;
+  const fallback = options.adopt && disagreeing(live).length === 0 ? me.name : undefined;
   let changed = false;
   const result = entries.map((entry, i) => {
     if (!dead[i]) return entry;
     if (!reclaimAcknowledged(state, entry.owner, live)) return entry;
     let heir = fallback;
     if (anyLive) {
+      // Walk back over dead entries only while their removal is acknowledged too: the gives
+      // of a removed peer whose removal is not acknowledged yet may still be unknown here (it
+      // may have given the entry before ours to a live peer), so two peers could see different
+      // nearest live entries. The long property run found this (docs/ipam.md, step 5).
       for (let k = 1; k <= entries.length; k++) {
         const j = (i - k + entries.length) % entries.length;
         if (!dead[j]) {
           heir = entries[j].owner;
+          break;
+        }
+        if (!reclaimAcknowledged(state, entries[j].owner, live)) {
+          heir = undefined;
           break;
         }
       }
@@ -53,6 +56,74 @@ export function claimOrphans(
     return { token: entry.token, owner: me.name, gen: me.gen, version: entry.version + 1 };
   });
   return changed ? { ...state, entries: result } : state;
+}
+
+export type AdoptionBlocker = {
+  reason: "no-ring" | "owned" | "not-live" | "unacknowledged" | "disagreement";
+  message: string;
+};
+
+/**
+ * Why `me` may not adopt the ring's space now (see claimOrphans), or undefined when it may:
+ * there must be a ring, no live owner, every removal acknowledged, and every live peer must
+ * publish the same set of live peers.
+ */
+export function adoptionBlocker(
+  state: RingState,
+  me: { name: string; gen: number },
+): AdoptionBlocker | undefined {
+  if (state.ringId === "" || state.entries.length === 0) {
+    return { reason: "no-ring", message: "there is no ring yet: the first split was never made" };
+  }
+  const owners = [
+    ...new Set(state.entries.filter((e) => !isDead(state, e.owner, e.gen)).map((e) => e.owner)),
+  ];
+  if (owners.length > 0) {
+    return {
+      reason: "owned",
+      message: `live peers own space (${owners.join(", ")}); a removed peer's space goes to ` +
+        `its heir by itself once the removal is acknowledged`,
+    };
+  }
+  const live = livePeers(state);
+  if (!live.some((p) => p.name === me.name && p.gen === me.gen)) {
+    return { reason: "not-live", message: `this peer is not a live member of the ring` };
+  }
+  const unacknowledged = [...new Set(state.entries.map((e) => e.owner))]
+    .filter((name) => !reclaimAcknowledged(state, name, live))
+    .map((name) => `${name} (waiting for ${reclaimWaitingOn(state, name).join(", ")})`);
+  if (unacknowledged.length > 0) {
+    return {
+      reason: "unacknowledged",
+      message: `the removal of ${unacknowledged.join(", ")} is not acknowledged by every live ` +
+        `peer yet`,
+    };
+  }
+  const differing = disagreeing(live);
+  if (differing.length > 0) {
+    return {
+      reason: "disagreement",
+      message: `the live peers do not agree yet on who is live (this peer sees ` +
+        `${incarnations(live).join(", ")}; ${
+          differing.map((p) => `${p.name} lists ${(p.known ?? []).join(", ") || "nobody"}`)
+            .join("; ")
+        })`,
+    };
+  }
+  return undefined;
+}
+
+function incarnations(live: readonly PeerRecord[]): string[] {
+  return live.map((p) => `${p.name}@${p.gen}`).sort(compare);
+}
+
+/** Live peers whose published list of live peers differs from `live`. */
+function disagreeing(live: readonly PeerRecord[]): PeerRecord[] {
+  const names = incarnations(live);
+  return live.filter((p) =>
+    p.known === undefined || p.known.length !== names.length ||
+    !p.known.every((name, i) => name === names[i])
+  );
 }
 
 /** True when every live peer has published that it merged the tombstone of `name`. */

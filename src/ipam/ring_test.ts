@@ -127,6 +127,24 @@ Deno.test("orphans go to the owner of the previous live entry, once all live pee
   );
 });
 
+Deno.test("an heir waits while a removed neighbour's gives may be unknown (a long property run found it)", () => {
+  // c is removed and every live peer (a, d) acknowledged it; b is removed too, but not yet
+  // acknowledged. b gave its range (the one before c's) to d before it went: a peer that has
+  // not heard of that give sees b's range dead and would walk past it to a's, while a peer
+  // that has sees d's. Both would claim c's range at the same version.
+  let common = withTombstone(withTombstone(base(), "c", 0), "b", 0);
+  for (const name of ["a", "d"]) common = withPeer(common, record(name, 0, 2, { c: 0 }));
+  const bRange = ownedBy(base(), "b", 0)[0];
+  const aware = giveRange(common, bRange, {
+    from: { name: "b", gen: 0 },
+    to: { name: "d", gen: 0 },
+  });
+  const claimers = (state: RingState) =>
+    ["a", "d"].filter((name) => claimOrphans(state, { name, gen: 0 }) !== state);
+  assert.deepEqual(claimers(aware), ["d"]);
+  assert.deepEqual(claimers(common), [], "the unaware view waits for b's acknowledgements");
+});
+
 Deno.test("different initial splits: the lower ring id wins on every peer", () => {
   const x = base("consensus:x");
   const y = giveRange(base("consensus:y"), {

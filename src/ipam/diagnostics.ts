@@ -1,0 +1,175 @@
+/**
+ * Why this peer's IPAM is not ready or not healthy, for people: one `Diagnostic` per problem,
+ * with the specifics (quorum, peer names, addresses) and what to do about it. Pure: the agent
+ * gathers these into GET /status (`problems`) and the readiness answer.
+ */
+import { type Cidr, formatCidr } from "../net/cidr.ts";
+import type { Diagnostic, IpamInit } from "./cluster_types.ts";
+import { consensusProgress } from "./consensus.ts";
+import { adoptionBlocker } from "./reclaim.ts";
+import { isDead, livePeers, peerRecord, type RingState } from "./ring.ts";
+import { hasOwnerlessSpace, pendingReclaims } from "./status.ts";
+
+export interface DiagnosticsInput {
+  state: RingState;
+  me: string;
+  gen: number;
+  init: IpamInit;
+  cluster: Cidr;
+  reachable: ReadonlySet<string>;
+  mustHear: boolean;
+  /** How long we have been cut off from most live peers, when we are. */
+  cutOffMs: number | undefined;
+  reclaimAfterMs: number | undefined;
+  left: boolean;
+  /** Addresses this peer owns (0: it needs a donation before its first allocation). */
+  owned: number;
+  strayAllocations: number;
+}
+
+export function ipamDiagnostics(input: DiagnosticsInput): Diagnostic[] {
+  const { state, me, left } = input;
+  if (left) {
+    return [{
+      code: "ipam-left",
+      severity: "error",
+      message: `This peer left the IPAM ring (weft reset) and hands out no addresses`,
+      fix: `Restart weft on this node to join again as a new generation`,
+    }];
+  }
+  const out: Diagnostic[] = [];
+  if (state.ringId === "") out.push(firstSplit(input));
+  else if (input.mustHear) out.push(awaitingPeer(input));
+  const cutOff = cutOffDiagnostic(input);
+  if (cutOff) out.push(cutOff);
+  if (state.ringId !== "" && hasOwnerlessSpace(state)) {
+    const blocker = adoptionBlocker(state, { name: me, gen: input.gen });
+    out.push({
+      code: "ownerless-space",
+      severity: "error",
+      message: `No live peer owns any of ${formatCidr(input.cluster)}: every owner was removed ` +
+        `or left, so no peer can hand out addresses` +
+        (blocker ? ` (adopting it now would fail: ${blocker.message})` : ""),
+      fix: `Run "weft ipam adopt" on exactly one node; it takes over the whole range. Never on ` +
+        `two nodes that cannot reach each other: both would hand out the same addresses`,
+    });
+  }
+  for (const reclaim of pendingReclaims(state)) {
+    if (reclaim.waitingOn.length === 0) continue;
+    const waiting = reclaim.waitingOn.map((name) => unreachableNote(name, input.reachable, me));
+    out.push({
+      code: "reclaim-waiting",
+      severity: "warning",
+      message: `The space of removed peer "${reclaim.peer}" (${reclaim.addresses} addresses) ` +
+        `is reused only once every live peer has acknowledged the removal; waiting for ` +
+        waiting.join(", "),
+      fix: `Make sure ${reclaim.waitingOn.join(", ")} can reach this node; a peer that is gone ` +
+        `for good must be removed too ("weft rmpeer NAME")`,
+    });
+  }
+  const unknown = notKnownToAll(input);
+  if (unknown) out.push(unknown);
+  if (input.strayAllocations > 0) {
+    out.push({
+      code: "stray-allocations",
+      severity: "error",
+      message: `${input.strayAllocations} addresses recorded on this node lie outside the ` +
+        `ranges it owns; another node may hand them out again`,
+      fix: `The state file predates this ring (an early single-node version, or a copy from ` +
+        `another machine): drain the node and run "weft reset" on it`,
+    });
+  }
+  return out;
+}
+
+function firstSplit(input: DiagnosticsInput): Diagnostic {
+  const { state, me, init, cluster } = input;
+  const range = formatCidr(cluster);
+  if (init.mode === "consensus") {
+    const progress = consensusProgress(state, me, init.peers);
+    const known = progress.known.map((name) => unreachableNote(name, input.reachable, me));
+    const agreement = progress.vote
+      ? `; voted to split among ${progress.vote.join(", ")}, not yet agreed by ` +
+        progress.notAgreed.map((name) => unreachableNote(name, input.reachable, me)).join(", ")
+      : "";
+    return {
+      code: "awaiting-consensus",
+      severity: "error",
+      message: `IPAM waits for consensus on the first split of ${range}: quorum ` +
+        `${progress.quorum}, ${progress.known.length} known (${known.join(", ")})${agreement}`,
+      fix: `Start weft on ${Math.max(0, progress.quorum - progress.known.length) || "the other"} ` +
+        `more peer(s) with the same --ipalloc-init consensus=${progress.quorum}, reachable on ` +
+        `the mesh port; if fewer nodes will ever start together, restart with a smaller N`,
+    };
+  }
+  const role = init.mode === "seed" ? "not among the seeds" : "an observer";
+  return {
+    code: "awaiting-initial-split",
+    severity: "error",
+    message: `IPAM waits for the first split of ${range} from other peers: this peer is ${role} ` +
+      `and never splits the range itself; known peers: ${
+        state.peers.filter((p) => p.name !== me).map((p) => p.name).join(", ") || "none"
+      }`,
+    fix: `Connect this node to a peer started with --ipalloc-init consensus=N or seed=...`,
+  };
+}
+
+function awaitingPeer(input: DiagnosticsInput): Diagnostic {
+  const others = livePeers(input.state).filter((p) => p.name !== input.me).map((p) => p.name);
+  const reachable = others.filter((name) => input.reachable.has(name));
+  return {
+    code: "awaiting-peer",
+    severity: "error",
+    message: `IPAM restarted with a ring it shares with ${others.join(", ")} and waits to hear ` +
+      `from one of them, to learn whether this peer was removed while it was away` +
+      (reachable.length === 0 ? `; none of them is reachable now` : ""),
+    fix: `Make sure one of ${others.join(", ")} runs and can reach this node ("weft status ` +
+      `peers"); if all of them are gone for good, run "weft reset" on this node`,
+  };
+}
+
+function cutOffDiagnostic(input: DiagnosticsInput): Diagnostic | undefined {
+  const { cutOffMs, reclaimAfterMs } = input;
+  if (cutOffMs === undefined || input.state.ringId === "") return undefined;
+  const others = livePeers(input.state).filter((p) => p.name !== input.me);
+  const reached = others.filter((p) => input.reachable.has(p.name)).map((p) => p.name);
+  const lost = others.filter((p) => !input.reachable.has(p.name)).map((p) => p.name);
+  const fenced = reclaimAfterMs !== undefined && cutOffMs >= reclaimAfterMs / 2;
+  return {
+    code: "cut-off",
+    severity: fenced ? "error" : "warning",
+    message: `Cut off from most IPAM peers for ${Math.round(cutOffMs / 1000)}s: reaching ` +
+      `${reached.length} of ${others.length} (${reached.join(", ") || "none"}), not ` +
+      lost.join(", ") +
+      (fenced
+        ? `; automatic reclaim is on, so the others may take this peer's space: it hands out ` +
+          `no addresses until it reaches most of them again`
+        : ""),
+    fix: `Restore the connections to ${lost.join(", ")} (weft status peers and connections ` +
+      `say which path fails)`,
+  };
+}
+
+/** A peer that owns nothing gets space only once every live peer lists it (docs/ipam.md). */
+function notKnownToAll(input: DiagnosticsInput): Diagnostic | undefined {
+  const { state, me, gen } = input;
+  if (state.ringId === "" || input.owned > 0 || isDead(state, me, gen)) return undefined;
+  const incarnation = `${me}@${gen}`;
+  const unaware = livePeers(state)
+    .filter((p) => p.name !== me && !(p.known ?? []).includes(incarnation))
+    .map((p) => unreachableNote(p.name, input.reachable, me));
+  if (unaware.length === 0 || !peerRecord(state, me)) return undefined;
+  return {
+    code: "unknown-to-peers",
+    severity: "warning",
+    message: `This peer owns no addresses yet, and donors give only to a peer every live peer ` +
+      `knows: ${unaware.join(", ")} ${unaware.length === 1 ? "does" : "do"} not list ` +
+      `${incarnation} yet`,
+    fix: `Make sure those peers can reach this node; remove any that is gone for good ` +
+      `("weft rmpeer NAME")`,
+  };
+}
+
+function unreachableNote(name: string, reachable: ReadonlySet<string>, me: string): string {
+  return name === me || reachable.has(name) ? name : `${name} (unreachable)`;
+}
