@@ -7,16 +7,24 @@
  * needs to hold 100 remote peers (measured in a child process so the simulation does not count).
  *
  * A last row runs 100 peers with discovery on (a full mesh, as most clusters end up), unless
- * `--no-full`.
+ * `--no-full`. Then the cost of signatures: the 100-peer runs again with a scheme that signs
+ * nothing and accepts everything (frames stay sealed in both), CPU time side by side.
  *
  *   deno run -A --v8-flags=--expose-gc bench/mesh_sim.ts [--sizes 10,100,1000] [--degree 3]
  */
 // the same seeded generator the IPAM simulations use, so runs are repeatable
 import { seededRandom } from "../src/ipam/testing.ts";
+import process from "node:process";
 import { Mesh } from "../src/mesh/mod.ts";
-import { MemoryNetwork, SimClock } from "../src/mesh/testing.ts";
-import { helloMessage, newNonce } from "../src/mesh/handshake.ts";
-import type { PeerRecord } from "../src/mesh/record.ts";
+import {
+  IdentityKey,
+  InsiderClient,
+  MemoryNetwork,
+  type SignatureScheme,
+  SimClock,
+  unsignedScheme,
+} from "../src/mesh/testing.ts";
+import { type PeerRecord, recordSigningBytes } from "../src/mesh/record.ts";
 
 interface SimResult {
   n: number;
@@ -28,6 +36,21 @@ interface SimResult {
   bytesPerPeerPerSec: number;
   maxBytesPerPeerPerSec: number;
   wallMs: number;
+  /** CPU time of the whole run (user + system). */
+  cpuMs: number;
+  signs: number;
+  verifies: number;
+}
+
+/** Counts what a scheme does, to report signatures made and checked. */
+function counted(scheme: SignatureScheme, counts: { signs: number; verifies: number }) {
+  return {
+    publicKey: scheme.publicKey,
+    sign: (data: Uint8Array) => (counts.signs++, scheme.sign(data)),
+    verify: (key: string, data: Uint8Array, sig: string) => (
+      counts.verifies++, scheme.verify(key, data, sig)
+    ),
+  };
 }
 
 function converged(meshes: Mesh[], n: number, withRoutes: boolean): boolean {
@@ -39,10 +62,12 @@ function converged(meshes: Mesh[], n: number, withRoutes: boolean): boolean {
 
 async function simulate(
   n: number,
-  options: { degree: number; discovery?: boolean },
+  options: { degree: number; discovery?: boolean; signed?: boolean },
 ): Promise<SimResult> {
-  const { degree, discovery = false } = options;
+  const { degree, discovery = false, signed = true } = options;
+  const counts = { signs: 0, verifies: 0 };
   const wallStart = performance.now();
+  const cpuStart = process.cpuUsage();
   const random = seededRandom(n * 7919 + degree);
   const clock = new SimClock({ start: 1_700_000_000_000 });
   const network = new MemoryNetwork({ clock, random, latencyMs: 1, jitterMs: 1 });
@@ -55,7 +80,11 @@ async function simulate(
       if (j !== i) peers.add(address(j));
     }
     meshes.push(
-      new Mesh({ name: `peer-${i.toString().padStart(4, "0")}`, nickname: `node${i}` }, {
+      new Mesh({
+        name: `peer-${i.toString().padStart(4, "0")}`,
+        nickname: `node${i}`,
+        key: counted(signed ? IdentityKey.generate() : unsignedScheme(), counts),
+      }, {
         clock,
         random,
         transport: network.transport(address(i)),
@@ -110,9 +139,14 @@ async function simulate(
   }
   for (const mesh of meshes) await mesh.stop();
   clock.advance(1000);
+  const cpu = process.cpuUsage(cpuStart);
   return {
     n,
-    label: discovery ? `${n} (full mesh by discovery)` : String(n),
+    label: `${discovery ? `${n} (full mesh by discovery)` : String(n)}${
+      signed ? "" : ", unsigned"
+    }`,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    ...counts,
     baselineBytesPerPeerPerSec,
     convergeMs,
     spreadMs,
@@ -135,11 +169,11 @@ async function memoryChild(remotes: number): Promise<void> {
     port: 6783,
   });
   await mesh.start();
-  const link = network.transport("10.0.0.2:6783").dial("10.0.0.1:6783");
   const records: PeerRecord[] = [];
   for (let i = 0; i < remotes; i++) {
     const name = `remote-${i}`;
-    records.push({
+    const key = IdentityKey.generate();
+    const unsigned = {
       name,
       nickname: `node-${i}`,
       incarnation: "0190000000000000abcd",
@@ -156,22 +190,14 @@ async function memoryChild(remotes: number): Promise<void> {
         }),
         ipam: JSON.stringify({ ranges: [[`10.32.${i}.0`, `10.32.${i}.255`]], free: 200 }),
       },
-    });
+      key: key.publicKey,
+    };
+    records.push({ ...unsigned, sig: key.sign(recordSigningBytes(unsigned)) });
   }
-  let step = 0;
-  link.onOpen = () => link.send(JSON.stringify(helloMessage(newNonce(), { auth: false })));
-  link.onMessage = () => {
-    if (step++ === 0) {
-      link.send(JSON.stringify({
-        t: "auth",
-        name: "feeder",
-        nickname: "feeder",
-        incarnation: "0190000000000000abcd",
-        port: 6783,
-      }));
-      link.send(JSON.stringify({ t: "gossip", r: records }));
-    }
-  };
+  const feeder = new InsiderClient(network.transport("10.0.0.2:6783"), "10.0.0.1:6783", {
+    name: "feeder",
+  });
+  feeder.send({ t: "gossip", r: records });
   clock.advance(2000);
   gc();
   const after = Deno.memoryUsage();
@@ -212,11 +238,14 @@ if (import.meta.main) {
     const sizes = (arg("--sizes") ?? "10,100,1000").split(",").map(Number);
     const degree = Number(arg("--degree") ?? 3);
     const rows: SimResult[] = [];
-    const runs = sizes.map((n) => ({ n, discovery: false }));
+    const runs = sizes.map((n) => ({ n, discovery: false, signed: true }));
     // What most clusters run: discovery on, so every peer ends up connected to every other.
-    if (!Deno.args.includes("--no-full")) runs.push({ n: 100, discovery: true });
-    for (const { n, discovery } of runs) {
-      rows.push(await simulate(n, { degree, discovery }));
+    if (!Deno.args.includes("--no-full")) runs.push({ n: 100, discovery: true, signed: true });
+    // The same 100-peer runs without signatures: their cost is the CPU difference.
+    const unsigned = runs.filter((r) => r.n === 100).map((r) => ({ ...r, signed: false }));
+    runs.push(...unsigned);
+    for (const { n, discovery, signed } of runs) {
+      rows.push(await simulate(n, { degree, discovery, signed }));
       console.error(
         `  simulated ${rows.at(-1)!.label} in ${Math.round(rows.at(-1)!.wallMs)} ms wall`,
       );
@@ -226,16 +255,26 @@ if (import.meta.main) {
       `\nMesh simulation: each peer dials ${degree} random peers, password on, 1-2 ms links`,
     );
     console.log(
-      "| N | converge (sim ms) | spread one change (sim ms) | target | bytes/peer/s quiet (avg / max) | target | baseline: whole topology every 30 s | wall ms |",
+      "| N | converge (sim ms) | spread one change (sim ms) | target | bytes/peer/s quiet (avg / max) | target | baseline: whole topology every 30 s | wall ms | CPU ms | signed / checked |",
     );
-    console.log("|---|---|---|---|---|---|---|---|");
+    console.log("|---|---|---|---|---|---|---|---|---|---|");
     for (const r of rows) {
       console.log(
         `| ${r.label} | ${fmt(r.convergeMs)} | ${fmt(r.spreadMs)} | < 3000 | ${
           fmt(r.bytesPerPeerPerSec)
         } / ${fmt(r.maxBytesPerPeerPerSec)} | < 10240 | ${fmt(r.baselineBytesPerPeerPerSec)} | ${
           fmt(r.wallMs)
-        } |`,
+        } | ${fmt(r.cpuMs)} | ${r.signs} / ${r.verifies} |`,
+      );
+    }
+    for (const u of rows.filter((r) => r.label.endsWith(", unsigned"))) {
+      const s = rows.find((r) => r.label === u.label.replace(", unsigned", ""))!;
+      console.log(
+        `\nSignatures at ${s.label}: ${fmt(s.cpuMs)} CPU ms signed vs ${fmt(u.cpuMs)} unsigned ` +
+          `(+${fmt(s.cpuMs - u.cpuMs)} ms for ${s.signs} signatures made and ${s.verifies} ` +
+          `checked, ${
+            fmt((s.cpuMs - u.cpuMs) * 1000 / Math.max(1, s.signs + s.verifies))
+          } us each)`,
       );
     }
     const baseline = await measureMemory(0);

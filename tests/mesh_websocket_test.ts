@@ -146,8 +146,10 @@ Deno.test("hostile frames close that connection only", async () => {
 
 Deno.test("forget stops reconnection", async () => {
   const meshes: Mesh[] = [];
+  // "a" restarts below: its state dir keeps its identity key, or b would refuse the new one.
+  const stateDir = await Deno.makeTempDir({ prefix: "wtm-forget-" });
   try {
-    const a = await mesh("a");
+    const a = await mesh("a", { stateDir });
     meshes.push(a);
     const b = await mesh("b", { peers: [a.address] });
     meshes.push(b);
@@ -157,7 +159,7 @@ Deno.test("forget stops reconnection", async () => {
     assert.deepEqual(b.targets(), []);
     await a.stop();
     await waitFor("b notices a is gone", () => b.peer("a")?.reachable === false);
-    const again = await mesh("a", { port });
+    const again = await mesh("a", { port, stateDir });
     meshes.push(again);
     await new Promise((resolve) => setTimeout(resolve, 1500));
     assert.equal(established(b).length, 0, "b must not dial a forgotten address");
@@ -165,6 +167,7 @@ Deno.test("forget stops reconnection", async () => {
     await waitFor("reconnected after connect", () => sees(b, ["a", "b"]));
   } finally {
     await stopAll(meshes);
+    await Deno.remove(stateDir, { recursive: true });
   }
 });
 

@@ -56,3 +56,19 @@ export function isLocalAddress(
   if (host === "0.0.0.0" || host === "::") return true;
   return (options.hostAddresses ?? localHostAddresses()).some((h) => bareHost(h) === host);
 }
+
+/**
+ * Whether `address` is this peer's, given where it listens: our port on the listening host or,
+ * listening on all addresses, on any of this host's (`hostAddresses`, default: the machine's).
+ */
+export function isOwnAddress(
+  address: string,
+  options: { listen: string; hostAddresses?: readonly string[] },
+): boolean {
+  const { listen } = options;
+  const port = Number(listen.slice(listen.lastIndexOf(":") + 1));
+  const host = bareHost(hostOf(listen));
+  const any = host === "0.0.0.0" || host === "::";
+  const hostAddresses = any ? options.hostAddresses ?? localHostAddresses() : [host];
+  return isLocalAddress(address, { port, hostAddresses });
+}

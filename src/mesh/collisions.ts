@@ -11,6 +11,7 @@
  */
 import type { Diagnostic } from "./diagnostics.ts";
 import { NAME_SALT_FILE, PEER_NAME_FILE } from "./identity.ts";
+import { fingerprint } from "./keys.ts";
 import type { PeerRecord } from "./record.ts";
 
 export interface CollisionWatchOptions {
@@ -42,6 +43,27 @@ export class CollisionWatch {
       `connection ${address}`,
       `a peer at ${address} (incarnation ${theirs.incarnation}) also uses it`,
       now,
+    );
+  }
+
+  /** A peer refused us: it binds our name to another identity key. */
+  refusedKey(address: string, now: number): void {
+    this.#report(
+      `refused ${address}`,
+      `the peer at ${address} knows it with another identity key (another machine uses the ` +
+        `name, or this machine's identity key was replaced)`,
+      now,
+    );
+  }
+
+  /** A validly signed record of our name under another key: another installation uses it. */
+  foreignKey(record: PeerRecord, options: { from: string; now: number }): void {
+    const where = this.#foreignAddresses(options.now);
+    this.#report(
+      `key ${record.key}`,
+      `another peer with identity key ${fingerprint(record.key)} publishes records under it ` +
+        `(relayed by ${options.from}${where.length ? `; seen at ${where.join(", ")}` : ""})`,
+      options.now,
     );
   }
 

@@ -9,21 +9,25 @@ import type { Clock } from "./clock.ts";
 import { hostOf } from "./address.ts";
 import type { Frame } from "./protocol.ts";
 import type { ConnectionInfo } from "./record.ts";
+import type { SignatureScheme } from "./keys.ts";
 import { type LocalPeer, preferConnection, Session } from "./session.ts";
 import type { Link } from "./transport.ts";
-import type { ConnectionStatus, MeshSettings } from "./types.ts";
+import type { ConnectionState, ConnectionStatus, MeshSettings } from "./types.ts";
 
 export interface ConnectionsOptions {
   name: string;
   clock: Clock;
   settings: MeshSettings;
   secret?: Uint8Array;
+  identity: SignatureScheme;
   local(): LocalPeer;
   log(message: string): void;
   /** A handshake completed: the far end is `peer` (this peer itself when `self`). */
   identified(session: Session, peer: string, options: { self: boolean }): void;
   /** The far end claims our name but is another incarnation: another live peer has our name. */
   collided(session: Session, address: string): void;
+  /** Whether the far end's proven key may use its name (trust on first use). */
+  admit(session: Session, address: string): boolean;
   /** `session` is now the connection to its peer. */
   connected(session: Session): void;
   /** A session closed; `wasCurrent` when it was the connection to `peer`. */
@@ -56,6 +60,7 @@ export class Connections {
       direction,
       local: this.#options.local,
       secret,
+      identity: this.#options.identity,
       clock,
       heartbeatMs: settings.heartbeatMs,
       deadAfterMs: settings.deadAfterMs,
@@ -114,19 +119,30 @@ export class Connections {
 
   #established(session: Session): void {
     const remote = session.remote!;
+    const address = dialable(session);
     if (remote.name === this.#options.name) {
-      const self = remote.incarnation === this.#options.local().incarnation;
+      const self = remote.incarnation === this.#options.local().incarnation &&
+        remote.key === this.#options.identity.publicKey;
       this.#options.identified(session, remote.name, { self });
       if (self) {
         session.close("connected to self");
       } else {
-        const address = dialable(session);
         this.#options.collided(session, address);
-        session.close(`Name collision: the peer at ${address} also calls itself "${remote.name}"`);
+        session.refuse(
+          "name-collision",
+          `Name collision: the peer at ${address} also calls itself "${remote.name}"`,
+        );
       }
       return;
     }
     this.#options.identified(session, remote.name, { self: false });
+    if (!this.#options.admit(session, address)) {
+      session.refuse(
+        "key-mismatch",
+        `Key mismatch: "${remote.name}" is bound to another identity key on this peer`,
+      );
+      return;
+    }
     const existing = this.byPeer.get(remote.name);
     if (existing) {
       if (!preferConnection(session, existing, { self: this.#options.name })) {
@@ -160,4 +176,17 @@ function dialable(session: Session): string {
   return session.direction === "outbound"
     ? session.link.remoteAddress
     : `${hostOf(session.link.remoteAddress)}:${session.remote!.port}`;
+}
+
+/** The shared secret from a password option; none for an empty one. */
+export function secretOf(password: string | Uint8Array | undefined): Uint8Array | undefined {
+  if (typeof password !== "string") return password;
+  return password === "" ? undefined : new TextEncoder().encode(password);
+}
+
+/** How many connections are in each state (for metrics). */
+export function countByState(list: ConnectionStatus[]): Record<ConnectionState, number> {
+  const counts = { connecting: 0, established: 0, failed: 0, retrying: 0, self: 0 };
+  for (const c of list) counts[c.state]++;
+  return counts;
 }

@@ -55,7 +55,7 @@ export function targetDiagnostic(target: Target): Diagnostic | undefined {
   if (target.lastError === undefined) return undefined;
   const error = target.lastError;
   // Reported as a name collision, with the fix, by CollisionWatch.
-  if (/^name collision/i.test(error)) return undefined;
+  if (/name collision/i.test(error)) return undefined;
   const port = target.address.slice(target.address.lastIndexOf(":") + 1);
   if (NO_ROUTE.test(error)) {
     return {

@@ -74,7 +74,7 @@ Deno.test("two live peers with one name both report the collision, naming the ot
   assert.ok(b.metrics().terminations === 0);
 });
 
-Deno.test("twins that only meet through gossip stop overruling each other and both report it", async () => {
+Deno.test("twins that only meet through gossip (a clone with its state dir) stop overruling each other and both report it", async () => {
   await using cluster = new SimCluster({ latencyMs: 2 });
   const logs = new Map<string, string[]>();
   const log = (label: string) => (message: string) =>
@@ -87,9 +87,11 @@ Deno.test("twins that only meet through gossip stop overruling each other and bo
     address: "10.0.0.7:6783",
   });
   cluster.clock.advance(2000);
+  // A machine cloned with its state dir: same name, same identity key.
   const b = await cluster.add("px", { peers: ["p2"], log: log("b") }, {
     label: "b",
     address: "10.0.0.8:6783",
+    key: cluster.state.get("a")!.key,
   });
   cluster.clock.advance(60_000);
   for (const [label, twin, other] of [["a", a, "10.0.0.8"], ["b", b, "10.0.0.7"]] as const) {
@@ -118,4 +120,34 @@ Deno.test("targets without a route or refusing are diagnosed with the address an
   cluster.network.heal();
   cluster.clock.advance(20_000);
   assert.deepEqual(p0.diagnostics().map((d) => d.code), ["peer-connection-failed"]);
+});
+
+Deno.test("a second peer taking a known name with another key is refused and told why", async () => {
+  await using cluster = new SimCluster({ latencyMs: 2 });
+  const options = { retryMinMs: 500, retryMaxMs: 4000 };
+  await cluster.add("p1", options);
+  const p2 = await cluster.add("p2", { ...options, peers: ["p1"] });
+  const a = await cluster.add("px", { ...options, peers: ["p1"] }, {
+    label: "a",
+    address: "10.0.0.7:6783",
+  });
+  cluster.converge(3);
+  // Another installation given the same --name: its own key.
+  const b = await cluster.add("px", { ...options, peers: ["p2"] }, {
+    label: "b",
+    address: "10.0.0.8:6783",
+  });
+  cluster.clock.advance(30_000);
+  const mismatch = p2.diagnostics().find((d) => d.code === "key-mismatch");
+  assert.ok(mismatch, JSON.stringify(p2.diagnostics()));
+  assert.match(mismatch.message, /"px".*10\.0\.0\.8/);
+  assert.match(mismatch.fix, /weft peer rebind px --fingerprint SHA256:/);
+  const collision = b.diagnostics().find((d) => d.code === "name-collision");
+  assert.ok(collision, JSON.stringify(b.diagnostics()));
+  assert.match(collision.message, /10\.0\.0\.3:6783/);
+  // The first holder of the name is untouched: still everyone's px.
+  for (const name of ["p1", "p2"]) {
+    assert.equal(cluster.get(name).peer("px")!.incarnation, a.incarnation);
+  }
+  assert.equal(b.metrics().connections.established, 0);
 });

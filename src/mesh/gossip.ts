@@ -3,6 +3,8 @@
  * summary. The topology it keeps is the mesh's view of everyone. It knows nothing of
  * connections beyond the neighbour sessions the mesh hands it, nor of routes beyond the table
  * the mesh last computed, so it can be read (and changed) apart from dialling and routing.
+ * Only news is checked (`authentic`): a signature is verified once per new version, never for
+ * the copies and echoes that make up most of the traffic.
  */
 import type { Clock, TimerId } from "./clock.ts";
 import { type DigestFrame, encodeGossip, type GossipFrame, type SummaryFrame } from "./protocol.ts";
@@ -28,8 +30,10 @@ export interface GossipOptions {
   graphChanged(): void;
   /** A newer copy of a known peer's record was stored. */
   recordChanged(record: PeerRecord): void;
-  /** A copy of this peer's own record arrived from someone else. */
-  ownRecord(record: PeerRecord): void;
+  /** A copy of this peer's own record arrived from neighbour `from`. */
+  ownRecord(record: PeerRecord, from: string): void;
+  /** Whether a newer record may be stored: signed by the key bound to its name. */
+  authentic(record: PeerRecord, from: string): boolean;
 }
 
 export class Gossip {
@@ -40,7 +44,8 @@ export class Gossip {
   #flushTimer?: TimerId;
   #lastSummary = new WeakMap<Session, number>();
   /** A neighbour's digest differed from ours since the last round. */
-  disagreed = false;
+  #disagreed = false;
+  #lastRoundDigest = "";
 
   constructor(options: GossipOptions) {
     this.#options = options;
@@ -67,6 +72,20 @@ export class Gossip {
     for (const record of frame.r) this.#merge(record, from);
   }
 
+  /**
+   * How long until the next anti-entropy round, jittered +-25%. While the topology is still
+   * changing here, or a neighbour disagreed, rounds come five times as often, so a gap left by
+   * views that disagreed is repaired in about a second; a quiet mesh stays slow.
+   */
+  nextRoundDelay(random: () => number): number {
+    const digest = this.topology.digest();
+    const busy = digest !== this.#lastRoundDigest || this.#disagreed;
+    this.#lastRoundDigest = digest;
+    this.#disagreed = false;
+    const period = this.#options.gossipIntervalMs / (busy ? 5 : 1);
+    return Math.round(period * (0.75 + 0.5 * random()));
+  }
+
   /** Opens anti-entropy on a link: our digest, answered with a summary if theirs differs. */
   sendDigest(session: Session): void {
     session.send({ t: "digest", h: this.topology.digest() });
@@ -74,7 +93,7 @@ export class Gossip {
 
   receiveDigest(session: Session, frame: DigestFrame): void {
     if (frame.h === this.topology.digest()) return;
-    this.disagreed = true;
+    this.#disagreed = true;
     this.#sendSummary(session, false);
   }
 
@@ -88,7 +107,7 @@ export class Gossip {
 
   #merge(record: PeerRecord, from: string): void {
     if (record.name === this.#options.name) {
-      this.#options.ownRecord(record);
+      this.#options.ownRecord(record, from);
       return;
     }
     if (!this.topology.isNews(record)) {
@@ -99,7 +118,7 @@ export class Gossip {
       }
       return;
     }
-    this.store(record, from);
+    if (this.#options.authentic(record, from)) this.store(record, from);
   }
 
   #sendSummary(session: Session, reply: boolean): void {

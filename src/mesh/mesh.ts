@@ -13,17 +13,15 @@
  */
 import { type Clock, systemClock, type TimerId } from "./clock.ts";
 import { ConnectionMaker } from "./connection_maker.ts";
-import {
-  DEFAULT_PORT,
-  hostOf,
-  isLocalAddress,
-  localHostAddresses,
-  normalizeAddress,
-} from "./address.ts";
+import { DEFAULT_PORT, isOwnAddress, normalizeAddress } from "./address.ts";
 import { CollisionWatch } from "./collisions.ts";
 import type { Diagnostic } from "./diagnostics.ts";
+import { fingerprint, IdentityKey } from "./keys.ts";
+import { KnownPeers } from "./known_peers.ts";
+import { PeerKeys, type PeerSigner } from "./peer_keys.ts";
 import { Gossip } from "./gossip.ts";
-import { loadIdentity, newIncarnation } from "./identity.ts";
+import { newIncarnation } from "./identity.ts";
+import { loadMeshIdentity, type MeshIdentity } from "./mesh_identity.ts";
 import { Messenger } from "./messages.ts";
 import type { Frame } from "./protocol.ts";
 import { OwnRecord } from "./own_record.ts";
@@ -31,11 +29,11 @@ import type { PeerRecord } from "./record.ts";
 import { RouteKeeper } from "./route_keeper.ts";
 import type { Session } from "./session.ts";
 import type { Transport } from "./transport.ts";
-import { Connections } from "./connections.ts";
+import { Connections, countByState, secretOf } from "./connections.ts";
+import { PeerEvents } from "./events.ts";
 import { WebSocketTransport } from "./websocket_transport.ts";
 import { MalformedFrameError } from "./errors.ts";
 import type {
-  ConnectionState,
   ConnectionStatus,
   MeshEvent,
   MeshMetrics,
@@ -70,26 +68,25 @@ export class Mesh {
 
   #routes: RouteKeeper;
   #tickTimer?: TimerId;
-  #lastTickDigest = "";
 
-  #listeners = new Map<MeshEvent, Array<(peer: PeerStatus) => void>>();
+  #events: PeerEvents;
   #collisions: CollisionWatch;
+  #keys: PeerKeys;
+  #known: KnownPeers;
   #hostAddresses?: readonly string[];
 
   /** Loads the identity (state dir, machine id) and builds a stopped mesh. */
   static async create(options: MeshOptions = {}): Promise<Mesh> {
-    const clock = options.clock ?? systemClock;
-    const identity = await loadIdentity({
-      stateDir: options.stateDir,
-      name: options.name,
-      nickname: options.nickname,
-      now: clock.now(),
-    });
-    return new Mesh(identity, options);
+    const now = (options.clock ?? systemClock).now();
+    return new Mesh(await loadMeshIdentity({ ...options, now }), options);
   }
 
+  /**
+   * A stopped mesh. Without `key` a new identity key is made (in memory); without `known`, the
+   * names bound to keys are kept in memory only.
+   */
   constructor(
-    identity: { name: string; nickname: string; incarnation?: string },
+    identity: MeshIdentity,
     options: MeshOptions = {},
   ) {
     this.name = identity.name;
@@ -97,7 +94,6 @@ export class Mesh {
     this.#clock = options.clock ?? systemClock;
     this.#random = options.random ?? Math.random;
     this.#options = meshSettings(options);
-    const password = options.password;
     this.#log = options.log ?? (() => {});
     this.#transport = options.transport ??
       new WebSocketTransport({
@@ -111,6 +107,17 @@ export class Mesh {
       });
     this.#port = options.port ?? DEFAULT_PORT;
     this.#hostAddresses = options.hostAddresses;
+    this.#events = new PeerEvents({ log: this.#log });
+    const scheme = identity.key ?? IdentityKey.generate();
+    this.#known = identity.known ?? new KnownPeers();
+    this.#keys = new PeerKeys({
+      name: this.name,
+      scheme,
+      known: this.#known,
+      now: () => this.#clock.now(),
+      log: this.#log,
+      keepMs: 10 * 60_000,
+    });
     this.#collisions = new CollisionWatch({
       name: this.name,
       stateDir: options.stateDir,
@@ -123,9 +130,8 @@ export class Mesh {
       name: this.name,
       clock: this.#clock,
       settings: this.#options,
-      secret: typeof password === "string"
-        ? (password === "" ? undefined : new TextEncoder().encode(password))
-        : password,
+      secret: secretOf(options.password),
+      identity: scheme,
       local: () => ({
         name: this.name,
         nickname: this.nickname,
@@ -136,6 +142,8 @@ export class Mesh {
       identified: (session, peer, { self }) => this.#maker.identified(session, peer, { self }),
       collided: (session, address) =>
         this.#collisions.connected(address, session.remote!, this.#clock.now()),
+      admit: (session, address) =>
+        this.#keys.admit(session.remote!.name, session.remote!.key, { via: `at ${address}` }),
       connected: (session) => this.#connected(session),
       closed: (session, reason, closed) => this.#closed(session, reason, closed),
       frame: (session, frame) => this.#frame(session, frame),
@@ -154,7 +162,8 @@ export class Mesh {
       stopped,
       graphChanged: () => this.#routes.markDirty(),
       recordChanged: (record) => this.#emit("peer-changed", record),
-      ownRecord: (record) => this.#own.received(record),
+      ownRecord: (record, from) => this.#ownRecordReceived(record, from),
+      authentic: (record, from) => this.#keys.acceptRecord(record, { from }),
     });
     this.#routes = new RouteKeeper({
       name: this.name,
@@ -173,6 +182,7 @@ export class Mesh {
       clock: this.#clock,
       batchMs: this.#options.batchMs,
       connections: () => this.#connections.info(),
+      sign: (record) => this.#keys.signRecord(record),
       publish: (record) => this.#gossip.store(record, undefined),
       current: () => this.#gossip.topology.get(this.name),
       stopped,
@@ -185,6 +195,8 @@ export class Mesh {
       neighbours,
       nextHop: (peer) => this.nextHop(peer),
       routes: () => this.#routes.current(),
+      sign: (data) => this.#keys.sign(data),
+      verify: (name, data, signature) => this.#keys.verify(name, data, signature),
       log: this.#log,
     });
     this.#maker = new ConnectionMaker({
@@ -234,6 +246,7 @@ export class Mesh {
     this.#maker.stop();
     this.#connections.closeAll("mesh stopped");
     await this.#transport.close();
+    await this.#known.flush();
   }
   // ---- local data -------------------------------------------------------------------------
 
@@ -328,22 +341,12 @@ export class Mesh {
   }
 
   on(event: MeshEvent, handler: (peer: PeerStatus) => void): void {
-    const list = this.#listeners.get(event) ?? [];
-    list.push(handler);
-    this.#listeners.set(event, list);
+    this.#events.on(event, handler);
   }
 
   metrics(): MeshMetrics {
-    const connections: Record<ConnectionState, number> = {
-      connecting: 0,
-      established: 0,
-      failed: 0,
-      retrying: 0,
-      self: 0,
-    };
-    for (const c of this.connections()) connections[c.state]++;
     return {
-      connections,
+      connections: countByState(this.connections()),
       terminations: this.#connections.terminations,
       gossipBytesSent: this.#connections.bytesSent,
       gossipBytesReceived: this.#connections.bytesReceived,
@@ -355,7 +358,31 @@ export class Mesh {
    * name, targets with no route or that keep failing.
    */
   diagnostics(): Diagnostic[] {
-    return [...this.#collisions.diagnostics(this.#clock.now()), ...this.#maker.diagnostics()];
+    return [
+      ...this.#collisions.diagnostics(this.#clock.now()),
+      ...this.#keys.diagnostics(),
+      ...this.#maker.diagnostics(),
+    ];
+  }
+
+  /** Signatures by this peer's identity key, checks against the keys bound to others (CONTRACTS #2). */
+  signer(): PeerSigner {
+    return this.#keys.signer();
+  }
+
+  /**
+   * Operator action after a peer was reinstalled and kept its name: forget the identity key
+   * bound to `name`, so its next contact binds again; with `fingerprint` (as the key-mismatch
+   * diagnostic shows it), only that key binds. Its refused records come back with the next
+   * anti-entropy round.
+   */
+  rebindPeer(name: string, options: { fingerprint?: string } = {}): void {
+    this.#keys.rebind(name, options);
+  }
+
+  /** This peer's identity key fingerprint, as others' diagnostics show it. */
+  get keyFingerprint(): string {
+    return fingerprint(this.#keys.publicKey);
   }
 
   /** The current topology digest; equal digests mean equal views (for tests and the bench). */
@@ -374,6 +401,10 @@ export class Mesh {
   }
 
   #closed(session: Session, reason: string, options: { peer?: string; wasCurrent: boolean }) {
+    if (session.refusal === "key-mismatch") {
+      // The other side binds our name to another key.
+      this.#collisions.refusedKey(session.link.remoteAddress, this.#clock.now());
+    }
     if (options.wasCurrent) {
       this.#own.markDirty();
       this.#routes.markDirty();
@@ -403,29 +434,25 @@ export class Mesh {
     }
   }
 
-  /**
-   * Whether an address is this peer's: our port on the host we listen on or, listening on all
-   * addresses, on any of this host's. Unknown (false) until listening.
-   */
   #isLocal(address: string): boolean {
-    if (this.#listenAddress === "") return false;
-    const host = hostOf(this.#listenAddress).replace(/^\[|\]$/g, "");
-    const any = host === "0.0.0.0" || host === "::";
-    const hostAddresses = any ? this.#hostAddresses ?? localHostAddresses() : [host];
-    return isLocalAddress(address, { port: this.#port, hostAddresses });
+    const listen = this.#listenAddress;
+    return listen !== "" && isOwnAddress(address, { listen, hostAddresses: this.#hostAddresses });
+  }
+
+  /** A copy of our own record: a previous life, or another peer with our name (and key?). */
+  #ownRecordReceived(record: PeerRecord, from: string): void {
+    if (!this.#keys.selfSigned(record)) return;
+    if (record.key !== this.#keys.publicKey) {
+      this.#collisions.foreignKey(record, { from, now: this.#clock.now() });
+      return;
+    }
+    this.#own.received(record);
   }
 
   // ---- rounds: anti-entropy, ageing, discovery --------------------------------------------
 
   #scheduleTick(): void {
-    // While the topology is still changing here, compare digests five times as often, so a
-    // gap left by views that disagreed is repaired in about a second; a quiet mesh stays slow.
-    const digest = this.#gossip.topology.digest();
-    const busy = digest !== this.#lastTickDigest || this.#gossip.disagreed;
-    this.#lastTickDigest = digest;
-    this.#gossip.disagreed = false;
-    const period = this.#options.gossipIntervalMs / (busy ? 5 : 1);
-    const delay = Math.round(period * (0.75 + 0.5 * this.#random()));
+    const delay = this.#gossip.nextRoundDelay(this.#random);
     this.#tickTimer = this.#clock.setTimeout(() => this.#tick(), delay);
   }
 
@@ -446,15 +473,15 @@ export class Mesh {
   }
 
   #ageOut(): void {
-    const now = this.#clock.now();
-    this.#gossip.topology.expireTombstones(now);
-    for (const [name, meta] of [...this.#gossip.topology.metas()]) {
-      if (name === this.name || meta.reachable || this.#byPeer.has(name)) continue;
-      if (now - (meta.unreachableSince ?? now) < this.#options.ageOutMs) continue;
-      const record = this.#gossip.topology.remove(name, { until: now + this.#options.ageOutMs })!;
+    const removed = this.#gossip.topology.ageOut(this.#clock.now(), {
+      self: this.name,
+      ageOutMs: this.#options.ageOutMs,
+      connected: (peer) => this.#byPeer.has(peer),
+    });
+    for (const record of removed) {
       this.#routes.markDirty();
       this.#emit("peer-removed", record);
-      this.#maker.dropDiscovered(name);
+      this.#maker.dropDiscovered(record.name);
     }
   }
 
@@ -465,15 +492,6 @@ export class Mesh {
   }
 
   #emit(event: MeshEvent, record: PeerRecord): void {
-    const handlers = this.#listeners.get(event);
-    if (!handlers) return;
-    const status = this.#status(record);
-    for (const handler of handlers) {
-      try {
-        handler(status);
-      } catch (error) {
-        this.#log(`${event} handler failed: ${(error as Error).message}`);
-      }
-    }
+    this.#events.emit(event, () => this.#status(record));
   }
 }

@@ -18,6 +18,8 @@ export interface OwnRecordOptions {
   batchMs: number;
   /** This peer's connections as they are now. */
   connections(): ConnectionInfo[];
+  /** Signs a new version with this peer's key. */
+  sign(record: Omit<PeerRecord, "key" | "sig">): PeerRecord;
   /** Installs and spreads a new version. */
   publish(record: PeerRecord): void;
   /** The copy of our record currently held. */
@@ -80,14 +82,14 @@ export class OwnRecord {
     const connections = this.#options.connections()
       .sort((a, b) => (a.peer < b.peer ? -1 : 1));
     this.#version++;
-    this.#options.publish({
+    this.#options.publish(this.#options.sign({
       name: this.#options.name,
       nickname: this.#options.nickname,
       incarnation: this.#incarnation,
       version: this.#version,
       connections,
       data: this.#data,
-    });
+    }));
   }
 
   /** A copy of our record from elsewhere: if it is newer, publish above it. */

@@ -6,11 +6,16 @@
  * `MalformedFrameError`, which closes that one connection.
  */
 import { MalformedFrameError } from "./errors.ts";
+import { PUBLIC_KEY, SIGNATURE } from "./keys.ts";
 import { parseRecord, PEER_NAME, type PeerRecord } from "./record.ts";
 import type { SummaryEntry } from "./topology.ts";
 
-/** Protocol versions this build speaks, inclusive. */
-export const PROTOCOL_RANGE: readonly [number, number] = [1, 1];
+/**
+ * Protocol versions this build speaks, inclusive. 2: identity keys and signatures, ephemeral
+ * key exchange, sealed frames. Version 1 is not spoken: accepting it would let anyone fall back
+ * to unsigned, unsealed gossip.
+ */
+export const PROTOCOL_RANGE: readonly [number, number] = [2, 2];
 
 export interface HelloFrame {
   t: "hello";
@@ -18,6 +23,8 @@ export interface HelloFrame {
   nonce: string;
   /** Whether the sender has a password; a mismatch is refused before names are exchanged. */
   auth: boolean;
+  /** The sender's ephemeral X25519 public key for this connection, base64. */
+  dh: string;
 }
 
 export interface AuthFrame {
@@ -27,6 +34,11 @@ export interface AuthFrame {
   incarnation: string;
   /** The port the sender listens on, so the other side can advertise a dialable address. */
   port: number;
+  /** The sender's Ed25519 identity public key, base64. */
+  key: string;
+  /** Its signature over the handshake transcript: proof that it holds `key`. */
+  sig: string;
+  /** With a password: HMAC over the transcript, proof that it knows the password. */
   proof?: string;
 }
 
@@ -34,6 +46,8 @@ export interface AuthFrame {
 export interface ErrorFrame {
   t: "error";
   message: string;
+  /** A stable reason the other side can act on, e.g. "key-mismatch", "name-collision". */
+  code?: string;
 }
 
 /** Proof of life; "pong" is accepted from tools that send one and means the same. */
@@ -61,26 +75,41 @@ export interface SummaryFrame {
   e: SummaryEntry[];
 }
 
-/** A best-effort message to every peer, along the broadcast tree; `id` drops copies. */
+/**
+ * A best-effort message to every peer, along the broadcast tree. `id` is `<incarnation>.<seq>`
+ * of the originator, which signs it (`messageSigningBytes`): receivers drop copies and replays
+ * by id and deliver only what the key bound to `src` signed.
+ */
 export interface BroadcastFrame {
   t: "bcast";
   src: string;
   id: string;
   ch: string;
   p: string;
+  sig: string;
 }
 
-/** A best-effort message to one peer, forwarded hop by hop while `ttl` lasts. */
+/** A best-effort message to one peer, forwarded hop by hop while `ttl` lasts; signed as above. */
 export interface MessageFrame {
   t: "msg";
   src: string;
   dst: string;
+  id: string;
   ch: string;
   p: string;
   ttl: number;
+  sig: string;
 }
 
-export type HandshakeFrame = HelloFrame | AuthFrame;
+/** What the originator of a message or broadcast signs (everything but the TTL). */
+export function messageSigningBytes(
+  frame: Pick<MessageFrame, "src" | "id" | "ch" | "p"> & { dst?: string },
+): Uint8Array {
+  return new TextEncoder().encode(
+    JSON.stringify(["weft-msg-v1", frame.src, frame.dst ?? "", frame.id, frame.ch, frame.p]),
+  );
+}
+
 export type Frame =
   | HelloFrame
   | AuthFrame
@@ -93,8 +122,10 @@ export type Frame =
   | MessageFrame;
 
 const INCARNATION = /^[0-9a-f]{8,64}$/;
+/** A message id: the originator's incarnation and a counter. */
+export const MESSAGE_ID = /^([0-9a-f]{8,64})\.(\d{1,15})$/;
 const MAX_CHANNEL = 256;
-const MAX_ID = 100;
+const MAX_ID = 90;
 const MAX_RECORDS = 100_000;
 
 function bad(what: string, value: unknown): never {
@@ -104,6 +135,14 @@ function bad(what: string, value: unknown): never {
 
 function isName(value: unknown): value is string {
   return typeof value === "string" && PEER_NAME.test(value);
+}
+
+function isId(value: unknown): value is string {
+  return typeof value === "string" && value.length <= MAX_ID && MESSAGE_ID.test(value);
+}
+
+function isSignature(value: unknown): value is string {
+  return typeof value === "string" && SIGNATURE.test(value);
 }
 
 function isText(value: unknown, max: number): value is string {
@@ -133,8 +172,11 @@ function checkFrame(v: Record<string, unknown> & { t: string }): Frame {
       return checkHello(v);
     case "auth":
       return checkAuth(v);
-    case "error":
-      return { t: "error", message: String(v.message ?? "").slice(0, 500) };
+    case "error": {
+      const error: ErrorFrame = { t: "error", message: String(v.message ?? "").slice(0, 500) };
+      if (typeof v.code === "string" && /^[a-z-]{1,40}$/.test(v.code)) error.code = v.code;
+      return error;
+    }
     case "ping":
     case "pong":
       return { t: v.t };
@@ -147,18 +189,32 @@ function checkFrame(v: Record<string, unknown> & { t: string }): Frame {
     case "summary":
       return checkSummary(v);
     case "bcast":
-      if (!isName(v.src) || !isText(v.id, MAX_ID) || !isText(v.ch, MAX_CHANNEL)) {
-        bad("broadcast frame", { src: v.src, id: v.id, ch: v.ch });
+      if (
+        !isName(v.src) || !isId(v.id) || !isText(v.ch, MAX_CHANNEL) || !isSignature(v.sig)
+      ) {
+        bad("broadcast frame", { src: v.src, id: v.id, ch: v.ch, sig: v.sig });
       }
       if (typeof v.p !== "string") bad("broadcast payload", v.p);
-      return { t: "bcast", src: v.src, id: v.id, ch: v.ch, p: v.p };
+      return { t: "bcast", src: v.src, id: v.id, ch: v.ch, p: v.p, sig: v.sig };
     case "msg":
-      if (!isName(v.src) || !isName(v.dst) || !isText(v.ch, MAX_CHANNEL)) {
-        bad("message frame", { src: v.src, dst: v.dst, ch: v.ch });
+      if (
+        !isName(v.src) || !isName(v.dst) || !isId(v.id) || !isText(v.ch, MAX_CHANNEL) ||
+        !isSignature(v.sig)
+      ) {
+        bad("message frame", { src: v.src, dst: v.dst, id: v.id, ch: v.ch, sig: v.sig });
       }
       if (typeof v.p !== "string") bad("message payload", v.p);
       if (!Number.isSafeInteger(v.ttl)) bad("message ttl", v.ttl);
-      return { t: "msg", src: v.src, dst: v.dst, ch: v.ch, p: v.p, ttl: v.ttl as number };
+      return {
+        t: "msg",
+        src: v.src,
+        dst: v.dst,
+        id: v.id,
+        ch: v.ch,
+        p: v.p,
+        ttl: v.ttl as number,
+        sig: v.sig,
+      };
     default:
       throw new MalformedFrameError(`Unknown frame type "${v.t.slice(0, 40)}"`);
   }
@@ -169,11 +225,11 @@ function checkHello(v: Record<string, unknown>): HelloFrame {
   if (
     !Array.isArray(proto) || proto.length !== 2 || !proto.every(Number.isSafeInteger) ||
     typeof v.nonce !== "string" || v.nonce.length < 16 || v.nonce.length > 128 ||
-    typeof v.auth !== "boolean"
+    typeof v.auth !== "boolean" || typeof v.dh !== "string" || !PUBLIC_KEY.test(v.dh)
   ) {
     bad("hello", v);
   }
-  return { t: "hello", proto: [proto[0], proto[1]], nonce: v.nonce, auth: v.auth };
+  return { t: "hello", proto: [proto[0], proto[1]], nonce: v.nonce, auth: v.auth, dh: v.dh };
 }
 
 function checkAuth(v: Record<string, unknown>): AuthFrame {
@@ -181,6 +237,7 @@ function checkAuth(v: Record<string, unknown>): AuthFrame {
     !isName(v.name) || !isText(v.nickname, 256) ||
     typeof v.incarnation !== "string" || !INCARNATION.test(v.incarnation) ||
     !Number.isSafeInteger(v.port) || (v.port as number) < 0 || (v.port as number) > 65535 ||
+    typeof v.key !== "string" || !PUBLIC_KEY.test(v.key) || !isSignature(v.sig) ||
     (v.proof !== undefined && !isText(v.proof, 200))
   ) {
     bad("auth", v);
@@ -191,6 +248,8 @@ function checkAuth(v: Record<string, unknown>): AuthFrame {
     nickname: v.nickname,
     incarnation: v.incarnation,
     port: v.port as number,
+    key: v.key,
+    sig: v.sig,
   };
   if (v.proof !== undefined) auth.proof = v.proof;
   return auth;

@@ -3,8 +3,14 @@
  * it, so merging two copies never needs to combine fields: the copy with the larger
  * (incarnation, version) wins. Incarnations sort by start time (a time prefix plus random bits),
  * so a restarted peer's record beats everything its previous life wrote.
+ *
+ * Each record carries its owner's public key and the owner's Ed25519 signature over every other
+ * field (`recordSigningBytes`), so a record relayed by anyone can be checked against the key the
+ * receiver has bound to that name: nobody but the owner can write it, and an old copy, though
+ * validly signed, never beats a newer one.
  */
 import { MalformedFrameError } from "./errors.ts";
+import { PUBLIC_KEY, SIGNATURE } from "./keys.ts";
 
 /** One connection as its owner reports it; an edge counts only when both ends report it. */
 export interface ConnectionInfo {
@@ -21,6 +27,25 @@ export interface PeerRecord {
   readonly connections: readonly ConnectionInfo[];
   /** Opaque blobs keyed by module ("datapath", "ipam"); only that module decodes them. */
   readonly data: Readonly<Record<string, string>>;
+  /** The owner's Ed25519 public key, base64. */
+  readonly key: string;
+  /** The owner's signature over `recordSigningBytes(record)`, base64. */
+  readonly sig: string;
+}
+
+/** The bytes a record's signature covers: every field but the signature, in a fixed order. */
+export function recordSigningBytes(record: Omit<PeerRecord, "sig">): Uint8Array {
+  const data = Object.keys(record.data).sort().map((k) => [k, record.data[k]]);
+  return new TextEncoder().encode(JSON.stringify([
+    "weft-record-v1",
+    record.name,
+    record.nickname,
+    record.incarnation,
+    record.version,
+    record.connections.map((c) => [c.peer, c.address]),
+    data,
+    record.key,
+  ]));
 }
 
 /** Orders two copies of the same peer's record by (incarnation, version): <0, 0 or >0. */
@@ -99,6 +124,8 @@ export function parseRecord(value: unknown): PeerRecord {
     if (typeof blob !== "string" || blob.length > MAX_BLOB) fail(`bad data["${key}"]`, blob);
     data[key] = blob;
   }
+  if (typeof v.key !== "string" || !PUBLIC_KEY.test(v.key)) fail("bad key", v.key);
+  if (typeof v.sig !== "string" || !SIGNATURE.test(v.sig)) fail("bad signature", v.sig);
   // Rebuilt field by field: unknown fields from a newer or hostile peer are not passed on.
   return {
     name: v.name as string,
@@ -110,6 +137,8 @@ export function parseRecord(value: unknown): PeerRecord {
       address: c.address,
     })),
     data,
+    key: v.key as string,
+    sig: v.sig as string,
   };
 }
 

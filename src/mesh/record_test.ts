@@ -1,7 +1,18 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { Digest, mergeInto, mergeRecord, parseRecord, type PeerRecord } from "./record.ts";
+import {
+  Digest,
+  mergeInto,
+  mergeRecord,
+  parseRecord,
+  type PeerRecord,
+  recordSigningBytes,
+} from "./record.ts";
+import { IdentityKey, verifySignature } from "./keys.ts";
 import { MalformedFrameError } from "./errors.ts";
+
+const KEY = "A".repeat(43) + "=";
+const SIG = "B".repeat(86) + "==";
 
 /** Records of a few names, where equal (name, incarnation, version) always means equal content. */
 const recordArb = fc.record({
@@ -15,6 +26,8 @@ const recordArb = fc.record({
   version,
   connections: [{ peer: `${name}x${version}`, address: `10.0.0.${version}:6783` }],
   data: { ipam: `${incarnation}/${version}` },
+  key: KEY,
+  sig: SIG,
 }));
 
 function mergeAll(records: PeerRecord[]): Map<string, PeerRecord> {
@@ -51,6 +64,8 @@ Deno.test("a newer incarnation wins over any version of an older one", () => {
     version: 99,
     connections: [],
     data: {},
+    key: KEY,
+    sig: SIG,
   };
   const restarted = { ...old, incarnation: "00000002bbbb", version: 1 };
   assert.equal(mergeRecord(old, restarted), restarted);
@@ -65,6 +80,8 @@ Deno.test("mergeInto reports only the names whose record changed", () => {
     version: 1,
     connections: [],
     data: {},
+    key: KEY,
+    sig: SIG,
   };
   assert.deepEqual(mergeInto(map, [a1]), ["a"]);
   assert.deepEqual(mergeInto(map, [a1]), []);
@@ -88,6 +105,8 @@ Deno.test("Digest depends on the set of records, not the order they were added",
     version: 1,
     connections: [],
     data: {},
+    key: KEY,
+    sig: SIG,
   });
   digest.add(record);
   assert.notEqual(digest.toString(), empty);
@@ -103,6 +122,8 @@ Deno.test("parseRecord rejects malformed records naming the bad field", () => {
     version: 1,
     connections: [{ peer: "b", address: "10.0.0.2:6783" }],
     data: { ipam: "x" },
+    key: KEY,
+    sig: SIG,
   };
   assert.deepEqual(parseRecord(good), good);
   const bad: Array<[unknown, RegExp]> = [
@@ -113,6 +134,8 @@ Deno.test("parseRecord rejects malformed records naming the bad field", () => {
     [{ ...good, incarnation: "XYZ" }, /bad incarnation/],
     [{ ...good, connections: [{ peer: 5 }] }, /bad connection peer/],
     [{ ...good, data: { ipam: 5 } }, /bad data\["ipam"\]/],
+    [{ ...good, key: undefined }, /bad key/],
+    [{ ...good, sig: "AAAA" }, /bad signature/],
   ];
   for (const [value, message] of bad) {
     assert.throws(() => parseRecord(value), (e: Error) => {
@@ -129,7 +152,40 @@ Deno.test("parseRecord drops fields it does not know, so they are not gossiped o
     version: 1,
     connections: [{ peer: "b", address: "10.0.0.2:6783", junk: "x".repeat(100) }],
     data: {},
+    key: KEY,
+    sig: SIG,
     padding: "x".repeat(1000),
   });
   assert.equal(JSON.stringify(record).includes("x"), false);
+});
+
+Deno.test("a record's signature covers every field but itself, data in any key order", () => {
+  const key = IdentityKey.generate();
+  const unsigned = {
+    name: "a",
+    nickname: "a",
+    incarnation: "00000001aaaa",
+    version: 3,
+    connections: [{ peer: "b", address: "10.0.0.2:6783" }],
+    data: { ipam: "x", datapath: "y" },
+    key: key.publicKey,
+  };
+  const sig = key.sign(recordSigningBytes(unsigned));
+  const checks = (r: Omit<PeerRecord, "sig">) =>
+    verifySignature(key.publicKey, recordSigningBytes(r), sig);
+  assert.ok(checks(unsigned));
+  assert.ok(checks({ ...unsigned, data: { datapath: "y", ipam: "x" } }));
+  for (
+    const changed of [
+      { name: "b" },
+      { nickname: "z" },
+      { incarnation: "00000002aaaa" },
+      { version: 4 },
+      { connections: [] },
+      { data: { ipam: "stolen", datapath: "y" } },
+      { key: IdentityKey.generate().publicKey },
+    ]
+  ) {
+    assert.ok(!checks({ ...unsigned, ...changed }), JSON.stringify(changed));
+  }
 });

@@ -13,6 +13,8 @@ function records(edges: Record<string, string[]>): Map<string, PeerRecord> {
       version: 1,
       connections: peers.map((peer) => ({ peer, address: `${peer}:6783` })),
       data: {},
+      key: "",
+      sig: "",
     });
   }
   return map;

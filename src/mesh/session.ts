@@ -2,29 +2,47 @@
  * One connection's life: handshake, heartbeats, framing. The handshake is lock-step (each side
  * waits for the other's message before sending its next), so anything arriving out of turn is a
  * protocol violation and closes that connection alone; nothing about the mesh's state is sent
- * until both sides are proven. Frames are JSON text; size and shape are checked here so the mesh
- * only ever sees well-formed objects.
+ * until both sides are proven. Every frame after the handshake is sealed (`seal.ts`) with the
+ * connection's keys: a frame that fails the check closes the connection, a replay is dropped.
+ * Frames are JSON text; size and shape are checked here (through `protocol.ts`) so the mesh
+ * only ever sees well-formed, authentic frames.
+ *
+ *     client                                   server
+ *     hello {proto, nonce_c, auth, dh_c}   ->
+ *                                          <-  hello {proto, nonce_s, auth, dh_s}
+ *     auth {name, incarnation, port, key_c,
+ *           sig_c, proof_c?}               ->  (checks sig_c and proof_c first)
+ *                                          <-  auth {..., key_s, sig_s, proof_s?}
+ *     sealed frames both ways
  */
 import type { Clock, TimerId } from "./clock.ts";
 import { HandshakeError, MalformedFrameError } from "./errors.ts";
 import {
   checkAuthModes,
-  deriveSessionKey,
+  type ConnectionKeys,
+  deriveKeys,
+  type Ephemeral,
   type HandshakeTranscript,
   helloMessage,
   makeProof,
   negotiateVersion,
+  newEphemeral,
   newNonce,
+  type PeerClaims,
+  sharedSecret,
+  transcriptBytes,
   verifyProof,
 } from "./handshake.ts";
+import type { SignatureScheme } from "./keys.ts";
 import {
   type AuthFrame,
   decodeFrame,
   encodeFrame,
   type Frame,
-  type HandshakeFrame,
+  type HelloFrame,
   PROTOCOL_RANGE,
 } from "./protocol.ts";
+import { FrameSealer } from "./seal.ts";
 import type { Link } from "./transport.ts";
 
 export interface LocalPeer {
@@ -34,16 +52,16 @@ export interface LocalPeer {
   port: number;
 }
 
-export interface RemotePeer {
-  name: string;
-  nickname: string;
-  incarnation: string;
-  port: number;
+export interface RemotePeer extends LocalPeer {
+  /** Its identity key, proven in the handshake (whether it may use that name is the mesh's call). */
+  key: string;
 }
 
 export interface SessionOptions {
   direction: "outbound" | "inbound";
   local: () => LocalPeer;
+  /** This peer's identity key (signs the transcript) and how others' signatures are checked. */
+  identity: SignatureScheme;
   secret?: Uint8Array;
   clock: Clock;
   heartbeatMs: number;
@@ -63,15 +81,21 @@ export class Session {
   readonly link: Link;
   readonly direction: "outbound" | "inbound";
   remote?: RemotePeer;
+  /** The data path's key for this connection; only with a password. */
   sessionKey?: Uint8Array;
   protocol = 0;
   since: number;
   establishedAt?: number;
   closeReason?: string;
+  /** What the other side said when it refused this connection (its error frame's code). */
+  refusal?: string;
   #options: SessionOptions;
   #step: Step;
   #nonce = newNonce();
-  #theirNonce = "";
+  #ephemeral: Ephemeral = newEphemeral();
+  #hello?: HelloFrame;
+  #clientClaims?: PeerClaims;
+  #sealer?: FrameSealer;
   #lastReceived: number;
   #timer?: TimerId;
 
@@ -98,11 +122,17 @@ export class Session {
     return this.#step === "closed";
   }
 
+  /** Frames dropped as replays or reordered copies on this connection. */
+  get replays(): number {
+    return this.#sealer?.replays ?? 0;
+  }
+
   /** Sends an already-encoded frame (used to share one encoding among many neighbours). */
   sendText(text: string): void {
     if (this.#step === "closed") return;
-    this.#options.onBytes(text.length, 0);
-    this.link.send(text);
+    const wire = this.#sealer ? this.#sealer.seal(text) : text;
+    this.#options.onBytes(wire.length, 0);
+    this.link.send(wire);
   }
 
   send(frame: Frame): void {
@@ -115,17 +145,30 @@ export class Session {
     this.#finish(reason);
   }
 
+  /** Tells the other side why (with a code it can act on), then closes. */
+  refuse(code: string, message: string): void {
+    this.send({ t: "error", code, message });
+    this.close(message);
+  }
+
   #opened(): void {
     if (this.#step !== "open") return;
     this.#step = "hello";
-    this.send(helloMessage(this.#nonce, { auth: this.#options.secret !== undefined }));
+    this.send(this.#helloFrame());
+  }
+
+  #helloFrame(): HelloFrame {
+    const auth = this.#options.secret !== undefined;
+    return helloMessage(this.#nonce, { auth, dh: this.#ephemeral.publicKey });
   }
 
   #received(raw: string | Uint8Array): void {
     if (this.#step === "closed") return;
     let frame: Frame;
     try {
-      frame = this.#parse(raw);
+      const text = this.#open(raw);
+      if (text === undefined) return;
+      frame = decodeFrame(text);
     } catch (error) {
       this.close((error as Error).message);
       return;
@@ -133,7 +176,8 @@ export class Session {
     this.#lastReceived = this.#options.clock.now();
     try {
       if (frame.t === "error") {
-        throw new HandshakeError(`Refused by peer: ${String(frame.message).slice(0, 200)}`);
+        this.refusal = frame.code;
+        throw new HandshakeError(`Refused by peer: ${frame.message.slice(0, 200)}`);
       }
       if (this.#step === "established") this.#established(frame);
       else this.#handshake(frame);
@@ -146,7 +190,8 @@ export class Session {
     }
   }
 
-  #parse(raw: string | Uint8Array): Frame {
+  /** The frame's text: size-checked, and unsealed once the handshake is done. */
+  #open(raw: string | Uint8Array): string | undefined {
     const size = typeof raw === "string" ? raw.length : raw.byteLength;
     this.#options.onBytes(0, size);
     if (typeof raw !== "string") throw new MalformedFrameError("Binary frame refused");
@@ -155,17 +200,7 @@ export class Session {
         `Oversized frame: ${size} bytes, limit ${this.#options.maxFrameBytes}`,
       );
     }
-    return decodeFrame(raw);
-  }
-
-  #transcript(clientName: string, serverName?: string): HandshakeTranscript {
-    const outbound = this.direction === "outbound";
-    return {
-      clientNonce: outbound ? this.#nonce : this.#theirNonce,
-      serverNonce: outbound ? this.#theirNonce : this.#nonce,
-      clientName,
-      serverName,
-    };
+    return this.#sealer ? this.#sealer.open(raw) : raw;
   }
 
   #handshake(frame: Frame): void {
@@ -174,68 +209,102 @@ export class Session {
         `Out-of-order handshake: got "${frame.t}" while expecting ${this.#step}`,
       );
     }
-    this.#handshakeStep(frame as HandshakeFrame);
+    if (frame.t === "hello") this.#receiveHello(frame);
+    else this.#receiveAuth(frame as AuthFrame);
   }
 
-  #handshakeStep(frame: HandshakeFrame): void {
-    const secret = this.#options.secret;
-    if (frame.t === "hello") {
-      const hello = frame;
-      this.protocol = negotiateVersion(PROTOCOL_RANGE, hello.proto);
-      checkAuthModes(secret !== undefined, hello.auth);
-      this.#theirNonce = hello.nonce;
-      if (hello.nonce === this.#nonce) throw new HandshakeError("Peer echoed our nonce");
-      this.#step = "auth";
-      if (this.direction === "inbound") {
-        this.send(helloMessage(this.#nonce, { auth: secret !== undefined }));
-      } else {
-        const local = this.#options.local();
-        const auth: AuthFrame = { t: "auth", ...local };
-        if (secret) {
-          auth.proof = makeProof(secret, {
-            role: "client",
-            transcript: this.#transcript(local.name),
-          });
-        }
-        this.send(auth);
-      }
+  #receiveHello(hello: HelloFrame): void {
+    this.protocol = negotiateVersion(PROTOCOL_RANGE, hello.proto);
+    checkAuthModes(this.#options.secret !== undefined, hello.auth);
+    if (hello.nonce === this.#nonce) throw new HandshakeError("Peer echoed our nonce");
+    this.#hello = hello;
+    this.#step = "auth";
+    if (this.direction === "inbound") {
+      this.send(this.#helloFrame());
       return;
     }
-    const auth = frame;
-    const local = this.#options.local();
-    const [clientName, serverName] = this.direction === "inbound"
-      ? [auth.name, local.name]
-      : [local.name, auth.name];
-    if (secret) {
-      const role = this.direction === "inbound" ? "client" : "server";
-      const transcript = this.#transcript(clientName, role === "server" ? serverName : undefined);
-      if (!verifyProof(secret, auth.proof, { role, transcript })) {
-        throw new HandshakeError(`Authentication failed for peer "${auth.name}": wrong password`);
-      }
-      this.sessionKey = deriveSessionKey(secret, this.#transcript(clientName, serverName));
-    }
-    if (this.direction === "inbound") {
-      const reply: AuthFrame = { t: "auth", ...local };
-      if (secret) {
-        reply.proof = makeProof(secret, {
-          role: "server",
-          transcript: this.#transcript(clientName, serverName),
-        });
-      }
-      this.send(reply);
-    }
-    this.remote = {
+    const claims = this.#claims();
+    this.send(this.#authFrame("client", this.#transcript(claims)));
+  }
+
+  #receiveAuth(auth: AuthFrame): void {
+    const remote: PeerClaims = {
       name: auth.name,
-      nickname: auth.nickname,
       incarnation: auth.incarnation,
       port: auth.port,
+      key: auth.key,
     };
+    const inbound = this.direction === "inbound";
+    const client = inbound ? remote : this.#clientClaims!;
+    const transcript = this.#transcript(client, inbound ? undefined : remote);
+    const role = inbound ? "client" : "server";
+    const secret = this.#options.secret;
+    // The password first: without it, nothing about this peer (not even its name) is revealed.
+    if (secret && !verifyProof(secret, auth.proof, { role, transcript })) {
+      throw new HandshakeError(`Authentication failed for peer "${auth.name}": wrong password`);
+    }
+    if (!this.#options.identity.verify(auth.key, transcriptBytes(role, transcript), auth.sig)) {
+      throw new HandshakeError(`Identity proof failed for peer "${auth.name}": bad signature`);
+    }
+    const full = inbound ? { ...transcript, server: this.#claims() } : transcript;
+    if (inbound) this.send(this.#authFrame("server", full));
+    const keys: ConnectionKeys = deriveKeys(
+      sharedSecret(this.#ephemeral, this.#hello!.dh),
+      { secret, transcript: full },
+    );
+    this.#sealer = new FrameSealer(
+      inbound
+        ? { send: keys.serverToClient, receive: keys.clientToServer }
+        : { send: keys.clientToServer, receive: keys.serverToClient },
+    );
+    this.sessionKey = keys.session;
+    this.remote = { ...remote, nickname: auth.nickname };
     this.#step = "established";
     this.establishedAt = this.#options.clock.now();
     this.#options.clock.clearTimeout(this.#timer);
+    // CONTRACTS #3: the transport moves this socket to the authenticated budget.
     this.link.markAuthenticated?.();
     this.#heartbeat();
     this.#options.onEstablished(this);
+  }
+
+  /** This side's claims; remembered on the client, which signs them before the server names itself. */
+  #claims(): PeerClaims {
+    const local = this.#options.local();
+    const claims = {
+      name: local.name,
+      incarnation: local.incarnation,
+      port: local.port,
+      key: this.#options.identity.publicKey,
+    };
+    if (this.direction === "outbound") this.#clientClaims = claims;
+    return claims;
+  }
+
+  #transcript(client: PeerClaims, server?: PeerClaims): HandshakeTranscript {
+    const outbound = this.direction === "outbound";
+    const ours = this.#ephemeral.publicKey, theirs = this.#hello!.dh;
+    return {
+      clientNonce: outbound ? this.#nonce : this.#hello!.nonce,
+      serverNonce: outbound ? this.#hello!.nonce : this.#nonce,
+      clientDh: outbound ? ours : theirs,
+      serverDh: outbound ? theirs : ours,
+      client,
+      server,
+    };
+  }
+
+  #authFrame(role: "client" | "server", transcript: HandshakeTranscript): AuthFrame {
+    const local = this.#options.local();
+    const { identity, secret } = this.#options;
+    const auth: AuthFrame = {
+      t: "auth",
+      ...local,
+      key: identity.publicKey,
+      sig: identity.sign(transcriptBytes(role, transcript)),
+    };
+    if (secret) auth.proof = makeProof(secret, { role, transcript });
+    return auth;
   }
 
   #established(frame: Frame): void {

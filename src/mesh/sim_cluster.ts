@@ -1,10 +1,13 @@
 /**
  * A cluster of meshes on one in-memory network and one simulated clock, for tests: peers named
- * `p<N>` live at `10.0.0.<N+1>:6783` and are given `peers` by name. Disposing it stops every mesh
- * and checks that none left a timer behind.
+ * `p<N>` live at `10.0.0.<N+1>:6783` and are given `peers` by name. Each label keeps what a
+ * state dir would (its identity key and the keys it bound to names) across restarts. Disposing
+ * it stops every mesh and checks that none left a timer behind.
  */
 import { SimClock } from "./clock.ts";
 import { MemoryNetwork, type NetworkFaults } from "./memory_transport.ts";
+import { IdentityKey } from "./keys.ts";
+import { KnownPeers } from "./known_peers.ts";
 import { Mesh } from "./mesh.ts";
 import type { MeshOptions } from "./types.ts";
 
@@ -23,6 +26,8 @@ export class SimCluster {
   network: MemoryNetwork;
   /** Meshes by label (the peer name unless `add` was given another). */
   meshes = new Map<string, Mesh>();
+  /** What each label's state dir would hold. */
+  state = new Map<string, { key: IdentityKey; known: KnownPeers }>();
 
   constructor(faults: NetworkFaults = {}) {
     this.network = new MemoryNetwork({ clock: this.clock, random: this.random, ...faults });
@@ -34,14 +39,21 @@ export class SimCluster {
 
   /**
    * Starts a mesh named `name`. `placement.label` keeps it apart from another mesh of the same
-   * name; `placement.address` puts it elsewhere than its name's address.
+   * name; `placement.address` puts it elsewhere than its name's address; `placement.key` gives
+   * it that identity key (a clone) instead of its own.
    */
   async add(
     name: string,
     options: MeshOptions = {},
-    placement: { label?: string; address?: string } = {},
+    placement: { label?: string; address?: string; key?: IdentityKey } = {},
   ): Promise<Mesh> {
-    const mesh = new Mesh({ name, nickname: `node-${name}` }, {
+    const label = placement.label ?? name;
+    let state = this.state.get(label);
+    if (!state) {
+      state = { key: placement.key ?? IdentityKey.generate(), known: new KnownPeers() };
+      this.state.set(label, state);
+    }
+    const mesh = new Mesh({ name, nickname: `node-${name}`, ...state }, {
       clock: this.clock,
       random: this.random,
       transport: this.network.transport(placement.address ?? SimCluster.address(name)),
@@ -50,7 +62,7 @@ export class SimCluster {
       ...options,
       peers: (options.peers ?? []).map((p) => (p.includes(".") ? p : SimCluster.address(p))),
     });
-    this.meshes.set(placement.label ?? name, mesh);
+    this.meshes.set(label, mesh);
     await mesh.start();
     return mesh;
   }

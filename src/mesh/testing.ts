@@ -11,3 +11,7 @@ export {
   type NetworkFaults,
 } from "./memory_transport.ts";
 export { seededRandom, SimCluster } from "./sim_cluster.ts";
+export { InsiderClient, type InsiderOptions } from "./insider_client.ts";
+export { IdentityKey, type SignatureScheme } from "./keys.ts";
+export { KnownPeers } from "./known_peers.ts";
+export { unsignedScheme } from "./unsigned_scheme.ts";

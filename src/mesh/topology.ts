@@ -104,6 +104,24 @@ export class Topology {
     return record;
   }
 
+  /**
+   * Removes (and tombstones) peers unreachable for `ageOutMs`, except `self` and peers still
+   * `connected`; returns their last records. Expired tombstones go too.
+   */
+  ageOut(
+    now: number,
+    options: { self: string; ageOutMs: number; connected(peer: string): boolean },
+  ): PeerRecord[] {
+    this.expireTombstones(now);
+    const removed: PeerRecord[] = [];
+    for (const [name, meta] of [...this.#meta]) {
+      if (name === options.self || meta.reachable || options.connected(name)) continue;
+      if (now - (meta.unreachableSince ?? now) < options.ageOutMs) continue;
+      removed.push(this.remove(name, { until: now + options.ageOutMs })!);
+    }
+    return removed;
+  }
+
   expireTombstones(now: number): void {
     for (const [name, tomb] of this.#tombstones) {
       if (tomb.until <= now) this.#tombstones.delete(name);

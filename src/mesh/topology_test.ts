@@ -3,7 +3,16 @@ import type { PeerRecord } from "./record.ts";
 import { Topology } from "./topology.ts";
 
 function record(name: string, version: number, incarnation = "00000001aaaa"): PeerRecord {
-  return { name, nickname: name, incarnation, version, connections: [], data: {} };
+  return {
+    name,
+    nickname: name,
+    incarnation,
+    version,
+    connections: [],
+    data: {},
+    key: "",
+    sig: "",
+  };
 }
 
 Deno.test("summaries tell each side what to push and whether to ask back", () => {
