@@ -22,9 +22,6 @@ export interface Link {
   /** One frame as received; binary frames arrive as bytes so the mesh can refuse them. */
   onMessage?: (frame: string | Uint8Array) => void;
   onClose?: (reason: string) => void;
-  /** The handshake proved the other side: count it against the mesh's connection limit
-   *  instead of the small budget for unauthenticated connections (CONTRACTS #3). */
-  markAuthenticated?(): void;
 }
 
 export interface Transport {

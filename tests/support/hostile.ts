@@ -14,6 +14,7 @@
  *   deno run -A tests/support/hostile.ts '{"target":"192.168.77.11:6783","mode":"held-upgrade",...}'
  * which prints the report as one JSON line.
  */
+import { helloMessage, newEphemeral, newNonce } from "../../src/mesh/handshake.ts";
 import {
   encodeFrame,
   FrameDecoder,
@@ -58,12 +59,10 @@ export interface AttackReport {
 }
 
 const encoder = new TextEncoder();
-const HELLO = JSON.stringify({
-  t: "hello",
-  proto: [1, 1],
-  nonce: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
-  auth: false,
-});
+// A hello the mesh accepts (the protocol's own), so the connection is held past it.
+const HELLO = JSON.stringify(
+  helloMessage(newNonce(), { auth: false, dh: newEphemeral().publicKey }),
+);
 
 function split(target: string): { hostname: string; port: number } {
   const match = /^(?:\[(.+)\]|([^:]+)):(\d+)$/.exec(target);
