@@ -115,8 +115,8 @@ export class Messenger {
     if (!this.#options.verify(frame.src, messageSigningBytes({ ...frame, dst }), frame.sig)) {
       if (this.forged++ === 0 || this.forged % 1000 === 0) {
         this.#options.log(
-          `dropped a ${frame.t} on "${frame.ch}" in the name of ${frame.src} that its key did ` +
-            `not sign (${this.forged} so far)`,
+          `dropped a ${frame.t} on "${frame.ch}" in the name of ${frame.src}: not signed by ` +
+            `the key bound to that name, or the name is not known here yet (${this.forged} so far)`,
         );
       }
       return false;
