@@ -13,15 +13,17 @@ node_modules/.bin/deno: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-# The artifact tested here: one JavaScript file with every dependency inside, runnable from
-# any directory with `deno run -A dist/weft.js` and no source tree beside it.
+# The program as one JavaScript file with every dependency inside, runnable from any directory
+# with `deno run -A dist/weft.js` and no source tree beside it; the tests run this file.
+# scripts/bundle.ts keeps node: built-ins out of the CNI plugin's start-up (docs/footprint.md).
 bundle: node_modules/.bin/deno
-	$(DENO) bundle --quiet main.ts -o dist/weft.js
+	$(DENO) run -A scripts/bundle.ts -o dist/weft.js
 
-# The artifact shipped: a single executable. `deno compile` downloads the Deno runtime
-# (denort) for the target; on a machine that cannot reach it this step fails, nothing else does.
-build: node_modules/.bin/deno
-	$(DENO) compile -A --output dist/weft main.ts
+# The artifact shipped: a single executable made from that same file, so it runs exactly what
+# was tested. `deno compile` downloads the Deno runtime (denort) for the target; on a machine
+# that cannot reach it this step fails, nothing else does.
+build: bundle
+	$(DENO) compile -A --no-config --output dist/weft dist/weft.js
 
 lint: node_modules/.bin/deno
 	$(DENO) fmt --check

@@ -1,10 +1,12 @@
 /**
- * The artifact under test, built once per test process: `deno bundle` of main.ts into one file
+ * The artifact under test, built once per test process: scripts/bundle.ts of main.ts into one file
  * in a temporary directory with no source tree beside it, and an executable `weft` next to it
  * (the two-line wrapper a node gets where the compiled binary cannot be built). Kernel tests,
  * the lab, the demo and the benchmarks all run weft through this, as a runtime or a person
  * would: never by importing the source.
  */
+
+import { bundle as bundleProgram } from "../../scripts/bundle.ts";
 
 export interface Artifact {
   /** Directory holding `weft` and `weft.js`; usable as a CNI bin dir. */
@@ -14,7 +16,6 @@ export interface Artifact {
   bundle: string;
 }
 
-const repoRoot = new URL("../../", import.meta.url).pathname;
 let building: Promise<Artifact> | undefined;
 
 /** Writes the two-line wrapper that runs the bundle with this Deno. */
@@ -30,15 +31,8 @@ export async function writeWrapper(path: string, bundle: string): Promise<void> 
 async function build(): Promise<Artifact> {
   const binDir = await Deno.makeTempDir({ prefix: "weft-artifact-" });
   const bundle = `${binDir}/weft.js`;
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["bundle", "--quiet", `${repoRoot}main.ts`, "-o", bundle],
-    cwd: repoRoot,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (out.code !== 0) {
-    throw new Error(`deno bundle failed: ${new TextDecoder().decode(out.stderr)}`);
-  }
+  // the same build as `make bundle`
+  await bundleProgram(bundle);
   const weft = `${binDir}/weft`;
   await writeWrapper(weft, bundle);
   globalThis.addEventListener("unload", () => {
