@@ -73,7 +73,9 @@ async function checkDiff(before: CompiledRuleSet, after: CompiledRuleSet, what: 
 Deno.test("policy nft: every case's script passes nft's check on each node", async () => {
   await resetNamespaces();
   try {
-    for (const c of NETPOL_CASES) {
+    // One check run for all: each case and node renders into a table of its own.
+    const parts: string[] = [];
+    NETPOL_CASES.forEach((c, i) => {
       const base = xyzCluster();
       const state = {
         policies: c.policies,
@@ -81,14 +83,27 @@ Deno.test("policy nft: every case's script passes nft's check on each node", asy
         namespaces: c.namespaces ? c.namespaces(base.namespaces) : base.namespaces,
       };
       for (const node of NODES) {
-        const script = renderRuleSet(compile(state, { node, log: { perSecond: 10 } }));
-        const result = await run(["ip", "netns", "exec", LIVE, "nft", "-c", "-f", "-"], {
-          stdin: script,
-          allowFailure: true,
-        });
-        assert.equal(result.code, 0, `${c.name} on ${node}: ${result.stderr}\n${script}`);
+        const ruleSet = compile(state, { node, log: { perSecond: 10 } });
+        parts.push(
+          `# case: ${c.name} (${node})`,
+          renderRuleSet(ruleSet, { table: `case${i}-${node}` }),
+        );
       }
-    }
+    });
+    const script = parts.join("\n");
+    const result = await run(["ip", "netns", "exec", LIVE, "nft", "-c", "-f", "-"], {
+      stdin: script,
+      allowFailure: true,
+    });
+    // nft names the line it refused; say which case it belongs to.
+    const lines = script.split("\n");
+    const where = [...result.stderr.matchAll(/:(\d+):\d+-\d+: Error/g)].map(([, n]) => {
+      const line = Number(n) - 1;
+      const heading = lines.slice(0, line + 1).findLast((l) => l.startsWith("# case: "));
+      return `${heading}: ${lines[line]}`;
+    });
+    assert.equal(result.code, 0, `${result.stderr}\n${where.join("\n")}`);
+    assert.equal(parts.length, NETPOL_CASES.length * NODES.length * 2);
   } finally {
     await sweepLab(PREFIX);
   }
