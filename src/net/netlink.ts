@@ -12,7 +12,18 @@
  * nothing else ever sees the pod's namespace (see netns.ts for the process-based rule).
  */
 
-import { parseIp } from "./cidr.ts";
+import {
+  defaultRouteMessage,
+  deleteLinkMessage,
+  encodeBatch,
+  hairpinMessage,
+  type NetlinkStep,
+  newAddressMessage,
+  newVethMessage,
+  NLMSG_ERROR,
+  setMacMessage,
+  setUpMessage,
+} from "./netlink_message.ts";
 
 const symbols = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
@@ -77,9 +88,6 @@ export class NetlinkError extends Error {
   }
 }
 
-const AF_UNSPEC = 0;
-const AF_INET = 2;
-const AF_BRIDGE = 7;
 const AF_NETLINK = 16;
 const SOCK_RAW = 3;
 const SOCK_CLOEXEC = 0x80000;
@@ -88,121 +96,7 @@ const O_RDONLY = 0;
 const O_CLOEXEC = 0o2000000;
 const CLONE_NEWNET = 0x40000000;
 
-const RTM_NEWLINK = 16;
-const RTM_DELLINK = 17;
-const RTM_SETLINK = 19;
-const RTM_NEWADDR = 20;
-const RTM_NEWROUTE = 24;
-const NLMSG_ERROR = 2;
-const NLM_F_REQUEST = 1;
-const NLM_F_ACK = 4;
-const NLM_F_EXCL = 0x200;
-const NLM_F_CREATE = 0x400;
-const NLA_F_NESTED = 0x8000;
-
-const IFF_UP = 1;
-const IFLA_ADDRESS = 1;
-const IFLA_IFNAME = 3;
-const IFLA_MTU = 4;
-const IFLA_MASTER = 10;
-const IFLA_PROTINFO = 12;
-const IFLA_LINKINFO = 18;
-const IFLA_NET_NS_FD = 28;
-const IFLA_INFO_KIND = 1;
-const IFLA_INFO_DATA = 2;
-const VETH_INFO_PEER = 1;
-const IFLA_BRPORT_MODE = 4;
-const IFA_LOCAL = 2;
-const IFA_ADDRESS = 1;
-const RTA_GATEWAY = 5;
-const RTA_OIF = 4;
-const RT_TABLE_MAIN = 254;
-const RTPROT_BOOT = 3;
-const RT_SCOPE_UNIVERSE = 0;
-const RTN_UNICAST = 1;
-
 const encoder = new TextEncoder();
-
-/** Builds one netlink message: a fixed header struct, then attributes (nestable). */
-class Message {
-  #bytes: number[] = [];
-  #nests: number[] = [];
-
-  constructor(readonly type: number, readonly flags: number) {}
-
-  u8(value: number): this {
-    this.#bytes.push(value & 255);
-    return this;
-  }
-
-  u16(value: number): this {
-    return this.u8(value).u8(value >>> 8);
-  }
-
-  u32(value: number): this {
-    return this.u16(value & 0xffff).u16(value >>> 16);
-  }
-
-  /** struct ifinfomsg */
-  ifinfo(family: number, index = 0, flags = 0, change = 0): this {
-    return this.u8(family).u8(0).u16(0).u32(index).u32(flags).u32(change);
-  }
-
-  attr(type: number, payload: Uint8Array | number[]): this {
-    const length = 4 + payload.length;
-    this.u16(length).u16(type);
-    for (const byte of payload) this.#bytes.push(byte);
-    this.#pad();
-    return this;
-  }
-
-  attrU32(type: number, value: number): this {
-    return this.attr(type, [value & 255, (value >>> 8) & 255, (value >>> 16) & 255, value >>> 24]);
-  }
-
-  attrString(type: number, value: string): this {
-    return this.attr(type, [...encoder.encode(value), 0]);
-  }
-
-  begin(type: number): this {
-    this.#nests.push(this.#bytes.length);
-    return this.u16(0).u16(type);
-  }
-
-  end(): this {
-    const start = this.#nests.pop()!;
-    const length = this.#bytes.length - start;
-    this.#bytes[start] = length & 255;
-    this.#bytes[start + 1] = length >>> 8;
-    return this;
-  }
-
-  encode(sequence: number): Uint8Array {
-    const length = 16 + this.#bytes.length;
-    const out = new Uint8Array(length);
-    const view = new DataView(out.buffer);
-    view.setUint32(0, length, true);
-    view.setUint16(4, this.type, true);
-    view.setUint16(6, this.flags, true);
-    view.setUint32(8, sequence, true);
-    view.setUint32(12, 0, true);
-    out.set(this.#bytes, 16);
-    return out;
-  }
-
-  #pad(): void {
-    while (this.#bytes.length % 4) this.#bytes.push(0);
-  }
-}
-
-function macBytes(mac: string): number[] {
-  return mac.split(":").map((part) => parseInt(part, 16));
-}
-
-function ipBytes(address: string): number[] {
-  const value = parseIp(address);
-  return [value >>> 24, (value >>> 16) & 255, (value >>> 8) & 255, value & 255];
-}
 
 function cString(text: string): Uint8Array {
   return encoder.encode(text + "\0");
@@ -300,31 +194,47 @@ export class RtNetlink {
     });
   }
 
-  /** Sends one request and waits for its acknowledgement; throws `NetlinkError` on refusal. */
-  request(operation: string, message: Message): void {
+  /**
+   * Sends every step in ONE send() and waits for all their acknowledgements. The kernel handles
+   * the messages in order and each on its own: a step after a refused one still runs, so a
+   * batch holds only steps whose failure the caller undoes as a whole. Throws `NetlinkError`
+   * for the first step, in order, that the kernel refused.
+   */
+  requestAll(steps: readonly NetlinkStep[]): void {
     const c = libc()!;
-    const sequence = this.#sequence++;
-    const bytes = message.encode(sequence);
+    const first = this.#sequence;
+    this.#sequence += steps.length;
+    const bytes = encodeBatch(steps, first);
     if (Number(c.send(this.#fd, bytes, BigInt(bytes.length), 0)) !== bytes.length) {
-      throw new NetlinkError(`${operation} (send)`, errno());
+      throw new NetlinkError(`${steps[0].operation} (send)`, errno());
     }
-    while (true) {
+    const errors = new Map<number, number>();
+    let pending = steps.length;
+    while (pending > 0) {
       const received = Number(c.recv(this.#fd, this.#buffer, BigInt(this.#buffer.length), 0));
-      if (received < 0) throw new NetlinkError(`${operation} (recv)`, errno());
+      if (received < 0) throw new NetlinkError(`${steps[0].operation} (recv)`, errno());
       const view = new DataView(this.#buffer.buffer, 0, received);
       for (let offset = 0; offset + 16 <= received;) {
         const length = view.getUint32(offset, true);
         const type = view.getUint16(offset + 4, true);
-        const seq = view.getUint32(offset + 8, true);
-        if (type === NLMSG_ERROR && seq === sequence) {
-          const code = view.getInt32(offset + 16, true);
-          if (code !== 0) throw new NetlinkError(operation, -code);
-          return;
+        const step = view.getUint32(offset + 8, true) - first;
+        if (type === NLMSG_ERROR && step >= 0 && step < steps.length && !errors.has(step)) {
+          errors.set(step, -view.getInt32(offset + 16, true));
+          pending--;
         }
         if (length < 16) break;
         offset += (length + 3) & ~3;
       }
     }
+    for (const [index, step] of steps.entries()) {
+      const code = errors.get(index)!;
+      if (code !== 0) throw new NetlinkError(step.operation, code);
+    }
+  }
+
+  /** One request; throws `NetlinkError` on refusal. */
+  request(step: NetlinkStep): void {
+    this.requestAll([step]);
   }
 
   close(): void {
@@ -347,49 +257,31 @@ export interface NetlinkVethOptions {
 
 /**
  * Creates the veth pair with the peer inside `peerNetns`, the host side enslaved to the bridge
- * and up, in one request; then turns hairpin on. Undoes the pair if the second step fails.
+ * and up, and turns hairpin on: two requests in one send. Undoes the pair if hairpin failed.
  */
 export function netlinkCreateVeth(hostName: string, options: NetlinkVethOptions): void {
   const bridgeIndex = linkIndex(options.bridge);
   if (!bridgeIndex) throw new NetlinkError(`find bridge "${options.bridge}"`, 19);
-  const peerFd = openNetns(options.peerNetns);
+  const peerNetnsFd = openNetns(options.peerNetns);
   const node = RtNetlink.open();
   try {
-    const message = new Message(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
-      .ifinfo(AF_UNSPEC, 0, IFF_UP, IFF_UP)
-      .attrString(IFLA_IFNAME, hostName)
-      .attrU32(IFLA_MTU, options.mtu)
-      .attr(IFLA_ADDRESS, macBytes(options.hostMac))
-      .attrU32(IFLA_MASTER, bridgeIndex)
-      .begin(IFLA_LINKINFO)
-      .attrString(IFLA_INFO_KIND, "veth")
-      .begin(IFLA_INFO_DATA)
-      .begin(VETH_INFO_PEER)
-      .ifinfo(AF_UNSPEC)
-      .attrString(IFLA_IFNAME, options.peerName)
-      .attrU32(IFLA_MTU, options.mtu)
-      .attrU32(IFLA_NET_NS_FD, peerFd)
-      .end()
-      .end()
-      .end();
-    node.request(`create veth "${hostName}"`, message);
+    const create = {
+      operation: `create veth "${hostName}"`,
+      message: newVethMessage(hostName, { ...options, bridgeIndex, peerNetnsFd }),
+    };
+    const hairpin = { operation: `hairpin on "${hostName}"`, message: hairpinMessage(hostName) };
     try {
-      const index = linkIndex(hostName);
-      node.request(
-        `hairpin on "${hostName}"`,
-        new Message(RTM_SETLINK, NLM_F_REQUEST | NLM_F_ACK)
-          .ifinfo(AF_BRIDGE, index)
-          .begin(IFLA_PROTINFO | NLA_F_NESTED)
-          .attr(IFLA_BRPORT_MODE, [1])
-          .end(),
-      );
+      node.requestAll([create, hairpin]);
     } catch (error) {
-      netlinkDeleteLink(hostName);
+      // the pair exists but is not what we asked for: take it away again (the peer goes too)
+      if (error instanceof NetlinkError && error.operation === hairpin.operation) {
+        netlinkDeleteLink(hostName);
+      }
       throw error;
     }
   } finally {
     node.close();
-    libc()!.close(peerFd);
+    libc()!.close(peerNetnsFd);
   }
 }
 
@@ -403,42 +295,29 @@ export interface NetlinkPodOptions {
 }
 
 /**
- * MAC, address, up and (optionally) the default route of a pod interface. A default route
- * that already exists fails with errno EEXIST on the last step; the earlier steps stay done,
- * as with the `ip` batch, and the caller removes the veth.
+ * MAC, address, up and (optionally) the default route of a pod interface, in one send. A
+ * default route that already exists fails with errno EEXIST on the last step; the earlier
+ * steps stay done, as with the `ip` batch, and the caller removes the veth.
  */
 export function netlinkConfigurePod(netns: string, options: NetlinkPodOptions): void {
   const { socket: pod, indices: [index] } = RtNetlink.openIn(netns, [options.ifname]);
   try {
     if (!index) throw new NetlinkError(`find "${options.ifname}" in netns "${netns}"`, 19);
-    pod.request(
-      `set "${options.ifname}" address`,
-      new Message(RTM_SETLINK, NLM_F_REQUEST | NLM_F_ACK)
-        .ifinfo(AF_UNSPEC, index)
-        .attr(IFLA_ADDRESS, macBytes(options.mac)),
-    );
-    const [address, prefix] = options.address.split("/");
-    pod.request(
-      `add address ${options.address}`,
-      new Message(RTM_NEWADDR, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
-        .u8(AF_INET).u8(Number(prefix)).u8(0).u8(RT_SCOPE_UNIVERSE).u32(index)
-        .attr(IFA_LOCAL, ipBytes(address))
-        .attr(IFA_ADDRESS, ipBytes(address)),
-    );
-    pod.request(
-      `set "${options.ifname}" up`,
-      new Message(RTM_SETLINK, NLM_F_REQUEST | NLM_F_ACK).ifinfo(AF_UNSPEC, index, IFF_UP, IFF_UP),
-    );
+    const steps: NetlinkStep[] = [
+      { operation: `set "${options.ifname}" address`, message: setMacMessage(index, options.mac) },
+      {
+        operation: `add address ${options.address}`,
+        message: newAddressMessage(index, options.address),
+      },
+      { operation: `set "${options.ifname}" up`, message: setUpMessage(index) },
+    ];
     if (options.defaultRoute) {
-      pod.request(
-        `add default route via ${options.gateway}`,
-        new Message(RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
-          .u8(AF_INET).u8(0).u8(0).u8(0)
-          .u8(RT_TABLE_MAIN).u8(RTPROT_BOOT).u8(RT_SCOPE_UNIVERSE).u8(RTN_UNICAST).u32(0)
-          .attr(RTA_GATEWAY, ipBytes(options.gateway))
-          .attrU32(RTA_OIF, index),
-      );
+      steps.push({
+        operation: `add default route via ${options.gateway}`,
+        message: defaultRouteMessage(index, options.gateway),
+      });
     }
+    pod.requestAll(steps);
   } finally {
     pod.close();
   }
@@ -448,13 +327,7 @@ export function netlinkConfigurePod(netns: string, options: NetlinkPodOptions): 
 export function netlinkDeleteLink(name: string): boolean {
   const node = RtNetlink.open();
   try {
-    node.request(
-      `delete "${name}"`,
-      new Message(RTM_DELLINK, NLM_F_REQUEST | NLM_F_ACK).ifinfo(AF_UNSPEC).attrString(
-        IFLA_IFNAME,
-        name,
-      ),
-    );
+    node.request({ operation: `delete "${name}"`, message: deleteLinkMessage(name) });
     return true;
   } catch (error) {
     if (error instanceof NetlinkError && error.errno === 19) return false;
