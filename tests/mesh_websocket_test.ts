@@ -9,6 +9,7 @@
  * and in total, frame sizes judged at the header, ping, the close handshake, the connection
  * limit on sockets, and a child process run out of descriptors.
  */
+import { helloMessage, newEphemeral, newNonce } from "../src/mesh/handshake.ts";
 import { makeTestCertificates } from "./support/tls.ts";
 import { attack, readEvents, readUntilClosed, upgrade } from "./support/hostile.ts";
 import assert from "node:assert/strict";
@@ -100,12 +101,10 @@ Deno.test("hostile frames close that connection only", async () => {
     meshes.push(b);
     await waitFor("a and b connected", () => sees(a, ["a", "b"]) && sees(b, ["a", "b"]));
     const terminations = a.metrics().terminations;
-    const hello = JSON.stringify({
-      t: "hello",
-      proto: [1, 1],
-      nonce: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
-      auth: false,
-    });
+    // a hello the mesh accepts, so "gossip before auth" is refused for being out of turn
+    const hello = JSON.stringify(
+      helloMessage(newNonce(), { auth: false, dh: newEphemeral().publicKey }),
+    );
     const attacks: Array<[string, string[] | Uint8Array[]]> = [
       ["binary frame", [new Uint8Array([1, 2, 3])]],
       ["not JSON", ["{this is not json"]],

@@ -9,11 +9,17 @@
  * WebSocket in the agent, an in-memory network with faults and simulated time in tests and the
  * bench. The mesh imports nothing else of weft: the data path and IPAM ride as opaque blobs.
  *
- * Layout: `mesh.ts` is the public face and owns the connections; `connection_maker.ts` dials,
- * `gossip.ts` spreads records, `messages.ts` carries unicasts and broadcasts, `route_keeper.ts`
- * recomputes routes, `own_record.ts` writes this peer's record; `protocol.ts` decodes every
- * frame in one place and `session.ts` runs one connection. Test doubles (the in-memory network,
- * the simulated clock) are exported from `testing.ts`, never from here.
+ * Trust: the password keeps outsiders out; identity keys keep insiders honest. Every peer signs
+ * its own record and messages with its Ed25519 key, bound to its name at first contact (trust
+ * on first use), so no one else can speak for it; every frame after the handshake is sealed.
+ *
+ * Layout: `mesh.ts` is the public face; `connections.ts` owns the live connections,
+ * `connection_maker.ts` dials, `gossip.ts` spreads records, `messages.ts` carries unicasts and
+ * broadcasts, `route_keeper.ts` recomputes routes, `own_record.ts` writes this peer's record,
+ * `peer_keys.ts` decides who may speak for whom, `collisions.ts` notices a second peer with our
+ * name; `protocol.ts` decodes every frame in one place, `session.ts` runs one connection and
+ * `seal.ts` protects its frames. Test doubles (the in-memory network, the simulated clock, a
+ * cluster of meshes, an insider client) are exported from `testing.ts`, never from here.
  */
 export { Mesh } from "./mesh.ts";
 export type {
@@ -32,4 +38,5 @@ export { loadIdentity, nameFromSeed, newIncarnation, type PeerIdentity } from ".
 export { type ConnectionInfo, mergeRecord, type PeerRecord } from "./record.ts";
 export { DEFAULT_PORT, isLocalAddress, localHostAddresses, normalizeAddress } from "./address.ts";
 export type { Diagnostic } from "./diagnostics.ts";
+export type { PeerSigner } from "./peer_keys.ts";
 export { AddressError, HandshakeError, IdentityError, MalformedFrameError } from "./errors.ts";
