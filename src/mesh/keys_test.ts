@@ -92,3 +92,16 @@ Deno.test("after a legitimate reinstall, re-binding the name brings the peer bac
   assert.deepEqual(p0.diagnostics(), []);
   assert.throws(() => p0.rebindPeer("p0"), /own name/);
 });
+
+Deno.test("a corrupt known-peers file is refused with the way out", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "wtm-known-" });
+  try {
+    await Deno.writeTextFile(`${dir}/known-peers`, "{not json");
+    await assert.rejects(
+      () => KnownPeers.load(`${dir}/known-peers`),
+      /Cannot read the known peer keys .*known-peers.*delete the file/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

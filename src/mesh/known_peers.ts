@@ -56,7 +56,8 @@ export class KnownPeers {
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) {
         throw new IdentityError(
-          `Cannot read the known peer keys "${path}": ${(error as Error).message}`,
+          `Cannot read the known peer keys "${path}": ${(error as Error).message}; ` +
+            `delete the file to bind every peer again at its next contact`,
           { cause: error },
         );
       }
