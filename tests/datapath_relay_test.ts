@@ -24,6 +24,11 @@ for (const encrypted of [false, true]) {
         assert.equal(status.encrypted, encrypted);
       }
       await lab.waitPath(1, 2, encrypted ? "sleeve" : "fastdp");
+      if (!encrypted) {
+        // Node2's own choices are VXLAN: only the traffic it relays can start its threads.
+        await lab.waitPath(2, 1, "fastdp");
+        await lab.waitPath(2, 3, "fastdp");
+      }
 
       const reply = await ping(lab, { from: lab.podNs(1, 1), toIp: lab.podIp(3, 1) });
       assert.equal(reply.received, 3, reply.output);
@@ -39,6 +44,7 @@ for (const encrypted of [false, true]) {
         (n) => n > 100,
       );
       assert.ok(relayed > 100, `node2 relayed ${relayed} datagrams`);
+      assert.equal(await lab.nodes[1].threads(), true, "relayed pod traffic runs node2's threads");
     },
   );
 }

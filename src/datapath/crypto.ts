@@ -37,16 +37,29 @@ export function deriveDirectionKeys(
   };
 }
 
-/** Remembers which counters were seen recently; anything older than the window is refused. */
-export class ReplayWindow {
-  #bits: Uint32Array;
-  #size: number;
-  #highest = 0;
+/** Window size of a ReplayWindow, in counters. */
+export const REPLAY_WINDOW = 4096;
+/** Bytes of shared memory one ReplayWindow needs: its highest counter, then its bitmap. */
+export const REPLAY_WINDOW_BYTES = 8 + REPLAY_WINDOW / 8;
 
-  constructor(size = 4096) {
-    if (size % 32 !== 0) throw new RangeError(`Replay window size ${size} is not a multiple of 32`);
-    this.#size = size;
-    this.#bits = new Uint32Array(size / 32);
+/**
+ * Remembers which counters were seen recently; anything older than the window is refused. Kept
+ * in a SharedArrayBuffer when given one, so the thread that takes over receiving from another
+ * (the main thread hands the socket to a worker and back) continues the same window: a restart
+ * of the receiver must not reopen the door to datagrams that were already accepted.
+ */
+export class ReplayWindow {
+  #highest: Float64Array;
+  #bits: Uint32Array;
+  #size = REPLAY_WINDOW;
+
+  constructor(shared?: SharedArrayBuffer) {
+    const memory = shared ?? new ArrayBuffer(REPLAY_WINDOW_BYTES);
+    if (memory.byteLength < REPLAY_WINDOW_BYTES) {
+      throw new RangeError(`Replay window memory too small: ${memory.byteLength} bytes`);
+    }
+    this.#highest = new Float64Array(memory, 0, 1);
+    this.#bits = new Uint32Array(memory, 8, REPLAY_WINDOW / 32);
   }
 
   #bit(counter: number): [number, number] {
@@ -56,25 +69,27 @@ export class ReplayWindow {
 
   /** True when `counter` is new and inside the window (does not record it). */
   fresh(counter: number): boolean {
+    const highest = this.#highest[0];
     if (counter <= 0) return false;
-    if (counter > this.#highest) return true;
-    if (this.#highest - counter >= this.#size) return false;
+    if (counter > highest) return true;
+    if (highest - counter >= this.#size) return false;
     const [word, mask] = this.#bit(counter);
     return (this.#bits[word] & mask) === 0;
   }
 
   /** Records `counter`; call only after the datagram authenticated. */
   record(counter: number): void {
-    if (counter > this.#highest) {
-      if (counter - this.#highest >= this.#size) {
+    const highest = this.#highest[0];
+    if (counter > highest) {
+      if (counter - highest >= this.#size) {
         this.#bits.fill(0);
       } else {
-        for (let c = this.#highest + 1; c < counter; c++) {
+        for (let c = highest + 1; c < counter; c++) {
           const [word, mask] = this.#bit(c);
           this.#bits[word] &= ~mask;
         }
       }
-      this.#highest = counter;
+      this.#highest[0] = counter;
     }
     const [word, mask] = this.#bit(counter);
     this.#bits[word] |= mask;
@@ -97,15 +112,20 @@ export interface SealContext {
 export class SleeveCipher {
   #keys: DirectionKeys;
   #counter: BigInt64Array;
-  #window = new ReplayWindow();
+  #window: ReplayWindow;
 
   /**
    * `counter` (8 bytes) lets several threads seal for the same peer: they draw nonces from one
-   * atomic counter, so no nonce is ever used twice under a key.
+   * atomic counter, so no nonce is ever used twice under a key. `window` (REPLAY_WINDOW_BYTES)
+   * carries the receive window from one receiving thread to the next.
    */
-  constructor(keys: DirectionKeys, options: { counter?: SharedArrayBuffer } = {}) {
+  constructor(
+    keys: DirectionKeys,
+    options: { counter?: SharedArrayBuffer; window?: SharedArrayBuffer } = {},
+  ) {
     this.#keys = keys;
     this.#counter = new BigInt64Array(options.counter ?? new ArrayBuffer(8));
+    this.#window = new ReplayWindow(options.window);
   }
 
   nextCounter(): number {

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { deriveDirectionKeys, ReplayWindow, SleeveCipher } from "./crypto.ts";
+import {
+  deriveDirectionKeys,
+  REPLAY_WINDOW,
+  REPLAY_WINDOW_BYTES,
+  ReplayWindow,
+  SleeveCipher,
+} from "./crypto.ts";
 
 const secret = new Uint8Array(32).map((_, i) => i * 7);
 
@@ -67,16 +73,32 @@ Deno.test("a replayed datagram is dropped, reordered ones inside the window are 
 });
 
 Deno.test("replay window refuses counters older than its size", () => {
-  const w = new ReplayWindow(64);
-  w.record(1000);
-  assert.equal(w.fresh(1000 - 64), false);
-  assert.equal(w.fresh(1000 - 63), true);
-  w.record(1000 - 63);
-  assert.equal(w.fresh(1000 - 63), false);
-  w.record(5000);
-  assert.equal(w.fresh(4999), true);
-  assert.equal(w.fresh(1000), false);
+  const w = new ReplayWindow();
+  w.record(10_000);
+  assert.equal(w.fresh(10_000 - REPLAY_WINDOW), false);
+  assert.equal(w.fresh(10_000 - REPLAY_WINDOW + 1), true);
+  w.record(10_000 - REPLAY_WINDOW + 1);
+  assert.equal(w.fresh(10_000 - REPLAY_WINDOW + 1), false);
+  w.record(50_000);
+  assert.equal(w.fresh(49_999), true);
+  assert.equal(w.fresh(10_000), false);
   assert.equal(w.fresh(0), false);
+});
+
+Deno.test("a receiver that takes over a shared window refuses what its predecessor accepted", () => {
+  const window = new SharedArrayBuffer(REPLAY_WINDOW_BYTES);
+  const keys = deriveDirectionKeys(secret, { local: "a", remote: "b" });
+  const mirror = deriveDirectionKeys(secret, { local: "b", remote: "a" });
+  const sender = new SleeveCipher(mirror);
+  const header = new Uint8Array(40);
+  const counter = sender.nextCounter();
+  const sealed = sender.seal(new Uint8Array([7]), { header, counter });
+  const first = new SleeveCipher(keys, { window });
+  assert.deepEqual(first.open(sealed, { header, counter }), new Uint8Array([7]));
+  const next = new SleeveCipher(keys, { window });
+  assert.equal(next.open(sealed, { header, counter }), undefined, "a replay to the new thread");
+  const unshared = new SleeveCipher(keys);
+  assert.deepEqual(unshared.open(sealed, { header, counter }), new Uint8Array([7]), "control");
 });
 
 Deno.test("ciphers sharing a counter never reuse a nonce", () => {

@@ -39,6 +39,11 @@ export class PathHealth {
     return this.#streaks > 1;
   }
 
+  /** True once the path has answered at all. */
+  everAnswered(): boolean {
+    return this.#streaks > 0;
+  }
+
   alive(now: number): boolean {
     return now - this.#lastAnswer < this.#timings.deadAfterMs;
   }
@@ -67,6 +72,13 @@ export interface PathInputs {
   relay: PathHealth;
   /** The mesh's next hop when it is not the peer itself. */
   relayVia?: string;
+  /**
+   * Until then, a peer that is down and whose fast path has never answered waits for it rather
+   * than taking the sleeve: both are probed at once, the sleeve's answer often comes first, and
+   * a node whose peers all end up on VXLAN should not start the userspace path's threads for a
+   * moment's detour.
+   */
+  fastdpGraceUntil?: number;
 }
 
 export interface PathChoice {
@@ -97,6 +109,17 @@ export function choosePath(now: number, inputs: PathInputs): PathChoice {
       encrypted: false,
       healthy: true,
       reason: "fastdp heartbeats answered",
+    };
+  }
+  if (
+    fastdpAllowed && inputs.current === "down" && !fastdp.everAnswered() &&
+    now < (inputs.fastdpGraceUntil ?? -Infinity)
+  ) {
+    return {
+      path: "down",
+      encrypted: false,
+      healthy: false,
+      reason: "waiting for the first fastdp answer",
     };
   }
   let why: string;

@@ -43,6 +43,23 @@ Deno.test("a fast path answering after the sleeve at start-up takes over at once
   assert.equal(choosePath(30, i).path, "fastdp");
 });
 
+Deno.test("a new peer waits a moment for the fast path before taking the sleeve", () => {
+  const i = inputs({ fastdpGraceUntil: 1000 });
+  i.sleeve.answered(0);
+  assert.deepEqual(choosePath(10, i), {
+    path: "down",
+    encrypted: false,
+    healthy: false,
+    reason: "waiting for the first fastdp answer",
+  });
+  assert.equal(choosePath(1000, i).path, "sleeve", "no fast path in time: the sleeve");
+  i.fastdp.answered(20);
+  assert.equal(choosePath(30, i).path, "fastdp");
+  const encrypted = inputs({ fastdpGraceUntil: 1000, mustEncrypt: true, hasKey: true });
+  encrypted.sleeve.answered(0);
+  assert.equal(choosePath(10, encrypted).path, "sleeve", "no wait when VXLAN is not allowed");
+});
+
 Deno.test("fast path going quiet moves traffic to sleeve, recovery moves it back", () => {
   const i = inputs({ current: "fastdp" });
   answer(i.fastdp, 0, 5000);

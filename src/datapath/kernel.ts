@@ -19,7 +19,12 @@ import { readBridge } from "../net/bridge.ts";
 import { routeMtu, underlayEndpoint } from "../net/mtu.ts";
 import { VNET_HEADER_BYTES } from "../net/tap.ts";
 import { decodePeerBlob, encodePeerBlob, type PeerBlob } from "./blob.ts";
-import { deriveDirectionKeys, type DirectionKeys, TAG_BYTES } from "./crypto.ts";
+import {
+  deriveDirectionKeys,
+  type DirectionKeys,
+  REPLAY_WINDOW_BYTES,
+  TAG_BYTES,
+} from "./crypto.ts";
 import { peerMacs } from "./fdb_plan.ts";
 import {
   choosePath,
@@ -70,14 +75,15 @@ export interface KernelDatapathOptions {
    * `installSleeveWorker()` instead of its normal work when `self.name === SLEEVE_WORKER_NAME`.
    */
   workerUrl?: string;
+  /** The sleeve's threads stop after this long without a peer or traffic needing them. */
+  sleeveIdleMs?: number;
   now?: () => number;
   log?: (message: string) => void;
 }
 
-type ResolvedOptions = Required<Omit<KernelDatapathOptions, "underlayIp" | "mtu">> & {
-  underlayIp?: string;
-  mtu?: number;
-};
+type ResolvedOptions =
+  & Required<Omit<KernelDatapathOptions, "underlayIp" | "mtu" | "sleeveIdleMs">>
+  & { underlayIp?: string; mtu?: number; sleeveIdleMs?: number };
 
 interface PeerState {
   name: string;
@@ -86,12 +92,16 @@ interface PeerState {
   nextHop?: string;
   sessionKey?: Uint8Array;
   keys?: DirectionKeys;
+  /** The nonce counter and the receive window of `keys`, shared with the sleeve's threads. */
   counter?: SharedArrayBuffer;
+  window?: SharedArrayBuffer;
   fastdp: PathHealth;
   sleeve: PathHealth;
   relay: PathHealth;
   choice: PathChoice;
   seq: number;
+  /** Until then a new peer waits for VXLAN before taking the sleeve (see PathInputs). */
+  fastdpGraceUntil: number;
   /** MTU of our route to the peer's underlay address (a route `mtu` lock can lower it). */
   routeMtu?: number;
 }
@@ -166,6 +176,8 @@ export class KernelDatapath implements Datapath {
       udpPort: o.udpPort,
       onAnswered: (event) => this.#onAnswered(event),
       log: o.log,
+      now: o.now,
+      idleMs: o.sleeveIdleMs,
     });
   }
 
@@ -207,14 +219,14 @@ export class KernelDatapath implements Datapath {
     }
     this.#publish();
     this.#running = true;
-    this.#sleeve.startThreads();
     this.#timer = setInterval(() => this.#tick(), o.heartbeatMs);
     // Peers added before start() are programmed now that the devices exist.
     for (const state of this.#peers.values()) {
+      state.fastdpGraceUntil = o.now() + o.timings.settleMs;
       state.routeMtu = await routeMtu(state.blob.ip).catch(() => undefined);
       this.#heartbeat(state);
     }
-    await this.#syncFdb();
+    await this.#apply();
   }
 
   async stop(): Promise<void> {
@@ -224,7 +236,7 @@ export class KernelDatapath implements Datapath {
     await this.#sleeve.close();
     this.#peers.clear();
     this.#byId.clear();
-    await this.#syncFdb();
+    await this.#forwarding.sync(() => []);
     if (this.#usesFastdp) await this.#vxlan.remove();
   }
 
@@ -259,6 +271,11 @@ export class KernelDatapath implements Datapath {
     return this.#sleeve.counters();
   }
 
+  /** True while the userspace path's worker threads run (only while it has work). */
+  get sleeveThreadsRunning(): boolean {
+    return this.#sleeve.threadsRunning;
+  }
+
   async upsertPeer(peer: DatapathPeer): Promise<void> {
     const blob = decodePeerBlob(peer.data);
     let state = this.#peers.get(peer.name);
@@ -273,6 +290,7 @@ export class KernelDatapath implements Datapath {
         relay: new PathHealth(timings),
         choice: { path: "down", encrypted: false, healthy: false, reason: "no heartbeat yet" },
         seq: 0,
+        fastdpGraceUntil: this.#options.now() + timings.settleMs,
       };
       this.#peers.set(peer.name, state);
       this.#byId.set(state.id, state);
@@ -289,12 +307,13 @@ export class KernelDatapath implements Datapath {
         : undefined;
       // A new key starts a new nonce sequence (and the receiver a new replay window).
       state.counter = peer.sessionKey ? new SharedArrayBuffer(8) : undefined;
+      state.window = peer.sessionKey ? new SharedArrayBuffer(REPLAY_WINDOW_BYTES) : undefined;
     }
     this.#evaluate();
     this.#publish();
     if (!this.#running) return;
     this.#heartbeat(state);
-    await this.#syncFdb();
+    await this.#apply();
   }
 
   async removePeer(name: string): Promise<void> {
@@ -303,7 +322,7 @@ export class KernelDatapath implements Datapath {
     this.#peers.delete(name);
     this.#byId.delete(state.id);
     this.#publish();
-    if (this.#running) await this.#syncFdb();
+    if (this.#running) await this.#apply();
   }
 
   status(): PeerPathStatus[] {
@@ -324,7 +343,7 @@ export class KernelDatapath implements Datapath {
     return state.nextHop && this.#peers.has(state.nextHop) ? state.nextHop : undefined;
   }
 
-  #onAnswered(event: SleeveEvent): void {
+  #onAnswered(event: Extract<SleeveEvent, { type: "answered" }>): void {
     const state = this.#byId.get(event.peer);
     if (!state) return;
     const now = this.#options.now();
@@ -332,7 +351,7 @@ export class KernelDatapath implements Datapath {
     // React at once when a path comes up (or back), rather than at the next tick.
     if (state.choice.path === "down" && this.#evaluate()) {
       this.#publish();
-      this.#syncFdb().catch((e) => this.#options.log(`fdb sync: ${e}`));
+      this.#apply().catch((e) => this.#options.log(`fdb sync: ${e}`));
     }
   }
 
@@ -349,6 +368,7 @@ export class KernelDatapath implements Datapath {
         sleeve: state.sleeve,
         relay: state.relay,
         relayVia: this.#relayVia(state),
+        fastdpGraceUntil: state.fastdpGraceUntil,
       });
       if (choice.path !== state.choice.path) {
         this.#options.log(
@@ -395,6 +415,7 @@ export class KernelDatapath implements Datapath {
         ) - 28,
         keys: state.keys,
         counter: state.counter,
+        window: state.window,
       })),
     };
   }
@@ -404,6 +425,7 @@ export class KernelDatapath implements Datapath {
     return JSON.stringify(settings.peers.map((p) => ({
       ...p,
       keys: undefined,
+      window: undefined,
       counter: p.counter ? this.#keyEpoch(p.counter) : undefined,
     })));
   }
@@ -426,18 +448,29 @@ export class KernelDatapath implements Datapath {
     this.#sleeve.configure(settings, this.#fingerprint(settings));
   }
 
-  #syncFdb(): Promise<void> {
-    return this.#forwarding.sync(() =>
+  /**
+   * Programs the forwarding entries for the current choices, with the sleeve's threads running
+   * before an entry points at the TAP and stopping (after their idle time) only once none does.
+   */
+  async #apply(): Promise<void> {
+    const wanted = this.#usesSleeve &&
+      [...this.#peers.values()].some((s) =>
+        s.choice.path === "sleeve" || s.choice.path === "relay"
+      );
+    if (wanted) await this.#sleeve.demand(true);
+    await this.#forwarding.sync(() =>
       [...this.#peers.values()].map((s) => ({ name: s.name, path: s.choice.path, blob: s.blob }))
     );
+    if (!wanted) await this.#sleeve.demand(false);
   }
 
   #tick(): void {
     if (!this.#running) return;
     for (const state of this.#peers.values()) this.#heartbeat(state);
-    const changed = this.#evaluate();
+    this.#evaluate();
     this.#publish();
-    if (changed) this.#syncFdb().catch((e) => this.#options.log(`fdb sync: ${e}`));
+    // Every tick, not only on a change: the threads' idle time runs out between changes.
+    this.#apply().catch((e) => this.#options.log(`fdb sync: ${e}`));
   }
 
   #heartbeat(state: PeerState): void {

@@ -84,14 +84,21 @@ export class SleeveEngine {
   #macOwner = new Map<number, PeerEntry>();
   #sleevePeers: PeerEntry[] = [];
   #counters = emptyCounters();
+  #reportTraffic: boolean;
+  #sawTraffic = false;
 
+  /**
+   * `reportTraffic`: emit a "traffic" event after a drain that met pod traffic (data for us or
+   * to relay): the main thread's engine, draining while no worker runs, asks for the workers so.
+   */
   constructor(
     udp: DatagramPort,
-    options: { tap?: FramePort; emit?: (event: SleeveEvent) => void } = {},
+    options: { tap?: FramePort; emit?: (event: SleeveEvent) => void; reportTraffic?: boolean } = {},
   ) {
     this.#udp = udp;
     this.#tap = options.tap;
     this.#emit = options.emit ?? (() => {});
+    this.#reportTraffic = options.reportTraffic ?? false;
   }
 
   get generation(): number {
@@ -115,7 +122,7 @@ export class SleeveEngine {
       const cipher = peer.keys && peer.counter
         ? (old?.cipher && old.config.counter === peer.counter
           ? old.cipher
-          : new SleeveCipher(peer.keys, { counter: peer.counter }))
+          : new SleeveCipher(peer.keys, { counter: peer.counter, window: peer.window }))
         : undefined;
       this.#peers.set(peer.id, { config: peer, cipher });
     }
@@ -343,6 +350,10 @@ export class SleeveEngine {
         }
       }
     }
+    if (this.#sawTraffic) {
+      this.#sawTraffic = false;
+      this.#emit({ type: "traffic" });
+    }
   }
 
   /** Handles one datagram or segment (segments wait until their message is whole). */
@@ -372,11 +383,13 @@ export class SleeveEngine {
     }
     const body = this.#open(sender, datagram, from);
     if (!body) return;
+    if (datagram.kind === Kind.Data && this.#reportTraffic) this.#sawTraffic = true;
     if (datagram.destination !== config.self) return this.#relay(datagram, body);
     switch (datagram.kind) {
       case Kind.Data:
+        if (!this.#tap) return this.#drop("no tap on this thread");
         for (const frame of unpackRecords(body)) {
-          if (this.#tap?.write(frame)) this.#counters.framesToTap++;
+          if (this.#tap.write(frame)) this.#counters.framesToTap++;
           else this.#drop("tap write refused");
         }
         return;

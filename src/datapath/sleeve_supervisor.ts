@@ -3,6 +3,15 @@
  * thread (heartbeats and probes), and the two worker threads that move frames (one drains the
  * TAP, one the socket; see sleeve_thread.ts for why threads).
  *
+ * The threads are two isolates, most of the agent's memory, and a cluster on VXLAN needs none:
+ * they run only while the userspace path has work. Demand comes from the switch (a peer whose
+ * frames take the sleeve or a relay) and from the socket (pod traffic arriving for us or to
+ * relay, which a peer may send while our own choice for it is VXLAN); the threads stop after
+ * `idleMs` without either. Meanwhile the main thread reads the socket on a short timer, since
+ * heartbeats, probes and their answers arrive there whether or not frames do; while idle the
+ * TAP is down, so the bridge queues nothing for a reader that is not there. Threads start
+ * before any forwarding entry points at the TAP, and stop only after none does.
+ *
  * Configuration flows one way: the switch (kernel.ts) hands over a complete SleeveConfig, this
  * module numbers it (a generation), gives it to its own engine and posts it to the threads,
  * which pick it up between two drains. Unchanged configurations are not re-sent, so a steady
@@ -37,8 +46,13 @@ export interface SleeveSupervisorOptions {
   tapDevice: string;
   bridge: string;
   udpPort: number;
-  onAnswered: (event: SleeveEvent) => void;
+  onAnswered: (event: Extract<SleeveEvent, { type: "answered" }>) => void;
   log: (message: string) => void;
+  now: () => number;
+  /** The threads stop after this long without demand (default 30 s: no start-stop flapping). */
+  idleMs?: number;
+  /** How often the main thread reads the socket while no thread does (default 50 ms). */
+  pollMs?: number;
 }
 
 /** A configuration without its generation: the supervisor numbers them. */
@@ -62,9 +76,20 @@ export class SleeveSupervisor {
   #restarts = new Map<Role, number>();
   #restartTimers = new Set<ReturnType<typeof setTimeout>>();
   #running = false;
+  /** Serialises thread starts and stops (each changes the TAP's state). */
+  #transition: Promise<void> = Promise.resolve();
+  #lastDemand = -Infinity;
+  #wanted = false;
+  #poller?: ReturnType<typeof setInterval>;
+  #scratch?: Uint8Array;
 
   constructor(options: SleeveSupervisorOptions) {
     this.#options = options;
+  }
+
+  /** True while the worker threads run. */
+  get threadsRunning(): boolean {
+    return this.#running;
   }
 
   /** The engine on this thread, for heartbeats and probes; set between open() and close(). */
@@ -82,8 +107,9 @@ export class SleeveSupervisor {
     try {
       if (options.tap) {
         this.#tap = TapDevice.open(o.tapDevice);
+        // Down until the threads run (see the notes at the top).
         const mtu = String(options.podMtu);
-        await ip(["link", "set", o.tapDevice, "mtu", mtu, "master", o.bridge, "up"]);
+        await ip(["link", "set", o.tapDevice, "mtu", mtu, "master", o.bridge, "down"]);
         await setBridgePort(o.tapDevice, { learning: false, isolated: true });
         // A superframe must fit one sleeve datagram with its record and vnet headers; anything
         // bigger (BIG TCP) is segmented by the kernel before it reaches us instead of dropped.
@@ -101,7 +127,61 @@ export class SleeveSupervisor {
     if (!offloads.gso || !offloads.gro) {
       o.log(`UDP offloads refused (gso ${offloads.gso}, gro ${offloads.gro}): sleeve is slower`);
     }
-    this.#engine = new SleeveEngine(this.#udp);
+    this.#engine = new SleeveEngine(this.#udp, {
+      reportTraffic: true,
+      emit: (event) => this.#onEvent(event),
+    });
+    this.#startPolling();
+  }
+
+  #onEvent(event: SleeveEvent): void {
+    if (event.type === "answered") return this.#options.onAnswered(event);
+    // Pod traffic reached the main thread: the workers must carry it.
+    this.#lastDemand = this.#options.now();
+    this.demand(this.#wanted).catch((e) => this.#options.log(`sleeve threads: ${e}`));
+  }
+
+  /** The main thread reads the socket while no worker does. */
+  #startPolling(): void {
+    if (this.#poller !== undefined || !this.#engine) return;
+    this.#scratch ??= new Uint8Array(65536 + 1024);
+    this.#poller = setInterval(() => {
+      try {
+        this.#engine?.pumpSocket(this.#scratch!);
+      } catch (error) {
+        this.#options.log(`sleeve socket: ${error}`);
+      }
+    }, this.#options.pollMs ?? 50);
+  }
+
+  #stopPolling(): void {
+    clearInterval(this.#poller);
+    this.#poller = undefined;
+  }
+
+  /**
+   * Says whether the switch has a peer on the userspace path; starts the threads at once when
+   * there is work, stops them after `idleMs` without any. Resolves once the threads (and the
+   * TAP) are in the state it decided.
+   */
+  demand(wanted: boolean): Promise<void> {
+    const now = this.#options.now();
+    this.#wanted = wanted;
+    if (wanted) this.#lastDemand = now;
+    const run = async () => {
+      const busy = this.#wanted || this.#options.now() - this.#lastDemand < this.#idleMs;
+      if (busy && !this.#running && this.#config) await this.#startThreads();
+      else if (!busy && this.#running) {
+        this.#options.log(`userspace path idle for ${this.#idleMs / 1000}s: stopping its threads`);
+        await this.#stopThreads();
+      }
+    };
+    this.#transition = this.#transition.then(run, run);
+    return this.#transition;
+  }
+
+  get #idleMs(): number {
+    return this.#options.idleMs ?? 30_000;
   }
 
   /** Takes a new configuration; engines and threads get it only when it differs. */
@@ -127,21 +207,26 @@ export class SleeveSupervisor {
     );
   }
 
-  /** Starts the two worker threads (once a configuration exists). */
-  startThreads(): void {
-    if (this.#running || !this.#config) return;
+  /** Starts the two worker threads and brings the TAP up. */
+  async #startThreads(): Promise<void> {
     this.checkWorkerModule();
     this.#running = true;
+    this.#stopPolling();
     this.#control = new Int32Array(new SharedArrayBuffer(8));
-    Atomics.store(this.#control, CONTROL_GENERATION, this.#config.generation);
+    Atomics.store(this.#control, CONTROL_GENERATION, this.#config!.generation);
     this.#startWorker("socket");
-    if (this.#tap) this.#startWorker("tap");
+    if (this.#tap) {
+      this.#startWorker("tap");
+      await ip(["link", "set", this.#options.tapDevice, "up"]);
+    }
+    this.#options.log("userspace path in use: its threads run");
   }
 
   /** Stops the threads; never closes fds under a thread that may still use them. */
-  async stopThreads(): Promise<void> {
+  async #stopThreads(): Promise<void> {
     if (!this.#running) return;
     this.#running = false;
+    if (this.#tap) await ip(["link", "set", this.#options.tapDevice, "down"]).catch(() => {});
     for (const timer of this.#restartTimers) clearTimeout(timer);
     this.#restartTimers.clear();
     Atomics.store(this.#control, CONTROL_STOP, 1);
@@ -155,11 +240,16 @@ export class SleeveSupervisor {
     for (const worker of this.#workers) worker.terminate();
     this.#workers = [];
     this.#stopped = [];
+    this.#startPolling();
   }
 
   /** Stops the threads and closes the TAP (which deletes it) and the socket. */
   async close(): Promise<void> {
-    await this.stopThreads();
+    this.#wanted = false;
+    this.#lastDemand = -Infinity;
+    await this.#transition;
+    await this.#stopThreads();
+    this.#stopPolling();
     this.#closeDevices();
     this.#engine = undefined;
     this.#config = undefined;
@@ -186,9 +276,14 @@ export class SleeveSupervisor {
     this.#stopped.push(new Promise((resolve) => stopped = resolve));
     worker.onmessage = (event: MessageEvent) => {
       const message = event.data;
-      if (message.type === "answered") o.onAnswered(message as SleeveEvent);
+      if (message.type === "answered") o.onAnswered(message);
       else if (message.type === "counters") {
-        addCounters(this.#counters, message.counters);
+        const counters = message.counters as SleeveCounters;
+        addCounters(this.#counters, counters);
+        // Frames moving keep the threads: the demand the switch sees is not all of it.
+        if (counters.framesToTap > 0 || counters.relayed > 0) {
+          this.#lastDemand = this.#options.now();
+        }
         this.#restarts.set(role, 0); // it runs: a later crash starts the back-off afresh
       } else if (message.type === "stopped") stopped();
       else if (message.type === "error") o.log(`sleeve ${role}: ${message.error}`);

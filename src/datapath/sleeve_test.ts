@@ -114,15 +114,23 @@ interface PairPolicy {
 class Node {
   engine: SleeveEngine;
   tap = new MemoryTap();
-  events: SleeveEvent[] = [];
+  events: Extract<SleeveEvent, { type: "answered" }>[] = [];
+  /** "traffic" events: pod traffic met by an engine that reports it. */
+  traffic = 0;
   socket: MemorySocket;
 
-  constructor(readonly spec: NodeSpec, underlay: Underlay) {
+  constructor(
+    readonly spec: NodeSpec,
+    underlay: Underlay,
+    options: { mainThread?: boolean } = {},
+  ) {
     underlay.bridgeOf.set(spec.ip, spec.bridgeIp);
     this.socket = new MemorySocket(underlay, [spec.ip, spec.bridgeIp]);
+    // The main thread's engine has no TAP and reports traffic (see sleeve_supervisor.ts).
     this.engine = new SleeveEngine(this.socket, {
-      tap: this.tap,
-      emit: (event) => this.events.push(event),
+      tap: options.mainThread ? undefined : this.tap,
+      reportTraffic: options.mainThread,
+      emit: (event) => event.type === "answered" ? this.events.push(event) : this.traffic++,
     });
   }
 
@@ -178,10 +186,13 @@ class Node {
 function lab(
   policies: Record<string, Record<string, PairPolicy>>,
   sizes?: { segmentBytes: number; gsoBytes: number },
+  mainThread: string[] = [],
 ): Node[] {
   const underlay = new Underlay();
   const counters = new Map<string, SharedArrayBuffer>();
-  const nodes = specs.map((spec) => new Node(spec, underlay));
+  const nodes = specs.map((spec) =>
+    new Node(spec, underlay, { mainThread: mainThread.includes(spec.name) })
+  );
   for (const node of nodes) node.configure(policies[node.spec.name] ?? {}, counters, sizes);
   return nodes;
 }
@@ -251,6 +262,20 @@ Deno.test("heartbeats prove sleeve, relay and fast path, each only by its own ro
   settle([a, b, c]);
   const seen = a.events.map((e) => `${e.path}:${e.peer === peerId("n2") ? "n2" : "n3"}`).sort();
   assert.deepEqual(seen, ["fastdp:n2", "relay:n3", "sleeve:n2"]);
+});
+
+Deno.test("the main thread answers heartbeats itself and asks for threads when frames come", () => {
+  const [a, b, c] = lab({ n1: { n3: { path: "relay", hop: "n2" } } }, undefined, ["n2"]);
+  a.engine.heartbeat(peerId("n2"), 1, { sleeve: true, fastdp: true });
+  settle([a, b, c]);
+  assert.deepEqual(a.events.map((e) => e.path).sort(), ["fastdp", "sleeve"]);
+  assert.equal(b.traffic, 0, "heartbeats and probes are no reason to start threads");
+  a.tap.inbound.push(frame(specs[1].podMac, specs[0].podMac, "to b"));
+  a.tap.inbound.push(frame(specs[2].podMac, specs[0].podMac, "to c, relayed by b"));
+  settle([a, b, c]);
+  assert.equal(b.traffic, 1, "one event for the drain that met both");
+  assert.equal(b.engine.takeCounters().dropped["no tap on this thread"], 1);
+  assert.deepEqual(c.tap.written.map(text), ["to c, relayed by b"]);
 });
 
 Deno.test("a probe that did not come through the peer's bridge proves nothing", () => {

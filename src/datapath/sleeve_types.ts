@@ -25,6 +25,8 @@ export interface SleevePeerConfig {
   keys?: DirectionKeys;
   /** Shared nonce counter for `keys`; a new one comes with every new session key. */
   counter?: SharedArrayBuffer;
+  /** Shared receive window for `keys` (REPLAY_WINDOW_BYTES), renewed with `counter`. */
+  window?: SharedArrayBuffer;
 }
 
 export interface SleeveConfig {
@@ -52,12 +54,13 @@ export interface FramePort {
   write(frame: Uint8Array): boolean;
 }
 
-/** Evidence for the control loop: `peer` answered on `path`. */
-export interface SleeveEvent {
-  type: "answered";
-  peer: string;
-  path: "fastdp" | "sleeve" | "relay";
-}
+/**
+ * Evidence for the control loop: `peer` answered on `path`; or (from an engine asked to report
+ * it) pod traffic arrived that the userspace path must carry, to us or to relay.
+ */
+export type SleeveEvent =
+  | { type: "answered"; peer: string; path: "fastdp" | "sleeve" | "relay" }
+  | { type: "traffic" };
 
 export interface SleeveCounters {
   framesFromTap: number;

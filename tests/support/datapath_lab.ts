@@ -49,6 +49,7 @@ export interface NodeOptions {
   mode?: "auto" | "fastdp" | "sleeve";
   encrypt?: boolean;
   mtu?: number;
+  sleeveIdleMs?: number;
 }
 
 export class LabNode {
@@ -138,6 +139,11 @@ export class LabNode {
   /** The sleeve's counters (workers report them twice a second: poll, do not read once). */
   async counters(): Promise<DatapathCounters> {
     return (await this.command("status")).counters as DatapathCounters;
+  }
+
+  /** Whether the sleeve's worker threads run. */
+  async threads(): Promise<boolean> {
+    return (await this.command("status")).threads as boolean;
   }
 
   /** How many datagrams the sleeve dropped for `reason`. */

@@ -88,6 +88,7 @@ async function runNode(): Promise<void> {
               ok: true,
               status: datapath.status(),
               counters: datapath.counters(),
+              threads: datapath.sleeveThreadsRunning,
             });
             break;
           case "stop":
