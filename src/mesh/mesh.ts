@@ -248,6 +248,7 @@ export class Mesh {
     await this.#transport.close();
     await this.#known.flush();
   }
+
   // ---- local data -------------------------------------------------------------------------
 
   /** Attaches an opaque blob to this peer's record (e.g. "datapath", "ipam") and gossips it. */
