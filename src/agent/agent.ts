@@ -16,11 +16,9 @@ import {
   type AllocationView,
   type AttachmentRef,
   BadRequestError,
-  ConflictError,
   createApi,
-  type Diagnostic,
   type IpamStatusView,
-  NotFoundError,
+  type ReportView,
   type StatusView,
   UnavailableError,
 } from "../api/mod.ts";
@@ -39,9 +37,11 @@ import { type Diagnosable, fixed, ipamDiagnostics, nodeProblems } from "./diagno
 import { httpErrorOf } from "./http_errors.ts";
 import { openMeshIpam } from "./ipam_transport.ts";
 import { startKubernetes } from "./kube_sync.ts";
-import { DeletedNodeReclaimer } from "./reclaim.ts";
-import { allocationView, connectionsView, ipamStatusView, meshSummary } from "./views.ts";
-import { BRIDGE_CONTAINER_ID, NodeSetup } from "./node_setup.ts";
+import { DeletedNodeReclaimer, removePeer } from "./reclaim.ts";
+import { allocationView, connectionsView, ipamStatusView, statusView } from "./views.ts";
+import { AWAITING_NODE_LIST, BRIDGE_CONTAINER_ID, NodeSetup } from "./node_setup.ts";
+import { LogBuffer } from "./log_buffer.ts";
+import { buildReport } from "./report.ts";
 import { VERSION } from "../version.ts";
 
 const BRING_UP_RETRY_MS = 500;
@@ -66,6 +66,8 @@ export class Agent implements AgentPort {
   readonly #store: Store;
   readonly #metrics: AgentMetrics;
   readonly #log: (message: string) => void;
+  readonly #logs: LogBuffer;
+  readonly #kernel: boolean;
   readonly #setup: NodeSetup;
   readonly #reclaimer: DeletedNodeReclaimer;
   readonly #startedAt = Date.now();
@@ -77,15 +79,23 @@ export class Agent implements AgentPort {
   #stopped: Promise<void> | undefined;
   #finished = Promise.withResolvers<void>();
 
-  private constructor(config: AgentConfig, mesh: Mesh, store: Store, options: AgentOptions) {
+  private constructor(
+    config: AgentConfig,
+    mesh: Mesh,
+    store: Store,
+    options: AgentOptions & { logs: LogBuffer; log: (message: string) => void },
+  ) {
+    const { logs, log } = options;
     this.config = config;
     this.#meshNode = mesh;
     this.#store = store;
-    this.#log = options.log ?? ((message) => console.error(`weft: ${message}`));
+    this.#logs = logs;
+    this.#log = log;
+    this.#kernel = options.kernel !== false;
     this.#setup = new NodeSetup({
       config,
       mesh,
-      kernel: options.kernel !== false,
+      kernel: this.#kernel,
       log: this.#log,
     });
     this.#reclaimer = new DeletedNodeReclaimer({
@@ -124,7 +134,13 @@ export class Agent implements AgentPort {
   /** Builds and starts an agent; returns once the API serves (the node may still be coming up). */
   static async launch(config: AgentConfig, options: AgentOptions = {}): Promise<Agent> {
     await Deno.mkdir(config.stateDir, { recursive: true, mode: 0o700 });
-    const log = options.log ?? ((message: string) => console.error(`weft: ${message}`));
+    // every line also goes to an in-memory ring of recent lines, for `weft report`
+    const logs = new LogBuffer();
+    const print = options.log ?? ((message: string) => console.error(`weft: ${message}`));
+    const log = (message: string) => {
+      logs.push(message);
+      print(message);
+    };
     const mesh = await Mesh.create({
       stateDir: config.stateDir,
       name: config.peerName,
@@ -140,7 +156,7 @@ export class Agent implements AgentPort {
       log: (message) => log(`mesh: ${message}`),
     });
     const store = options.store ?? openSqliteStore(`${config.stateDir}/weft.db`);
-    const agent = new Agent(config, mesh, store, options);
+    const agent = new Agent(config, mesh, store, { ...options, logs, log });
     try {
       if (config.ipallocInit) await agent.#openIpam(config.ipallocInit);
       if (options.serve !== false) agent.#serveApi();
@@ -197,14 +213,7 @@ export class Agent implements AgentPort {
     const ipam = this.#ipam;
     if (this.#setup.phase.kind === "up") return;
     if (!ipam) {
-      this.#setup.wait("waiting for the Kubernetes Node list to agree the IPAM's first split", [{
-        code: "awaiting-node-list",
-        severity: "error",
-        message: "The IPAM agrees its first split among the Kubernetes Nodes, and the agent " +
-          "has not listed the Nodes yet",
-        fix: "Check the agent's log for `kubernetes:` errors (API server address, RBAC); or set " +
-          "IPALLOC_INIT (e.g. consensus=N) to agree the split without the Node list.",
-      }]);
+      this.#setup.wait(AWAITING_NODE_LIST.reason, [AWAITING_NODE_LIST.diagnostic]);
       return;
     }
     const phase = await this.#setup.bringUp(ipam);
@@ -303,46 +312,24 @@ export class Agent implements AgentPort {
   }
 
   status(): StatusView {
+    const phase = this.#setup.phase;
     const ipam = this.ipamStatus();
-    const phase = this.#setup.phase;
-    const up = phase.kind === "up" ? phase : undefined;
-    const ready = up !== undefined && ipam.ready;
-    const reason = ready
-      ? undefined
-      : (up ? ipam.reason : phase.kind === "waiting" ? phase.reason : undefined) ?? "not ready";
-    return {
-      version: VERSION,
-      ready,
-      reason,
-      problems: this.#problems(ipam, reason),
-      peerName: this.#meshNode.name,
-      nickname: this.#meshNode.nickname,
-      range: formatCidr(this.config.ipallocRange),
-      bridge: {
-        name: this.config.bridge,
-        address: this.#setup.gatewayCidr() ?? "",
-        mac: up?.bridge?.mac ?? "",
-        mtu: up?.datapath?.mtu() ?? up?.bridge?.mtu ?? this.config.mtu ?? 1500,
-      },
+    return statusView({
+      config: this.config,
+      phase,
+      gatewayCidr: this.#setup.gatewayCidr(),
       ipam,
-      mesh: meshSummary(this.#meshNode),
-      datapath: up?.datapath
-        ? { mode: this.config.datapathMode, mtu: up.datapath.mtu() }
-        : undefined,
+      mesh: this.#meshNode,
+      problems: (reason) =>
+        nodeProblems([
+          this.#setup,
+          fixed(ipam.problems ?? []),
+          this.#meshNode,
+          phase.kind === "up" ? phase.datapath as Diagnosable | undefined : undefined,
+          this.#reclaimer,
+        ], { reason }),
       uptimeSeconds: Math.round((Date.now() - this.#startedAt) / 1000),
-    };
-  }
-
-  /** Everything that explains a node that is not ready or not healthy; never empty when not ready. */
-  #problems(ipam: IpamStatusView, reason: string | undefined): Diagnostic[] {
-    const phase = this.#setup.phase;
-    return nodeProblems([
-      this.#setup,
-      fixed(ipam.problems ?? []),
-      this.#meshNode,
-      phase.kind === "up" ? phase.datapath as Diagnosable | undefined : undefined,
-      this.#reclaimer,
-    ], { reason });
+    });
   }
 
   async allocate(
@@ -424,29 +411,22 @@ export class Agent implements AgentPort {
    * several nodes at once.
    */
   removePeer(nameOrNickname: string): { peer: string; gen: number; addresses: number } {
-    const ipam = this.#requireIpam();
-    const byNickname = this.#meshNode.peers().filter((p) => p.nickname === nameOrNickname);
-    const ringPeers = new Set(ipam.status().peers.map((p) => p.name));
-    const name = ringPeers.has(nameOrNickname)
-      ? nameOrNickname
-      : byNickname.length === 1
-      ? byNickname[0].name
-      : nameOrNickname;
-    if (name === this.#meshNode.name) {
-      throw new BadRequestError(
-        `Cannot rmpeer "${nameOrNickname}": it is this node; use weft reset`,
-      );
-    }
-    const reachable = this.#meshNode.peer(name)?.reachable;
-    if (reachable) {
-      throw new ConflictError(
-        `Cannot rmpeer "${nameOrNickname}": it is reachable; stop it first or let it leave with weft reset`,
-      );
-    }
-    if (!ringPeers.has(name)) {
-      throw new NotFoundError(`Cannot rmpeer "${nameOrNickname}": no such peer in the IPAM ring`);
-    }
-    return ipam.rmpeer(name);
+    return removePeer(nameOrNickname, { ipam: this.#requireIpam(), peers: this.#meshNode.peers() });
+  }
+
+  report(options: { redact: boolean }): Promise<ReportView> {
+    const mesh = this.mesh!;
+    return buildReport({
+      config: this.config,
+      status: () => this.status(),
+      peers: () => this.#meshNode.peers(),
+      connections: () => mesh.connections(),
+      targets: () => mesh.targets(),
+      ring: () => mesh.ring?.(),
+      allocations: () => this.allocations(),
+      logs: this.#logs,
+      kernel: this.#kernel,
+    }, options);
   }
 
   /** `weft ipam adopt`: this node takes the space no live peer owns (run on ONE node). */

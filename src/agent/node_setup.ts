@@ -24,6 +24,19 @@ import { DatapathSync } from "./datapath_sync.ts";
 /** The bridge's own address is an allocation like a pod's, under this reserved container ID. */
 export const BRIDGE_CONTAINER_ID = "weft:bridge";
 
+/** Why a node on Kubernetes without IPALLOC_INIT waits before its IPAM even opens. */
+export const AWAITING_NODE_LIST = {
+  reason: "waiting for the Kubernetes Node list to agree the IPAM's first split",
+  diagnostic: {
+    code: "awaiting-node-list",
+    severity: "error",
+    message: "The IPAM agrees its first split among the Kubernetes Nodes, and the agent has " +
+      "not listed the Nodes yet",
+    fix: "Check the agent's log for `kubernetes:` errors (API server address, RBAC); or set " +
+      "IPALLOC_INIT (e.g. consensus=N) to agree the split without the Node list.",
+  } satisfies Diagnostic,
+};
+
 export type NodePhase =
   | {
     kind: "waiting";

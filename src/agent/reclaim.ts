@@ -1,6 +1,8 @@
 /**
- * Reclaiming a deleted Kubernetes Node's address space: the agent's half of the once-only
- * reclaim (src/kube decides WHICH agent reclaims; this decides WHEN it is safe and does it).
+ * Reclaiming the address space of peers that are gone: `rmpeer` by an operator (refused for
+ * this node, a reachable peer or one the ring does not know), and a deleted Kubernetes Node's
+ * space, the agent's half of the once-only reclaim (src/kube decides WHICH agent reclaims;
+ * this decides WHEN it is safe and does it).
  *
  * The Node object says the machine is gone; the mesh may still see its agent for a few seconds
  * (until heartbeats time out), or for good when only the Node object was deleted and the
@@ -12,7 +14,7 @@
  * weft peer by that name ever owned space, already removed, the Node is back), and throws
  * only on a failure worth retrying, which the caller does with backoff.
  */
-import type { Diagnostic } from "../api/mod.ts";
+import { BadRequestError, ConflictError, type Diagnostic, NotFoundError } from "../api/mod.ts";
 
 /** What the reclaimer needs of the IPAM (ClusterIpam has it). */
 export interface ReclaimIpam {
@@ -26,6 +28,38 @@ export interface ReclaimPeer {
   nickname: string;
   reachable: boolean;
   self?: boolean;
+}
+
+/**
+ * `rmpeer`: reclaims the space of a peer that is gone for good, named by peer name or by
+ * nickname (a Kubernetes Node name). The same tombstone whoever runs it, so it is safe on
+ * several nodes at once.
+ */
+export function removePeer(
+  nameOrNickname: string,
+  options: { ipam: ReclaimIpam; peers: ReclaimPeer[] },
+): { peer: string; gen: number; addresses: number } {
+  const { ipam, peers } = options;
+  const byNickname = peers.filter((p) => p.nickname === nameOrNickname);
+  const ringPeers = new Set(ipam.status().peers.map((p) => p.name));
+  const name = ringPeers.has(nameOrNickname)
+    ? nameOrNickname
+    : byNickname.length === 1
+    ? byNickname[0].name
+    : nameOrNickname;
+  const peer = peers.find((p) => p.name === name);
+  if (peer?.self) {
+    throw new BadRequestError(`Cannot rmpeer "${nameOrNickname}": it is this node; use weft reset`);
+  }
+  if (peer?.reachable) {
+    throw new ConflictError(
+      `Cannot rmpeer "${nameOrNickname}": it is reachable; stop it first or let it leave with weft reset`,
+    );
+  }
+  if (!ringPeers.has(name)) {
+    throw new NotFoundError(`Cannot rmpeer "${nameOrNickname}": no such peer in the IPAM ring`);
+  }
+  return ipam.rmpeer(name);
 }
 
 export interface ReclaimerOptions {

@@ -3,11 +3,52 @@
  * and connections joined with the data path's per-peer paths. Pure functions of what they are
  * given, so the agent stays the composition and these stay easy to read beside the API types.
  */
-import type { AllocationView, IpamStatusView, StatusView } from "../api/mod.ts";
+import type { AllocationView, Diagnostic, IpamStatusView, StatusView } from "../api/mod.ts";
 import { type Cidr, formatCidr, formatIp, macForAddress } from "../net/cidr.ts";
 import type { Allocation, ClusterIpam } from "../ipam/mod.ts";
 import type { Mesh } from "../mesh/mod.ts";
 import type { Datapath } from "../datapath/mod.ts";
+import type { AgentConfig } from "./config.ts";
+import type { NodePhase } from "./node_setup.ts";
+import { VERSION } from "../version.ts";
+
+/** GET /status: ready only when the node is up AND the IPAM can allocate. */
+export function statusView(parts: {
+  config: AgentConfig;
+  phase: NodePhase;
+  gatewayCidr?: string;
+  ipam: IpamStatusView;
+  mesh: Pick<Mesh, "name" | "nickname" | "peers" | "connections">;
+  /** The problems, given the one-line reason the node is not ready (if it is not). */
+  problems: (reason: string | undefined) => Diagnostic[];
+  uptimeSeconds: number;
+}): StatusView {
+  const { config, phase, ipam } = parts;
+  const up = phase.kind === "up" ? phase : undefined;
+  const ready = up !== undefined && ipam.ready;
+  const reason = ready
+    ? undefined
+    : (up ? ipam.reason : phase.kind === "waiting" ? phase.reason : undefined) ?? "not ready";
+  return {
+    version: VERSION,
+    ready,
+    reason,
+    problems: parts.problems(reason),
+    peerName: parts.mesh.name,
+    nickname: parts.mesh.nickname,
+    range: formatCidr(config.ipallocRange),
+    bridge: {
+      name: config.bridge,
+      address: parts.gatewayCidr ?? "",
+      mac: up?.bridge?.mac ?? "",
+      mtu: up?.datapath?.mtu() ?? up?.bridge?.mtu ?? config.mtu ?? 1500,
+    },
+    ipam,
+    mesh: meshSummary(parts.mesh),
+    datapath: up?.datapath ? { mode: config.datapathMode, mtu: up.datapath.mtu() } : undefined,
+    uptimeSeconds: parts.uptimeSeconds,
+  };
+}
 
 export function allocationView(
   allocation: Allocation,

@@ -172,6 +172,17 @@ export function createApi(agent: AgentPort, options: ApiOptions = {}): Hono {
     return c.json(await agent.leave());
   });
 
+  app.get("/report", async (c) => {
+    if (!agent.report) throw new NotFoundError("report is not supported by this agent");
+    const redact = c.req.query("redact");
+    if (redact !== undefined && !["true", "false", "1", "0", ""].includes(redact)) {
+      throw new BadRequestError(`Invalid "redact" query parameter "${redact}": true or false`);
+    }
+    return c.json(
+      await agent.report({ redact: redact === "true" || redact === "1" || redact === "" }),
+    );
+  });
+
   app.post("/ipam/adopt", async (c) => {
     if (!agent.adoptOrphans) throw new NotFoundError("adopt is not supported by this agent");
     return c.json(await agent.adoptOrphans());

@@ -256,3 +256,47 @@ Deno.test("POST /ipam/adopt (weft ipam adopt) answers how much orphaned space it
     assert.deepEqual(await response.json(), { orphaned: 0 }, "a healthy ring has no orphans");
   });
 });
+
+Deno.test("GET /report is one document with config (never the password), state and logs", async () => {
+  const password = "correct-horse-battery-staple";
+  await withApi(async (request) => {
+    await request("/ip/report-pod", post({}));
+    const response = await request("/report");
+    assert.equal(response.status, 200);
+    const text = await response.text();
+    assert.ok(!text.includes(password), "the password is never in a report");
+    const report = JSON.parse(text);
+    for (
+      const key of [
+        "weft",
+        "config",
+        "status",
+        "peers",
+        "connections",
+        "targets",
+        "ring",
+        "allocations",
+        "kernel",
+        "logs",
+      ]
+    ) {
+      assert.ok(key in report, `report has ${key}`);
+    }
+    assert.equal(report.config.password, "set (not shown)");
+    assert.equal(report.config.ipallocRange, "10.32.0.0/28");
+    assert.equal(report.status.ready, true);
+    assert.ok(
+      report.allocations.some((a: { containerID: string }) => a.containerID === "report-pod"),
+    );
+    assert.ok(report.logs.some((l: { message: string }) => /ready: peer/.test(l.message)));
+    assert.equal(report.weft.redacted, false);
+
+    const redacted = await (await request("/report?redact=true")).json();
+    assert.equal(redacted.weft.redacted, true);
+    const redactedText = JSON.stringify(redacted);
+    assert.ok(!redactedText.includes(report.status.peerName), "the peer name is replaced");
+    assert.ok(!redactedText.includes("report-pod"), "container IDs are replaced");
+    assert.equal(redacted.status.peerName, "peer-1");
+    assert.equal((await request("/report?redact=maybe")).status, 400);
+  }, { WEFT_PASSWORD: password });
+});

@@ -3,7 +3,7 @@
  * Errors keep the distinction people need: the agent is not running at all (`AgentUnreachableError`)
  * versus it answered with an error (`ApiError`, carrying the status and the agent's message).
  */
-import type { AllocationView, IpamStatusView, StatusView } from "./types.ts";
+import type { AllocationView, IpamStatusView, ReportView, StatusView } from "./types.ts";
 
 export class AgentUnreachableError extends Error {
   constructor(readonly address: string, cause: unknown) {
@@ -105,6 +105,9 @@ export class ApiClient {
   }
   metrics(): Promise<string> {
     return this.request("GET", "/metrics");
+  }
+  report(options: { redact?: boolean } = {}): Promise<ReportView> {
+    return this.request("GET", `/report${options.redact ? "?redact=true" : ""}`);
   }
   adoptOrphans(): Promise<{ orphaned: number }> {
     return this.request("POST", "/ipam/adopt");

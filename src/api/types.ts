@@ -97,6 +97,25 @@ export interface AttachmentRef {
   ifname: string;
 }
 
+/** `weft report`: everything support needs about one node (see docs/operations.md). */
+export interface ReportView {
+  weft: { version: string; generatedAt: string; redacted: boolean; hostname: string };
+  /** The configuration, without the password or any key material. */
+  config: Record<string, unknown>;
+  status: StatusView;
+  peers: unknown[];
+  connections: unknown[];
+  targets: string[];
+  ring: unknown;
+  allocations: AllocationView[];
+  /** Links, addresses, routes, VXLAN forwarding tables, weft's iptables chains and nft tables. */
+  kernel: Record<string, unknown>;
+  /** The agent's recent log lines, oldest first. */
+  logs: Array<{ time: string; message: string }>;
+  /** Older lines no longer kept. */
+  logsDropped: number;
+}
+
 /** Optional mesh operations; an agent without a mesh leaves `mesh` undefined and the routes 404. */
 export interface MeshPort {
   peers(): unknown[];
@@ -133,6 +152,8 @@ export interface AgentPort {
    * this node takes the orphaned space. Run on ONE node only.
    */
   adoptOrphans?(): Promise<{ orphaned: number }>;
+  /** Everything support needs, optionally with identifying values replaced. */
+  report?(options: { redact: boolean }): Promise<ReportView>;
   /** Leave the cluster cleanly (give address space away), then stop. */
   leave?(): Promise<unknown>;
   expose?(): Promise<unknown>;

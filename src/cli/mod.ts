@@ -195,6 +195,17 @@ export function buildCli(): Command {
       console.log(JSON.stringify(await client(command).removePeer(name), null, 2));
     });
 
+  program.command("report")
+    .description("print everything support needs about this node, as one JSON document")
+    .option(
+      "--redact",
+      "replace peer and host names, addresses outside the pod range, MACs, container IDs and paths",
+    )
+    .action(async (options: { redact?: boolean }, command: Command) => {
+      const report = await client(command).report({ redact: Boolean(options.redact) });
+      console.log(JSON.stringify(report, null, 2));
+    });
+
   const ipam = program.command("ipam").description(
     "operator actions on the cluster's address space",
   );

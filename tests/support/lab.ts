@@ -159,6 +159,16 @@ export interface LabOptions {
   underlayMtu?: number;
   /** Give every agent the other nodes as --peers (default true; false when peers come from Kubernetes). */
   peers?: boolean;
+  /**
+   * Start every node with ONE identical command line, as a user copying one line would:
+   * `--peers` lists every node, its own address included, and there is no --name, --nickname
+   * or --host (the state dir, different per machine in real life, comes from WEFT_STATE_DIR).
+   * Node names then come from the shared machine id and each state dir's salt; `peerName` is
+   * filled in from /status once the agent answers. Needs `defaultRoute` (no --host).
+   */
+  identicalLaunch?: boolean;
+  /** Give each node a default route via the underlay host, as machines on a LAN have. */
+  defaultRoute?: boolean;
 }
 
 export class Lab {
@@ -224,6 +234,9 @@ export class Lab {
       });
       await must(["ip", "-n", ul, "link", "set", `${this.prefix}n${index}`, "master", "br0"]);
       await must(["ip", "-n", netns, "addr", "add", `${node.underlayIp}/24`, "dev", "eth0"]);
+      if (this.options.defaultRoute) {
+        await must(["ip", "-n", netns, "route", "add", "default", "via", UNDERLAY_HOST]);
+      }
       this.nodes.push(node);
     }
   }
@@ -237,6 +250,16 @@ export class Lab {
   /** `weft launch` arguments for a node: its peers are every other node's underlay address. */
   launchArgs(index: number): string[] {
     const node = this.node(index);
+    if (this.options.identicalLaunch) {
+      return [
+        "launch",
+        "--peers",
+        this.nodes.map((n) => n.underlayIp).join(","),
+        ...(this.options.ipallocRange ? ["--ipalloc-range", this.options.ipallocRange] : []),
+        ...(this.options.agentArgs ?? []),
+        ...node.extraArgs,
+      ];
+    }
     const peers = this.options.peers === false
       ? []
       : this.nodes.filter((n) => n.index !== index).map((n) => n.underlayIp);
@@ -274,6 +297,7 @@ export class Lab {
     delete env.WEFT_PASSWORD;
     delete env.WEAVE_PASSWORD;
     if (this.options.password) env.WEFT_PASSWORD = this.options.password;
+    if (this.options.identicalLaunch) env.WEFT_STATE_DIR = node.stateDir;
     // exec all the way down (sh, ip netns exec, the weft wrapper), so the child's pid is the
     // agent's own and a signal reaches it directly
     node.agent = new Deno.Command("sh", {
@@ -294,8 +318,10 @@ export class Lab {
       env,
       clearEnv: true,
     }).spawn();
-    if (options.wait === "serving") await this.waitReady(index, { serving: true });
-    else if (options.wait !== false) await this.waitReady(index);
+    let status: Record<string, unknown> | undefined;
+    if (options.wait === "serving") status = await this.waitReady(index, { serving: true });
+    else if (options.wait !== false) status = await this.waitReady(index);
+    if (this.options.identicalLaunch && status) node.peerName = String(status.peerName);
   }
 
   /** Waits until the node's agent answers /status with ready (or at all, with `serving`). */
