@@ -305,9 +305,7 @@ export class Agent implements AgentPort {
       reason: phase.kind === "waiting" ? phase.reason : undefined,
     });
     // not open: what it waits for is node set-up's to say (the Kubernetes Node list)
-    const problems = this.#ipam
-      ? ipamDiagnostics(this.#ipam as Diagnosable, view)
-      : this.#setup.diagnostics();
+    const problems = this.#ipam ? ipamDiagnostics(this.#ipam, view) : this.#setup.diagnostics();
     return { ...view, problems };
   }
 

@@ -11,25 +11,42 @@ import {
   type HttpError,
   UnavailableError,
 } from "../api/mod.ts";
-import { IpamConflictError, NoSpaceError, NotReadyError } from "../ipam/mod.ts";
+import { CannotAdoptError, IpamConflictError, NoSpaceError, NotReadyError } from "../ipam/mod.ts";
 import { AddressError } from "../mesh/mod.ts";
 
-type ErrorClass = new (...args: never[]) => Error;
+// deno-lint-ignore no-explicit-any
+type ErrorClass<E extends Error> = new (...args: any[]) => E;
 
-const TABLE: Array<[ErrorClass, (message: string, options: ErrorOptions) => HttpError]> = [
+function entry<E extends Error>(
+  type: ErrorClass<E>,
+  make: (error: E, options: ErrorOptions) => HttpError,
+) {
+  return { type, make: make as (error: Error, options: ErrorOptions) => HttpError };
+}
+
+const TABLE = [
   // the first split is not agreed yet, or this node was just reclaimed: it clears by itself
-  [NotReadyError, (m, o) => new UnavailableError(m, o)],
+  entry(NotReadyError, (e, o) => new UnavailableError(e.message, o)),
   // no free address this node could get, as Weave Net answered
-  [NoSpaceError, (m, o) => new ExhaustedError(m, o)],
+  entry(NoSpaceError, (e, o) => new ExhaustedError(e.message, o)),
   // the same container and interface asked for an address in another subnet
-  [IpamConflictError, (m, o) => new ConflictError(m, o)],
+  entry(IpamConflictError, (e, o) => new ConflictError(e.message, o)),
+  // weft ipam adopt: waiting for the live peers to agree clears by itself; the rest (nothing is
+  // orphaned, no ring, this peer left) contradicts the ring as it is
+  entry(
+    CannotAdoptError,
+    (e, o) =>
+      e.reason === "unacknowledged" || e.reason === "disagreement"
+        ? new UnavailableError(e.message, o)
+        : new ConflictError(e.message, o),
+  ),
   // a peer address the mesh cannot parse (connect / forget)
-  [AddressError, (m, o) => new BadRequestError(m, o)],
+  entry(AddressError, (e, o) => new BadRequestError(e.message, o)),
 ];
 
 export function httpErrorOf(error: unknown): HttpError | undefined {
-  for (const [type, make] of TABLE) {
-    if (error instanceof type) return make(error.message, { cause: error });
+  for (const { type, make } of TABLE) {
+    if (error instanceof type) return make(error, { cause: error });
   }
   return undefined;
 }
