@@ -47,7 +47,10 @@ export class AllocationBook {
     this.reload();
   }
 
-  /** Re-reads the store (after a clean restart of a reclaimed peer, or at open). */
+  /**
+   * Re-reads the store: at open, and after a transition that dropped the allocations (a peer
+   * reclaimed while away starts clean) has committed.
+   */
   reload(): void {
     this.#byKey.clear();
     this.#byAddress.clear();
@@ -136,13 +139,6 @@ export class AllocationBook {
     this.#byKey.delete(key);
     this.#byAddress.delete(found.address);
     return { ...found };
-  }
-
-  /** Forgets everything (a peer reclaimed while away starts clean). */
-  clear(): void {
-    this.#store.clearAllocations();
-    this.#byKey.clear();
-    this.#byAddress.clear();
   }
 
   #remember(allocation: Allocation): void {

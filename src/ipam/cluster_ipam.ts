@@ -7,92 +7,97 @@
  * Nothing here waits on a timer: the owner calls `tick()` (the agent every second or so, a test
  * whenever it advances its clock) and that drives retries, timeouts and automatic reclaim.
  */
-import { type Cidr, cidrToRange, formatCidr, formatRange, parseCidr } from "../net/cidr.ts";
+import { type AddressRange, type Cidr, cidrToRange, formatCidr, formatRange } from "../net/cidr.ts";
 import { AllocationBook } from "./book.ts";
-import {
-  type AllocateOptions,
-  checkRequest,
-  DEFAULT_IFNAME,
-  existingOrConflict,
-  openCommon,
-  retainFilter,
-} from "./common.ts";
-import { CannotAdoptError, NoSpaceError, NotReadyError } from "./errors.ts";
+import { type AllocateOptions, openCommon } from "./common.ts";
+import { Allocator } from "./allocator.ts";
+import { CannotAdoptError, NoSpaceError, NotReadyError, StoreUnavailableError } from "./errors.ts";
 import { ipamDiagnostics } from "./diagnostics.ts";
-import { adoptionBlocker } from "./reclaim.ts";
 import { LocalRing } from "./local_ring.ts";
-import { decodeMessage, encodeMessage, type Message, type Outgoing } from "./protocol.ts";
+import { decodeMessage, type Message } from "./protocol.ts";
+import { IpamWire } from "./wire.ts";
 import { Reachability } from "./reachability.ts";
-import { encodeRing, giveRange, isDead, livePeers, type RingState } from "./ring.ts";
+import { encodeRing, giveRange, isDead, livePeers } from "./ring.ts";
 import { chooseDonation, donorsInOrder, leaveRecipient } from "./space.ts";
 import { Handovers, SpaceRequests } from "./space_exchange.ts";
-import { notReadyReason } from "./standing.ts";
+import { notReadyReason, type PeerView } from "./standing.ts";
 import { clusterStatus, noSpaceMessage } from "./status.ts";
-import type { Allocation, Store } from "./store.ts";
+import { type Allocation, WatchedStore } from "./store.ts";
 import type {
   ClusterIpamOptions,
   ClusterIpamStatus,
   Diagnostic,
   IpamEvent,
   IpamInit,
-  IpamTransport,
 } from "./cluster_types.ts";
 
 export class ClusterIpam implements Disposable {
-  #store: Store;
+  #store: WatchedStore;
   #cluster: Cidr;
   #me: string;
-  #transport: IpamTransport;
+  #wire: IpamWire;
   #init: IpamInit;
   #now: () => number;
-  #random: () => number;
   #resendMs: number;
   #gossipIntervalMs: number;
   #reclaimAfterMs: number | undefined;
   #onEvent: (event: IpamEvent) => void;
   #book: AllocationBook;
+  #allocator: Allocator;
   #ring: LocalRing;
-  #lastBroadcast = "";
-  #lastGossipAt = -Infinity;
   #requests: SpaceRequests;
   #handovers: Handovers;
   #reachability = new Reachability();
+  /** When the store outage we last logged began (one log line per outage). */
+  #reportedFailure: number | undefined;
   /** After leave(): we only finish the hand-over; anything else would rejoin the ring. */
   #left = false;
   #closed = false;
 
   private constructor(options: ClusterIpamOptions) {
-    this.#store = options.store;
+    this.#store = new WatchedStore(options.store, () => this.#now());
     this.#cluster = options.clusterRange;
     this.#me = options.peerName;
-    this.#transport = options.transport;
     this.#init = options.init;
     this.#now = options.now ?? Date.now;
-    this.#random = options.random ?? Math.random;
     this.#resendMs = options.resendMs ?? 1000;
     this.#gossipIntervalMs = options.gossipIntervalMs ?? 30_000;
     this.#reclaimAfterMs = options.reclaimAfterMs;
     this.#onEvent = options.onEvent ?? (() => {});
-    this.#book = new AllocationBook(options.store, options.clusterRange);
+    this.#book = new AllocationBook(this.#store, options.clusterRange);
     this.#ring = LocalRing.load({
-      store: options.store,
+      store: this.#store,
       book: this.#book,
       cluster: options.clusterRange,
       me: options.peerName,
       init: options.init,
       onEvent: this.#onEvent,
     });
-    const io = {
-      send: (peer: string, message: Outgoing) => this.#transport.send(peer, this.#message(message)),
-      newId: () => this.#newId(),
+    this.#wire = new IpamWire(options.transport, {
+      me: options.peerName,
+      gen: () => this.#ring.gen,
       now: () => this.#now(),
-    };
-    this.#requests = new SpaceRequests(io, {
+      random: options.random ?? Math.random,
+    });
+    this.#requests = new SpaceRequests(this.#wire, {
       timeoutMs: options.requestTimeoutMs ?? 2000,
       noSpace: (subnet, asked) =>
         new NoSpaceError(noSpaceMessage(this.status(), { subnet, asked })),
     });
-    this.#handovers = new Handovers(io, { resendMs: this.#resendMs });
+    this.#handovers = new Handovers(this.#wire, { resendMs: this.#resendMs });
+    this.#allocator = new Allocator(this.#book, {
+      cluster: options.clusterRange,
+      me: options.peerName,
+      now: () => this.#now(),
+      owned: () => this.#ring.owned(),
+      checkReady: () => {
+        this.#checkOpen();
+        if (this.#left) throw new NotReadyError(`IPAM on peer "${this.#me}" has left the ring`);
+        const waiting = this.#waitingFor();
+        if (waiting) throw new NotReadyError(`IPAM on peer "${this.#me}" is not ready: ${waiting}`);
+      },
+      wantSpace: (subnet) => this.#requests.want(subnet, () => this.#donors(subnet)),
+    });
   }
 
   static open(options: ClusterIpamOptions): Promise<ClusterIpam> {
@@ -116,66 +121,50 @@ export class ClusterIpam implements Disposable {
     return encodeRing(this.#ring.state);
   }
 
-  async allocate(
-    containerId: string,
-    options: AllocateOptions = {},
-  ): Promise<Allocation> {
-    const ifname = options.ifname ?? DEFAULT_IFNAME;
-    checkRequest(this.#cluster, containerId, ifname, options.subnet);
-    for (let attempt = 0;; attempt++) {
-      const existing = this.#book.find(containerId, ifname);
-      if (existing) return existingOrConflict(existing, options.subnet);
-      this.#checkOpen();
-      if (this.#left) throw new NotReadyError(`IPAM on peer "${this.#me}" has left the ring`);
-      const waiting = this.#waitingFor();
-      if (waiting) throw new NotReadyError(`IPAM on peer "${this.#me}" is not ready: ${waiting}`);
-      const allocation = this.#book.take(containerId, ifname, {
-        owned: this.#ring.owned(),
-        subnet: options.subnet,
-        network: options.network,
-        now: this.#now(),
-      });
-      if (allocation) return allocation;
-      if (attempt >= 4) {
-        throw new NoSpaceError(
-          `No free address for "${containerId}" on peer "${this.#me}": space obtained from ` +
-            `other peers was taken by concurrent requests ${attempt} times`,
-        );
-      }
-      await this.#requests.want(options.subnet, () => this.#donors(options.subnet));
-    }
+  /**
+   * The address of (containerId, ifname), allocating one if it has none: idempotent, never the
+   * same address twice. NotReadyError, NoSpaceError, StoreUnavailableError when it cannot.
+   */
+  allocate(containerId: string, options: AllocateOptions = {}): Promise<Allocation> {
+    return this.#allocator.allocate(containerId, options);
   }
 
+  /** The allocations of a container (one interface, or all). */
   lookup(containerId: string, ifname?: string): Allocation[] {
-    if (ifname !== undefined) {
-      const found = this.#book.find(containerId, ifname);
-      return found ? [found] : [];
-    }
-    return this.#book.byContainer(containerId);
+    return this.#allocator.lookup(containerId, ifname);
   }
 
+  /** Releases (containerId, ifname), or every interface of the container; returns what went. */
   release(containerId: string, ifname?: string): Allocation[] {
-    return this.lookup(containerId, ifname).map((a) => this.#book.release(a.containerId, a.ifname))
-      .filter((a) => a !== undefined);
+    return this.#allocator.release(containerId, ifname);
   }
 
+  /** CNI GC: releases every allocation not in `valid` and not kept by `keep`. */
   retainOnly(
     valid: Array<{ containerId: string; ifname: string }>,
     options: { keep?: (allocation: Allocation) => boolean } = {},
   ): Allocation[] {
-    return retainFilter(this.#book.list(), valid, options.keep)
-      .map((a) => this.#book.release(a.containerId, a.ifname))
-      .filter((a) => a !== undefined);
+    return this.#allocator.retainOnly(valid, options);
   }
 
   list(): Allocation[] {
     return this.#book.list();
   }
 
-  /** Merges a peer's gossiped state. Safe to call with anything: bad input is logged and dropped. */
-  handleState(from: string, text: string): void {
-    if (this.#closed || this.#left || from === this.#me) return;
-    const received = this.#ring.receive(from, text);
+  /**
+   * Merges a peer's gossiped state. Safe to call with anything: bad input is logged and dropped.
+   * Returns false when the state could not be taken in because our store cannot write it (then
+   * nothing of it is kept; the sender resends or gossips it again).
+   */
+  handleState(from: string, text: string): boolean {
+    if (this.#closed || this.#left || from === this.#me) return true;
+    let received;
+    try {
+      received = this.#ring.receive(from, text);
+    } catch (error) {
+      this.#storeFailed(error, `a state from "${from}" was not taken in`);
+      return false;
+    }
     if (received.kind === "refused") {
       this.#event("ignored", `Ignored IPAM state from "${from}": ${received.why}`);
     } else if (received.kind === "removed") {
@@ -186,6 +175,7 @@ export class ClusterIpam implements Disposable {
       );
       this.#tellRemoved(from);
     } else if (received.changed) this.#broadcast(false);
+    return true;
   }
 
   /** Handles a unicast protocol message from a peer. */
@@ -206,8 +196,9 @@ export class ClusterIpam implements Disposable {
       case "req":
         return this.#donate(from, message);
       case "give": {
-        this.handleState(from, message.state);
-        this.#transport.send(from, this.#message({ t: "ack", id: message.id }));
+        // Unacknowledged, a give is resent; acknowledged, it must be on our disk.
+        if (!this.handleState(from, message.state)) return;
+        this.#wire.send(from, { t: "ack", id: message.id });
         this.#requests.given(message.id);
         return;
       }
@@ -215,10 +206,7 @@ export class ClusterIpam implements Disposable {
         this.handleState(from, message.state);
         return;
       case "pull":
-        this.#transport.send(
-          from,
-          this.#message({ t: "state", id: message.id, state: encodeRing(this.#ring.state) }),
-        );
+        this.#wire.send(from, { t: "state", id: message.id, state: encodeRing(this.#ring.state) });
         return;
       case "none":
         return this.#requests.refused(from, message.id, message.why);
@@ -250,18 +238,15 @@ export class ClusterIpam implements Disposable {
     this.#checkOpen();
     const recipient = leaveRecipient(this.#ring.state, {
       me: this.#me,
-      reachable: this.#reachableNames(),
+      reachable: this.#wire.reachable(),
     });
-    this.#left = true;
     const addresses = this.#ring.leave(recipient);
+    this.#left = true;
     this.#broadcast(true);
     this.#event("left", `Left the ring, ${addresses} addresses to ${recipient?.name ?? "nobody"}`);
     if (!recipient) return Promise.resolve({ givenTo: undefined, addresses });
-    const id = this.#newId();
-    this.#transport.send(
-      recipient.name,
-      this.#message({ t: "give", id, state: encodeRing(this.#ring.state) }),
-    );
+    const id = this.#wire.newId();
+    this.#wire.send(recipient.name, { t: "give", id, state: encodeRing(this.#ring.state) });
     return new Promise((resolve) => {
       this.#handovers.sent(id, recipient.name, {
         maxTries: 3,
@@ -277,14 +262,21 @@ export class ClusterIpam implements Disposable {
     if (this.#left) return this.#resendGives(now);
     this.#requests.tick(now);
     this.#resendGives(now);
-    this.#trackReachability(now);
-    this.#settle();
+    try {
+      // While the store fails, a write of what we have probes whether it works again.
+      if (this.#store.failure) this.#ring.flush();
+      this.#trackReachability(now);
+      this.#settle();
+    } catch (error) {
+      this.#storeFailed(error, "the periodic update was not written; retrying");
+      return;
+    }
     this.#pullIfWaiting();
     // A reclaim finishes only when every live peer has acknowledged it, and a broadcast can be
     // lost (e.g. sent along a path through the peer that just died). While one is unfinished,
     // re-send our state as often as donations are re-sent rather than every gossip interval.
     const interval = this.#reclaimUnfinished() ? this.#resendMs : this.#gossipIntervalMs;
-    if (now - this.#lastGossipAt >= interval) this.#broadcast(true);
+    if (now - this.#wire.lastGossipAt >= interval) this.#broadcast(true);
   }
 
   #reclaimUnfinished(): boolean {
@@ -303,37 +295,30 @@ export class ClusterIpam implements Disposable {
    */
   adoptOrphans(): { orphaned: number } {
     this.#checkOpen();
-    const blocker = this.#left
-      ? { reason: "not-live" as const, message: "this peer left the ring" }
-      : adoptionBlocker(this.#ring.state, { name: this.#me, gen: this.#ring.gen });
-    if (blocker) {
+    if (this.#left) {
       throw new CannotAdoptError(
-        `Cannot adopt the IPAM space on peer "${this.#me}": ${blocker.message}`,
-        blocker.reason,
+        `Cannot adopt on peer "${this.#me}": it left the ring`,
+        "not-live",
       );
     }
-    this.#ring.adopt();
+    const adopted = this.#ring.adopt();
     this.#broadcast(false);
-    return { orphaned: ownerlessSize(this.#ring.state) };
+    return adopted;
   }
 
   /** Why this peer's IPAM is not ready or not healthy, with what to do (GET /status). */
   diagnostics(): Diagnostic[] {
-    const owned = this.#ring.owned();
-    const used = owned.reduce((sum, range) => sum + this.#book.usedIn(range), 0);
+    const owned = this.#ownedCounts();
+    const used = owned.reduce((sum, r) => sum + r.used, 0);
     return ipamDiagnostics({
-      state: this.#ring.state,
-      me: this.#me,
-      gen: this.#ring.gen,
-      init: this.#init,
-      cluster: this.#cluster,
-      reachable: this.#reachableNames(),
-      mustHear: this.#ring.mustHear,
-      cutOffMs: this.#reachability.cutOffFor(this.#now()),
-      reclaimAfterMs: this.#reclaimAfterMs,
+      ...this.#view(),
       left: this.#left,
-      owned: owned.reduce((sum, r) => sum + r.end - r.start, 0),
+      owned: owned.reduce((sum, r) => sum + r.range.end - r.range.start, 0),
       strayAllocations: this.#book.size - used,
+      store: this.#store.failure && {
+        error: this.#store.failure.error,
+        forMs: this.#now() - this.#store.failure.since,
+      },
     });
   }
 
@@ -344,18 +329,9 @@ export class ClusterIpam implements Disposable {
 
   status(): ClusterIpamStatus {
     return clusterStatus({
-      state: this.#ring.state,
-      cluster: this.#cluster,
-      me: this.#me,
-      gen: this.#ring.gen,
-      mode: this.#init.mode,
-      owned: this.#ring.owned().map((range) => ({
-        range,
-        size: this.#book.usableIn(range),
-        used: this.#book.usedIn(range),
-      })),
+      ...this.#view(),
+      owned: this.#ownedCounts(),
       allocations: this.#book.size,
-      reachable: this.#reachableNames(),
       waitingFor: this.#waitingFor(),
       pendingRequests: this.#requests.size,
     });
@@ -374,25 +350,53 @@ export class ClusterIpam implements Disposable {
 
   // ---- internals ----
 
+  /** Our ranges with the book's counts in each. */
+  #ownedCounts(): Array<{ range: AddressRange; size: number; used: number }> {
+    return this.#ring.owned().map((range) => ({
+      range,
+      size: this.#book.usableIn(range),
+      used: this.#book.usedIn(range),
+    }));
+  }
+
   #checkOpen(): void {
     if (this.#closed) throw new NotReadyError(`IPAM on peer "${this.#me}" is closed`);
   }
 
-  #reachableNames(): Set<string> {
-    return new Set(this.#transport.peers().filter((p) => p.reachable).map((p) => p.name));
+  /**
+   * A write failed. A StoreUnavailableError is logged once per outage (status and diagnostics
+   * keep saying it until a write succeeds); anything else is a bug and propagates.
+   */
+  #storeFailed(error: unknown, consequence: string): void {
+    if (!(error instanceof StoreUnavailableError)) throw error;
+    if (this.#store.failure?.since !== this.#reportedFailure) {
+      this.#reportedFailure = this.#store.failure?.since;
+      this.#event("store", `${error.message} (${consequence})`);
+    }
   }
 
   /** Why allocation cannot proceed, or undefined when it can. */
   #waitingFor(): string | undefined {
-    return notReadyReason({
+    return notReadyReason(this.#view());
+  }
+
+  /** What readiness, status and diagnostics read; `reachable` asks the mesh only if read. */
+  #view(): PeerView {
+    const wire = this.#wire;
+    let reachable: Set<string> | undefined;
+    return {
       state: this.#ring.state,
       me: this.#me,
+      gen: this.#ring.gen,
       init: this.#init,
       cluster: this.#cluster,
+      get reachable() {
+        return reachable ??= wire.reachable();
+      },
       mustHear: this.#ring.mustHear,
       cutOffMs: this.#reachability.cutOffFor(this.#now()),
       reclaimAfterMs: this.#reclaimAfterMs,
-    });
+    };
   }
 
   /**
@@ -411,34 +415,18 @@ export class ClusterIpam implements Disposable {
    */
   #pullIfWaiting(): void {
     if (!this.#ring.mustHear && this.#ring.state.ringId !== "") return;
-    for (const peer of this.#reachableNames()) {
-      this.#transport.send(peer, this.#message({ t: "pull", id: this.#newId() }));
+    for (const peer of this.#wire.reachable()) {
+      this.#wire.send(peer, { t: "pull", id: this.#wire.newId() });
     }
   }
 
   /** Our state, to a removed peer only, so that it learns it was removed and starts clean. */
   #tellRemoved(peer: string): void {
-    this.#transport.send(
-      peer,
-      this.#message({ t: "state", id: "", state: encodeRing(this.#ring.state) }),
-    );
+    this.#wire.send(peer, { t: "state", id: "", state: encodeRing(this.#ring.state) });
   }
 
   #broadcast(force: boolean): void {
-    if (this.#closed) return;
-    const encoded = encodeRing(this.#ring.state);
-    if (!force && encoded === this.#lastBroadcast) return;
-    this.#lastBroadcast = encoded;
-    this.#lastGossipAt = this.#now();
-    this.#transport.broadcast(encoded);
-  }
-
-  #message(body: Outgoing): string {
-    return encodeMessage(body, this.#ring.gen);
-  }
-
-  #newId(): string {
-    return `${this.#me}-${Math.floor(this.#random() * 2 ** 48).toString(36)}`;
+    if (!this.#closed) this.#wire.broadcast(this.#ring.state, force);
   }
 
   #event(kind: IpamEvent["kind"], message: string): void {
@@ -450,7 +438,7 @@ export class ClusterIpam implements Disposable {
     this.#ring.refreshRecord();
     return donorsInOrder(this.#ring.state, {
       me: this.#me,
-      reachable: this.#reachableNames(),
+      reachable: this.#wire.reachable(),
       scope: cidrToRange(subnet ?? this.#cluster),
       subnet: subnet !== undefined,
     });
@@ -468,43 +456,40 @@ export class ClusterIpam implements Disposable {
       usable: (range) => this.#book.usableIn(range),
     });
     if ("why" in choice) {
-      this.#transport.send(to, this.#message({ t: "none", id: message.id, why: choice.why }));
+      this.#wire.send(to, { t: "none", id: message.id, why: choice.why });
       return;
     }
     const give = choice.give;
+    try {
+      this.#ring.write((state, from) =>
+        giveRange(state, give, { from, to: { name: to, gen: message.gen } })
+      );
+    } catch (error) {
+      // Not on our disk, so not given: the requester asks the next donor.
+      this.#storeFailed(error, `no space given to "${to}"`);
+      const why = "cannot record a give (its state file fails)";
+      this.#wire.send(to, { t: "none", id: message.id, why });
+      return;
+    }
     this.#event("donated", `Gave ${formatRange(give)} to "${to}"`);
-    this.#ring.write((state, from) =>
-      giveRange(state, give, { from, to: { name: to, gen: message.gen } })
-    );
     this.#broadcast(false);
-    this.#transport.send(
-      to,
-      this.#message({ t: "give", id: message.id, state: encodeRing(this.#ring.state) }),
-    );
+    this.#wire.send(to, { t: "give", id: message.id, state: encodeRing(this.#ring.state) });
     this.#handovers.sent(message.id, to);
   }
 
   #trackReachability(now: number): void {
-    const others = livePeers(this.#ring.state).filter((p) => p.name !== this.#me).map((p) =>
-      p.name
+    const others = livePeers(this.#ring.state).filter((p) => p.name !== this.#me);
+    const majority = this.#reachability.update(
+      now,
+      this.#wire.reachable(),
+      others.map((p) => p.name),
     );
-    const reachable = this.#reachableNames();
-    const majority = this.#reachability.update(now, reachable, others);
     if (this.#reclaimAfterMs === undefined || !majority) return;
     // Only a peer that reaches a majority reclaims, so a cut-off minority never takes the
     // majority's space; the minority stops allocating at half the delay (see #waitingFor).
-    for (const name of others.filter((n) => !reachable.has(n))) {
-      const away = this.#reachability.unreachableFor(name, now);
-      if (away >= this.#reclaimAfterMs) {
-        this.#event("reclaim", `Peer "${name}" unreachable for ${away} ms: reclaiming its space`);
-        this.rmpeer(name);
-      }
+    for (const [name, away] of this.#reachability.overdue(now, this.#reclaimAfterMs)) {
+      this.#event("reclaim", `Peer "${name}" unreachable for ${away} ms: reclaiming its space`);
+      this.rmpeer(name);
     }
   }
-}
-
-/** Every address of the range: what adopting an ownerless ring takes over. */
-function ownerlessSize(state: RingState): number {
-  const range = cidrToRange(parseCidr(state.range));
-  return range.end - range.start;
 }

@@ -4,15 +4,12 @@ import { ClusterIpam } from "./cluster_ipam.ts";
 import { parseIpamInit } from "./cluster_types.ts";
 import { CannotAdoptError, NoSpaceError, NotReadyError } from "./errors.ts";
 import { decodeRing } from "./ring.ts";
-import { MemoryNetwork, Simulation, tempSqliteStore } from "./testing.ts";
+import { MemoryNetwork, Simulation, type SimulationOptions, tempSqliteStore } from "./testing.ts";
 
 const consensus3 = { mode: "consensus", peers: 3 } as const;
 
-async function threePeers(options: ConstructorParameters<typeof Simulation>[0] = {}) {
-  const sim = new Simulation(options);
-  for (const name of ["a", "b", "c"]) await sim.start(name, consensus3);
-  sim.settle();
-  return sim;
+function threePeers(options: SimulationOptions = {}): Promise<Simulation> {
+  return Simulation.withPeers(["a", "b", "c"], consensus3, options);
 }
 
 Deno.test("parseIpamInit accepts the three modes and names bad input", () => {

@@ -46,7 +46,16 @@ export function parseIpamInit(text: string): IpamInit {
 }
 
 export interface IpamEvent {
-  kind: "reset" | "reclaim" | "donated" | "received" | "ring-created" | "ignored" | "left";
+  kind:
+    | "reset"
+    | "reclaim"
+    | "donated"
+    | "received"
+    | "ring-created"
+    | "ignored"
+    | "left"
+    /** The state file failed (full, read-only, I/O): once per outage. */
+    | "store";
   message: string;
 }
 

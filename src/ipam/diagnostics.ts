@@ -3,28 +3,22 @@
  * with the specifics (quorum, peer names, addresses) and what to do about it. Pure: the agent
  * gathers these into GET /status (`problems`) and the readiness answer.
  */
-import { type Cidr, formatCidr } from "../net/cidr.ts";
-import type { Diagnostic, IpamInit } from "./cluster_types.ts";
+import { formatCidr } from "../net/cidr.ts";
+import type { Diagnostic } from "./cluster_types.ts";
+import type { StoreUnavailableError } from "./errors.ts";
 import { consensusProgress } from "./consensus.ts";
 import { adoptionBlocker } from "./reclaim.ts";
-import { isDead, livePeers, peerRecord, type RingState } from "./ring.ts";
+import { isDead, livePeers, peerRecord } from "./ring.ts";
+import type { PeerView } from "./standing.ts";
 import { hasOwnerlessSpace, pendingReclaims } from "./status.ts";
 
-export interface DiagnosticsInput {
-  state: RingState;
-  me: string;
-  gen: number;
-  init: IpamInit;
-  cluster: Cidr;
-  reachable: ReadonlySet<string>;
-  mustHear: boolean;
-  /** How long we have been cut off from most live peers, when we are. */
-  cutOffMs: number | undefined;
-  reclaimAfterMs: number | undefined;
+export interface DiagnosticsInput extends PeerView {
   left: boolean;
   /** Addresses this peer owns (0: it needs a donation before its first allocation). */
   owned: number;
   strayAllocations: number;
+  /** The state file's failure since the last successful write, with how long it has lasted. */
+  store?: { error: StoreUnavailableError; forMs: number };
 }
 
 export function ipamDiagnostics(input: DiagnosticsInput): Diagnostic[] {
@@ -38,6 +32,7 @@ export function ipamDiagnostics(input: DiagnosticsInput): Diagnostic[] {
     }];
   }
   const out: Diagnostic[] = [];
+  if (input.store) out.push(storeDiagnostic(input.store.error, input.store.forMs));
   if (state.ringId === "") out.push(firstSplit(input));
   else if (input.mustHear) out.push(awaitingPeer(input));
   const cutOff = cutOffDiagnostic(input);
@@ -80,6 +75,24 @@ export function ipamDiagnostics(input: DiagnosticsInput): Diagnostic[] {
     });
   }
   return out;
+}
+
+function storeDiagnostic(error: StoreUnavailableError, forMs: number): Diagnostic {
+  const fix = {
+    full: `Free space on the file system that holds ${error.path} (df -h); nothing needs a ` +
+      `restart: weft resumes by itself once it can write`,
+    "read-only": `Make ${error.path} and its directory writable again (a read-write mount of ` +
+      `the state directory); weft resumes by itself once it can write`,
+    io: `Check the disk that holds ${error.path} (dmesg); weft retries by itself, and a ` +
+      `failing disk means moving the state directory (--state-dir) elsewhere`,
+  }[error.reason];
+  return {
+    code: "store-unavailable",
+    severity: "error",
+    message: `The IPAM cannot write its state for ${Math.round(forMs / 1000)}s, so it hands ` +
+      `out no addresses and changes nothing in the ring: ${error.message}`,
+    fix,
+  };
 }
 
 function firstSplit(input: DiagnosticsInput): Diagnostic {

@@ -47,9 +47,7 @@ Deno.test("an observer without a ring says it never splits the range itself", as
 });
 
 Deno.test("a reclaim waiting on a peer names it and says it is unreachable", async () => {
-  using sim = new Simulation();
-  for (const name of ["a", "b", "c"]) await sim.start(name, consensus3);
-  sim.settle();
+  using sim = await Simulation.withPeers(["a", "b", "c"], consensus3);
   sim.crash("c");
   sim.network.partition([["a"], ["b"]]);
   sim.peer("a").rmpeer("c");
@@ -64,9 +62,7 @@ Deno.test("a reclaim waiting on a peer names it and says it is unreachable", asy
 });
 
 Deno.test("cut off from most peers: a warning, an error once automatic reclaim fences us", async () => {
-  using sim = new Simulation({ reclaimAfterMs: 10_000 });
-  for (const name of ["a", "b", "c"]) await sim.start(name, consensus3);
-  sim.settle();
+  using sim = await Simulation.withPeers(["a", "b", "c"], consensus3, { reclaimAfterMs: 10_000 });
   sim.network.partition([["a", "b"], ["c"]]);
   sim.step();
   sim.step();
@@ -81,9 +77,7 @@ Deno.test("cut off from most peers: a warning, an error once automatic reclaim f
 });
 
 Deno.test("a restarted peer waiting to hear from the ring's members says which", async () => {
-  using sim = new Simulation();
-  for (const name of ["a", "b", "c"]) await sim.start(name, consensus3);
-  sim.settle();
+  using sim = await Simulation.withPeers(["a", "b", "c"], consensus3);
   sim.network.partition([["a"], ["b", "c"]]);
   const a = await sim.restart("a");
   const waiting = find(a.diagnostics(), "awaiting-peer");
@@ -124,9 +118,7 @@ Deno.test("ownerless space: the fix is weft ipam adopt on one node; adopt says w
 });
 
 Deno.test("a new peer nobody gives to yet names the peer that does not know it", async () => {
-  using sim = new Simulation();
-  for (const name of ["a", "b", "c"]) await sim.start(name, consensus3);
-  sim.settle();
+  using sim = await Simulation.withPeers(["a", "b", "c"], consensus3);
   sim.network.partition([["a", "b", "o"], ["c"]]);
   const o = await sim.start("o", { mode: "observer" });
   sim.settle();

@@ -1,7 +1,8 @@
 /**
  * The IPAM's error classes. The CNI edge maps them to codes: `NotReadyError` and
  * `NoSpaceError` become "try again later" (11) because both can clear on their own (the
- * first split is agreed, a peer donates space, a pod is deleted).
+ * first split is agreed, a peer donates space, a pod is deleted). So does
+ * `StoreUnavailableError` (the disk fills up or turns read-only; service resumes by itself).
  */
 
 /** No free address in what this node owns, and no peer could give it more. */
@@ -43,5 +44,26 @@ export class IpamConflictError extends Error {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "IpamConflictError";
+  }
+}
+
+/** Why the state file cannot be written: `full` (no space), `read-only`, or another `io` error. */
+export type StoreFailure = "full" | "read-only" | "io";
+
+/**
+ * The IPAM's state file cannot be written (or read): the disk is full, the file system or the
+ * file is read-only, or an I/O error. The message names the database and what to do. Nothing
+ * the failed write would have changed took effect (no address handed out, no ring change sent),
+ * and the IPAM resumes by itself once the store works again.
+ */
+export class StoreUnavailableError extends Error {
+  constructor(
+    message: string,
+    readonly reason: StoreFailure,
+    readonly path: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = "StoreUnavailableError";
   }
 }

@@ -2,13 +2,16 @@
  * This peer's copy of the ring, and the only code that changes it. Every change, whether merged
  * from a peer or written by us, runs the same steps (start clean if we were removed; vote and
  * create the first split; claim what we inherit; publish our record) and is persisted before
- * ClusterIpam tells anyone about it.
+ * ClusterIpam tells anyone about it. A change is one transition: if the store cannot write it
+ * (a full disk), the state, the generation and the allocations are as before and the error
+ * propagates; its events are told only once it is on disk.
  */
-import { type AddressRange, type Cidr, formatRange } from "../net/cidr.ts";
+import { type AddressRange, type Cidr, cidrToRange, formatRange, parseCidr } from "../net/cidr.ts";
 import type { AllocationBook } from "./book.ts";
 import type { IpamEvent, IpamInit } from "./cluster_types.ts";
 import { firstSplitStep } from "./consensus.ts";
-import { claimOrphans } from "./reclaim.ts";
+import { CannotAdoptError } from "./errors.ts";
+import { adoptionBlocker, claimOrphans } from "./reclaim.ts";
 import {
   decodeRing,
   emptyRing,
@@ -62,6 +65,10 @@ export class LocalRing {
   #mustHear: boolean;
   /** Set during adopt(): claim space that no live peer owns. */
   #adopt = false;
+  /** The transition running now: what it will tell and whether it drops our allocations. */
+  #pending: { events: IpamEvent[]; dropAllocations: boolean } | undefined;
+  /** What the store holds (the ring and generation as written), to skip writes of no news. */
+  #persisted: string;
 
   private constructor(options: LocalRingOptions, state: RingState, gen: number) {
     this.#store = options.store;
@@ -75,6 +82,7 @@ export class LocalRing {
     // A restart with a ring that has other live members must hear from one of them before
     // allocating: we may have been removed while away.
     this.#mustHear = state.ringId !== "" && livePeers(state).some((p) => p.name !== options.me);
+    this.#persisted = this.#snapshotText();
   }
 
   /** The ring and generation the store holds (an empty ring the first time). */
@@ -128,7 +136,7 @@ export class LocalRing {
     if (sender && isDead(this.#state, from, sender.gen) && !isDead(incoming, from, sender.gen)) {
       return { kind: "removed", gen: sender.gen };
     }
-    return { kind: "merged", changed: this.#merge(incoming) };
+    return { kind: "merged", changed: this.#transition(() => this.#merge(incoming)) };
   }
 
   /**
@@ -150,6 +158,11 @@ export class LocalRing {
     return { gen, addresses };
   }
 
+  /** Writes the ring as it is again: a probe of whether the store works again. */
+  flush(): void {
+    this.#transition(() => this.#persist(true));
+  }
+
   #merge(incoming: RingState): boolean {
     const before = peerRecord(this.#state, this.#me);
     this.#state = mergeRings(this.#state, incoming);
@@ -164,8 +177,10 @@ export class LocalRing {
 
   /** Applies a write of our own (a tombstone, a give), then settles and persists. */
   write(change: (state: RingState, me: { name: string; gen: number }) => RingState): void {
-    this.#state = change(this.#state, { name: this.#me, gen: this.#gen });
-    this.settle();
+    this.#transition(() => {
+      this.#state = change(this.#state, { name: this.#me, gen: this.#gen });
+      this.settle();
+    });
   }
 
   /**
@@ -173,29 +188,75 @@ export class LocalRing {
    * forgotten, our record marked left and our generation tombstoned. Returns the addresses given.
    */
   leave(recipient: { name: string; gen: number } | undefined): number {
-    const owned = this.owned();
-    if (recipient) {
-      const from = { name: this.#me, gen: this.#gen };
-      for (const range of owned) {
-        this.#state = giveRange(this.#state, range, { from, to: recipient });
+    return this.#transition(() => {
+      const owned = this.owned();
+      if (recipient) {
+        const from = { name: this.#me, gen: this.#gen };
+        for (const range of owned) {
+          this.#state = giveRange(this.#state, range, { from, to: recipient });
+        }
       }
-    }
-    this.#book.clear();
-    const mine = this.ownRecord();
-    this.#state = withPeer(this.#state, { ...mine, version: mine.version + 1, left: true });
-    this.#state = withTombstone(this.#state, this.#me, this.#gen);
-    this.#persist();
-    return owned.reduce((sum, r) => sum + r.end - r.start, 0);
+      this.#pending!.dropAllocations = true;
+      const mine = this.ownRecord();
+      this.#state = withPeer(this.#state, { ...mine, version: mine.version + 1, left: true });
+      this.#state = withTombstone(this.#state, this.#me, this.#gen);
+      return owned.reduce((sum, r) => sum + r.end - r.start, 0);
+    });
   }
 
-  /** Claims the ownerless space (an operator action; ClusterIpam.adoptOrphans checks first). */
-  adopt(): void {
+  /**
+   * Claims the space no live peer owns (an operator action, ClusterIpam.adoptOrphans) at once,
+   * or throws CannotAdoptError saying why it may not.
+   */
+  adopt(): { orphaned: number } {
+    const blocker = adoptionBlocker(this.#state, { name: this.#me, gen: this.#gen });
+    if (blocker) {
+      throw new CannotAdoptError(
+        `Cannot adopt the IPAM space on peer "${this.#me}": ${blocker.message}`,
+        blocker.reason,
+      );
+    }
     this.#adopt = true;
     try {
       this.settle();
     } finally {
       this.#adopt = false;
     }
+    const range = cidrToRange(parseCidr(this.#state.range));
+    return { orphaned: range.end - range.start };
+  }
+
+  /**
+   * Runs `change` as one transition: persisted at the end (in one store transaction, with the
+   * allocations dropped when it started us clean), or undone in memory when that fails.
+   * Nested calls join the running transition.
+   */
+  #transition<T>(change: () => T): T {
+    if (this.#pending) return change();
+    const saved = {
+      state: this.#state,
+      gen: this.#gen,
+      ringId: this.#ringId,
+      mustHear: this.#mustHear,
+    };
+    const pending = { events: [] as IpamEvent[], dropAllocations: false };
+    this.#pending = pending;
+    let result: T;
+    try {
+      result = change();
+      this.#persist(false);
+    } catch (error) {
+      this.#state = saved.state;
+      this.#gen = saved.gen;
+      this.#ringId = saved.ringId;
+      this.#mustHear = saved.mustHear;
+      throw error;
+    } finally {
+      this.#pending = undefined;
+    }
+    if (pending.dropAllocations) this.#book.reload();
+    for (const event of pending.events) this.#onEvent(event);
+    return result;
   }
 
   /**
@@ -203,16 +264,17 @@ export class LocalRing {
    * Returns whether these steps changed the state.
    */
   settle(impostor = false): boolean {
-    const start = this.#state;
-    this.#checkSelf(impostor);
-    this.#startRing();
-    this.#claim();
-    this.refreshRecord();
-    // A claim or a ring creation may depend on the record we just published.
-    this.#startRing();
-    this.#claim();
-    this.#persist();
-    return this.#state !== start;
+    return this.#transition(() => {
+      const start = this.#state;
+      this.#checkSelf(impostor);
+      this.#startRing();
+      this.#claim();
+      this.#publishRecord();
+      // A claim or a ring creation may depend on the record we just published.
+      this.#startRing();
+      this.#claim();
+      return this.#state !== start;
+    });
   }
 
   #claim(): void {
@@ -244,7 +306,7 @@ export class LocalRing {
     this.#ringId = this.#state.ringId;
     if (!restart) return;
     const released = this.#book.list();
-    this.#book.clear();
+    this.#pending!.dropAllocations = true;
     this.#gen = restart.gen;
     this.#state = startedClean(this.#state, {
       me: this.#me,
@@ -280,6 +342,10 @@ export class LocalRing {
 
   /** Publishes our free/used and the tombstones we have seen, when they changed. */
   refreshRecord(): void {
+    this.#transition(() => this.#publishRecord());
+  }
+
+  #publishRecord(): void {
     let size = 0;
     let used = 0;
     for (const range of this.owned()) {
@@ -296,14 +362,25 @@ export class LocalRing {
     if (next) this.#state = withPeer(this.#state, next);
   }
 
-  #persist(): void {
+  /** Writes the ring and generation when they changed (or when `force`d), in one transaction. */
+  #persist(force: boolean): void {
+    const text = this.#snapshotText();
+    const drop = this.#pending?.dropAllocations ?? false;
+    if (!force && !drop && text === this.#persisted) return;
     this.#store.transaction(() => {
       this.#store.setValue(KEY_RING, encodeRing(this.#state));
       this.#store.setValue(KEY_GEN, String(this.#gen));
+      if (drop) this.#store.clearAllocations();
     });
+    this.#persisted = text;
+  }
+
+  #snapshotText(): string {
+    return `${this.#gen}\n${encodeRing(this.#state)}`;
   }
 
   #event(kind: IpamEvent["kind"], message: string): void {
-    this.#onEvent({ kind, message });
+    if (this.#pending) this.#pending.events.push({ kind, message });
+    else this.#onEvent({ kind, message });
   }
 }

@@ -9,7 +9,14 @@
  * the network are passed in, so a whole cluster runs in one test process: the doubles for
  * that live in testing.ts, never here.
  */
-export { CannotAdoptError, IpamConflictError, NoSpaceError, NotReadyError } from "./errors.ts";
+export {
+  CannotAdoptError,
+  IpamConflictError,
+  NoSpaceError,
+  NotReadyError,
+  type StoreFailure,
+  StoreUnavailableError,
+} from "./errors.ts";
 export { type Allocation, DuplicateAllocationError, type Store } from "./store.ts";
 export { openSqliteStore } from "./sqlite_store.ts";
 export type { AllocateOptions, IpamStatus, OwnedRangeStatus } from "./common.ts";

@@ -6,12 +6,14 @@
 export class Reachability {
   #unreachableSince = new Map<string, number>();
   #cutOffSince: number | undefined;
+  #live = new Set<string>();
 
   /**
    * Records the mesh's view at `now` for the live peers `others` (this peer excluded). Returns
    * whether we reach a majority of the live peers, counting ourselves.
    */
   update(now: number, reachable: ReadonlySet<string>, others: readonly string[]): boolean {
+    this.#live = new Set(others);
     const seen = others.filter((name) => reachable.has(name)).length;
     const majority = (seen + 1) * 2 > others.length + 1;
     if (majority) this.#cutOffSince = undefined;
@@ -21,6 +23,13 @@ export class Reachability {
       else if (!this.#unreachableSince.has(name)) this.#unreachableSince.set(name, now);
     }
     return majority;
+  }
+
+  /** The live peers (of the last update) unreachable for at least `ms`, by name, with how long. */
+  overdue(now: number, ms: number): Array<[string, number]> {
+    return [...this.#unreachableSince].map(([name, since]): [string, number] => [name, now - since])
+      .filter(([name, away]) => away >= ms && this.#live.has(name))
+      .sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0);
   }
 
   /** Milliseconds `name` has been unreachable at `now` (0 when reachable or unknown). */

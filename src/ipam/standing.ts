@@ -98,11 +98,15 @@ export function refreshedRecord(
   return { ...mine, gen, mode, free, used, seen, known, version: mine.version + 1 };
 }
 
-export interface ReadinessInput {
+/** What this peer knows of itself and the others now: what readiness, status and diagnostics read. */
+export interface PeerView {
   state: RingState;
   me: string;
+  gen: number;
   init: IpamInit;
   cluster: Cidr;
+  /** The peers the mesh reaches now. */
+  readonly reachable: ReadonlySet<string>;
   /** A restarted peer must hear from another live peer first. */
   mustHear: boolean;
   /** How long we have been cut off from most peers, when we are. */
@@ -111,7 +115,7 @@ export interface ReadinessInput {
 }
 
 /** Why allocation cannot proceed, in words for people, or undefined when it can. */
-export function notReadyReason(input: ReadinessInput): string | undefined {
+export function notReadyReason(input: PeerView): string | undefined {
   const { state, me, init, cluster, cutOffMs, reclaimAfterMs } = input;
   if (state.ringId === "") {
     if (init.mode === "consensus") {

@@ -4,21 +4,16 @@
  */
 import { type AddressRange, type Cidr, cidrToRange, formatCidr, formatRange } from "../net/cidr.ts";
 import type { ClusterIpamStatus, PeerStatus } from "./cluster_types.ts";
-import type { IpamMode, RingState } from "./ring.ts";
+import type { RingState } from "./ring.ts";
+import type { PeerView } from "./standing.ts";
 import { entryRanges, isDead, ownedSize } from "./ring.ts";
 import { reclaimWaitingOn } from "./reclaim.ts";
 
-export interface StatusInput {
-  state: RingState;
-  cluster: Cidr;
-  me: string;
-  gen: number;
-  mode: IpamMode;
+export interface StatusInput extends PeerView {
   /** This peer's ranges with the book's counts for each. */
   owned: ReadonlyArray<{ range: AddressRange; size: number; used: number }>;
   /** Allocations in the book, inside our ranges or not. */
   allocations: number;
-  reachable: ReadonlySet<string>;
   waitingFor: string | undefined;
   pendingRequests: number;
 }
@@ -51,7 +46,7 @@ export function clusterStatus(input: StatusInput): ClusterIpamStatus {
   return {
     range: formatCidr(cluster),
     peerName: me,
-    mode: input.mode,
+    mode: input.init.mode,
     owned,
     size,
     used,

@@ -6,6 +6,7 @@
  * Fixtures that own something implement Symbol.dispose, so tests write `using`.
  */
 export { MemoryStore, unclosable } from "./testing/memory_store.ts";
+export { FailingStore } from "./testing/failing_store.ts";
 export {
   MemoryNetwork,
   type MemoryNetworkOptions,

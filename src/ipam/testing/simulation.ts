@@ -10,6 +10,8 @@ import type { IpamEvent, IpamInit } from "../cluster_types.ts";
 import { MemoryNetwork, seededRandom } from "./memory_network.ts";
 import type { Allocation } from "../store.ts";
 import { MemoryStore, unclosable } from "./memory_store.ts";
+import { FailingStore } from "./failing_store.ts";
+import type { StoreFailure } from "../errors.ts";
 
 export interface SimulationOptions {
   range?: string;
@@ -33,6 +35,7 @@ export class Simulation implements Disposable {
   #tickMs: number;
   #options: SimulationOptions;
   #stores = new Map<string, MemoryStore>();
+  #failing = new Map<string, FailingStore>();
   #peers = new Map<string, ClusterIpam>();
   #inits = new Map<string, IpamInit>();
 
@@ -46,6 +49,18 @@ export class Simulation implements Disposable {
       maxDelay: options.maxDelay,
     });
     this.#tickMs = options.tickMs ?? 500;
+  }
+
+  /** A simulation whose peers `names` started with `init` and settled (e.g. an agreed ring). */
+  static async withPeers(
+    names: readonly string[],
+    init: IpamInit,
+    options: SimulationOptions = {},
+  ): Promise<Simulation> {
+    const sim = new Simulation(options);
+    for (const name of names) await sim.start(name, init);
+    sim.settle();
+    return sim;
   }
 
   /** Closes every running peer (their pending requests fail with NotReadyError). */
@@ -65,10 +80,16 @@ export class Simulation implements Disposable {
     options: { fresh?: boolean } = {},
   ): Promise<ClusterIpam> {
     this.#peers.get(name)?.close();
-    if (options.fresh || !this.#stores.has(name)) this.#stores.set(name, new MemoryStore());
+    if (options.fresh || !this.#stores.has(name)) {
+      this.#stores.set(name, new MemoryStore());
+      this.#failing.set(
+        name,
+        new FailingStore(unclosable(this.#stores.get(name)!), `/sim/${name}/weft.db`),
+      );
+    }
     this.#inits.set(name, init);
     const ipam = await ClusterIpam.open({
-      store: unclosable(this.#stores.get(name)!),
+      store: this.#failing.get(name)!,
       clusterRange: this.range,
       peerName: name,
       transport: this.network.join(name),
@@ -83,6 +104,17 @@ export class Simulation implements Disposable {
     this.#peers.set(name, ipam);
     ipam.gossip();
     return ipam;
+  }
+
+  /** Makes peer `name`'s store fail like a full or read-only disk (undefined: works again). */
+  failStore(
+    name: string,
+    reason: StoreFailure | undefined,
+    options: { at?: "write" | "commit" } = {},
+  ): void {
+    const store = this.#failing.get(name);
+    if (!store) throw new RangeError(`No store for peer "${name}" in the simulation`);
+    store.fail(reason, options);
   }
 
   /** Stops a peer without a word to the others (its store survives for restart). */
