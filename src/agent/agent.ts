@@ -344,6 +344,14 @@ export class Agent implements AgentPort {
       } catch (error) {
         throw new BadRequestError(`Invalid subnet: ${(error as Error).message}`);
       }
+      // the IPAM never gives out a subnet's first and last address, so a /31 or /32 holds no
+      // pod address at all (and a /32 named the one address it would have handed out)
+      if (subnet.prefix > 30) {
+        throw new BadRequestError(
+          `Invalid subnet "${options.subnet}": too small to hold a pod address (a subnet's ` +
+            `first and last addresses are never given out; use /30 or larger)`,
+        );
+      }
       if (!cidrWithin(subnet, this.config.ipallocRange)) {
         throw new BadRequestError(
           `Invalid subnet "${options.subnet}": not inside the pod range ${

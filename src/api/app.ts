@@ -3,6 +3,7 @@ import type { Context } from "hono";
 import type { AgentPort, AttachmentRef } from "./types.ts";
 import { BadRequestError, HttpError, NotFoundError } from "./errors.ts";
 import { UI_CSP, UI_PAGE } from "./ui_page.ts";
+import { type ApiLimits, DEFAULT_LIMITS, limitRequests, readBody } from "./limits.ts";
 
 /**
  * Containers are named by the runtime; we accept what runtimes send (IDs, pod sandbox names)
@@ -44,8 +45,8 @@ function checkIfname(name: string | undefined, required: boolean): string | unde
   return name;
 }
 
-async function jsonBody(c: Context): Promise<Record<string, unknown>> {
-  const text = await c.req.text();
+async function jsonBody(c: Context, limits: ApiLimits): Promise<Record<string, unknown>> {
+  const text = await readBody(c.req.raw, limits);
   if (!text.trim()) return {};
   try {
     const value = JSON.parse(text);
@@ -80,11 +81,14 @@ function isLoopbackHost(host: string | undefined): boolean {
 export interface ApiOptions {
   /** Where unexpected errors (the 500s) are reported; default stderr. */
   log?: (message: string) => void;
+  /** Body size, body time and concurrency limits (see limits.ts for the defaults). */
+  limits?: Partial<ApiLimits>;
 }
 
 export function createApi(agent: AgentPort, options: ApiOptions = {}): Hono {
   const app = new Hono();
   const log = options.log ?? ((message: string) => console.error(`weft: ${message}`));
+  const limits = { ...DEFAULT_LIMITS, ...options.limits };
 
   app.use("*", async (c, next) => {
     if (!isLoopbackHost(c.req.header("host"))) {
@@ -96,6 +100,7 @@ export function createApi(agent: AgentPort, options: ApiOptions = {}): Hono {
     await next();
     agent.countRequest(c.req.routePath, c.req.method, c.res.status);
   });
+  app.use("*", limitRequests(limits));
 
   app.onError((error, c) => {
     const known = error instanceof HttpError ? error : agent.httpErrorOf?.(error);
@@ -120,7 +125,7 @@ export function createApi(agent: AgentPort, options: ApiOptions = {}): Hono {
 
   app.post("/ip/:containerID", async (c) => {
     const containerID = checkContainerId(c.req.param("containerID"));
-    const body = await jsonBody(c);
+    const body = await jsonBody(c, limits);
     const ifname = checkIfname(optionalString(body, "ifname") ?? c.req.query("ifname"), true)!;
     const subnet = optionalString(body, "subnet") ?? c.req.query("subnet");
     const network = checkNetwork(optionalString(body, "network"));
@@ -147,7 +152,7 @@ export function createApi(agent: AgentPort, options: ApiOptions = {}): Hono {
   });
 
   app.post("/gc", async (c) => {
-    const body = await jsonBody(c);
+    const body = await jsonBody(c, limits);
     if (!Array.isArray(body.valid)) {
       throw new BadRequestError(`"valid" must be a list of {containerID, ifname}`);
     }

@@ -103,6 +103,8 @@ Deno.test("bad input answers 4xx naming the bad value", async () => {
       ["/ip/pod", { method: "POST", body: "{not json" }, 400, /not valid JSON/],
       ["/ip/pod", post({ subnet: "10.0.0.0/8" }), 400, /10\.0\.0\.0\/8/],
       ["/ip/pod", post({ subnet: "nonsense" }), 400, /nonsense/],
+      ["/ip/pod", post({ subnet: "10.32.0.5/32" }), 400, /10\.32\.0\.5\/32.*too small/],
+      ["/ip/pod", post({ subnet: "10.32.0.4/31" }), 400, /too small/],
       ["/ip/weft:bridge", post({}), 400, /reserved/],
       ["/gc", post({ valid: "all" }), 400, /valid/],
       ["/nope", undefined, 404, /nope/],
@@ -112,6 +114,9 @@ Deno.test("bad input answers 4xx naming the bad value", async () => {
       assert.equal(response.status, status, `${path}: ${response.status}`);
       assert.match((await response.json()).error, message);
     }
+    assert.deepEqual(await (await request("/ip/pod")).json(), {
+      error: "No address allocated to pod",
+    }, "nothing was allocated by the refused requests");
   });
 });
 

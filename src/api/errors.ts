@@ -6,7 +6,7 @@
  * and answers 500, never a guessed 4xx.
  */
 
-export type ErrorStatus = 400 | 403 | 404 | 409 | 413 | 500 | 503 | 507;
+export type ErrorStatus = 400 | 403 | 404 | 408 | 409 | 413 | 500 | 503 | 507;
 
 export class HttpError extends Error {
   /** Extra fields for the JSON body beside `error` (e.g. `retry: true`). */
