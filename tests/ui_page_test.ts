@@ -6,30 +6,16 @@
  * Screenshots are kept in dist/test-artifacts/ (or $WEFT_TEST_ARTIFACTS).
  */
 import assert from "node:assert/strict";
-import { Browser, chromiumAvailable, loopbackNamespace } from "./support/browser.ts";
-
-export const ARTIFACTS = Deno.env.get("WEFT_TEST_ARTIFACTS") ??
-  new URL("../dist/test-artifacts/", import.meta.url).pathname;
+import {
+  ARTIFACTS,
+  Browser,
+  chromiumAvailable,
+  loopbackNamespace,
+  OVERLAPPING_LABELS,
+} from "./support/browser.ts";
 
 const SIMULATION = new URL("./support/ui_simulation.ts", import.meta.url).pathname;
 const CONFIG = new URL("../deno.json", import.meta.url).pathname;
-
-/** Labels of the graph whose visible characters are covered by something else. */
-export const OVERLAPPING_LABELS = `(() => {
-  const covered = [];
-  for (const text of document.querySelectorAll("#graph text.node-label")) {
-    text.scrollIntoView({ block: "center", inline: "center" });
-    const matrix = text.getScreenCTM();
-    for (let i = 0; i < text.getNumberOfChars(); i++) {
-      const box = text.getExtentOfChar(i);
-      if (box.width === 0) continue;
-      const point = new DOMPoint(box.x + box.width / 2, box.y + box.height / 2).matrixTransform(matrix);
-      const top = document.elementFromPoint(point.x, point.y);
-      if (top !== text) { covered.push(text.textContent + " at char " + i); break; }
-    }
-  }
-  return covered;
-})()`;
 
 Deno.test({
   name: "the topology page stays readable for a simulated 50-node cluster, problems first",

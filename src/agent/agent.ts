@@ -20,6 +20,7 @@ import {
   type IpamStatusView,
   type ReportView,
   type StatusView,
+  type TopologyView,
   UnavailableError,
 } from "../api/mod.ts";
 import { cidrWithin, formatCidr, parseCidr } from "../net/cidr.ts";
@@ -42,6 +43,7 @@ import { allocationView, connectionsView, ipamStatusView, statusView } from "./v
 import { AWAITING_NODE_LIST, BRIDGE_CONTAINER_ID, NodeSetup } from "./node_setup.ts";
 import { LogBuffer } from "./log_buffer.ts";
 import { buildReport } from "./report.ts";
+import { agentTopology, publishPaths } from "./topology.ts";
 import { VERSION } from "../version.ts";
 
 const BRING_UP_RETRY_MS = 500;
@@ -76,6 +78,7 @@ export class Agent implements AgentPort {
   #server: Deno.HttpServer | undefined;
   #timers: ReturnType<typeof setInterval>[] = [];
   #whenUp: (() => void) | undefined;
+  #stopPublishingPaths: (() => void) | undefined;
   #stopped: Promise<void> | undefined;
   #finished = Promise.withResolvers<void>();
 
@@ -119,10 +122,7 @@ export class Agent implements AgentPort {
     });
     this.mesh = {
       peers: () => mesh.peers(),
-      connections: () => {
-        const phase = this.#setup.phase;
-        return connectionsView(mesh, phase.kind === "up" ? phase.datapath : undefined);
-      },
+      connections: () => connectionsView(mesh, this.#setup.datapath),
       targets: () => mesh.targets(),
       connect: (address, options) => mesh.connect(address, options),
       forget: (address) => mesh.forget(address),
@@ -219,6 +219,10 @@ export class Agent implements AgentPort {
     const phase = await this.#setup.bringUp(ipam);
     if (phase.kind !== "up" || this.#stopping.signal.aborted) return;
     this.#setup.startSync(ipam.list());
+    this.#stopPublishingPaths = publishPaths(this.#meshNode, {
+      datapath: () => this.#setup.datapath,
+      mode: this.config.datapathMode,
+    });
     this.#whenUp?.();
     this.#whenUp = undefined;
     const { hostname, port } = this.config.apiAddr;
@@ -259,6 +263,7 @@ export class Agent implements AgentPort {
     this.#stopped ??= (async () => {
       this.#stopping.abort();
       for (const timer of this.#timers) clearInterval(timer);
+      this.#stopPublishingPaths?.();
       await this.#server?.shutdown();
       await this.#setup.stop();
       await this.#meshNode.stop();
@@ -327,6 +332,17 @@ export class Agent implements AgentPort {
           this.#reclaimer,
         ], { reason }),
       uptimeSeconds: Math.round((Date.now() - this.#startedAt) / 1000),
+    });
+  }
+
+  /** The cluster as the topology page draws it (see topology.ts). */
+  topology(): TopologyView {
+    return agentTopology({
+      mesh: this.#meshNode,
+      ipam: this.#ipam,
+      datapath: this.#setup.datapath,
+      datapathMode: this.config.datapathMode,
+      status: this.status(),
     });
   }
 

@@ -89,6 +89,11 @@ export class NodeSetup {
     return this.#phase;
   }
 
+  /** The data path, once the node is up (and runs one). */
+  get datapath(): Datapath | undefined {
+    return this.#phase.kind === "up" ? this.#phase.datapath : undefined;
+  }
+
   /** The bridge's address with the range's prefix, once the gateway is allocated. */
   gatewayCidr(): string | undefined {
     const gateway = this.#phase.gateway;

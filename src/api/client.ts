@@ -37,6 +37,11 @@ export class ApiClient {
     this.#timeoutMs = options.timeoutMs ?? 30_000;
   }
 
+  /** The agent's address as given (`host:port`). */
+  get address(): string {
+    return this.#address;
+  }
+
   /** Sends a request and returns the parsed JSON (or text for non-JSON answers). */
   async request<T>(
     method: string,

@@ -235,7 +235,7 @@ function renderRing(view) {
 function renderNodes(view) {
   replaceRows("nodes", view.nodes.map(function (n) {
     var pods = el("details");
-    pods.appendChild(el("summary", {}, n.pods.length + " pods"));
+    pods.appendChild(el("summary", {}, n.pods.length + (n.pods.length === 1 ? " pod" : " pods")));
     var list = el("ul");
     n.pods.forEach(function (p) { list.appendChild(el("li", {}, p.name ? p.name + " " + p.ip : p.ip)); });
     pods.appendChild(list);

@@ -31,6 +31,19 @@ function client(command: Command): ApiClient {
   return new ApiClient(apiAddr ?? Deno.env.get("WEFT_API_ADDR") ?? DEFAULTS.apiAddr);
 }
 
+/** What `weft ui` prints: the page, and the two ways to reach a loopback-only API. */
+export function uiHelp(address: string, nickname: string): string {
+  const port = address.slice(address.lastIndexOf(":") + 1);
+  return [
+    `The topology page of ${nickname}: http://${address}/ui`,
+    "",
+    "The admin API listens on loopback only. From another machine, forward a local port to it:",
+    `  ssh -N -L ${port}:${address} root@${nickname}`,
+    `  kubectl -n kube-system port-forward pod/<the weft pod on ${nickname}> ${port}:${port}`,
+    `then open http://127.0.0.1:${port}/ui (the page updates itself; no reload needed).`,
+  ].join("\n");
+}
+
 function print(value: unknown, json: boolean, render: () => string): void {
   console.log(json ? JSON.stringify(value, null, 2) : render());
 }
@@ -220,6 +233,14 @@ export function buildCli(): Command {
           ? `adopting ${orphaned} orphaned addresses; \`weft status ipam\` shows them once every live peer agreed`
           : "nothing to adopt: every part of the range has a live owner",
       );
+    });
+
+  program.command("ui")
+    .description("print the topology page's address and how to open it from another machine")
+    .action(async (_options: unknown, command: Command) => {
+      const api = client(command);
+      const status = await api.status();
+      console.log(uiHelp(api.address, status.nickname));
     });
 
   program.command("expose")

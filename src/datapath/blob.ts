@@ -19,6 +19,11 @@ export interface PeerBlob {
   /** MTU of this node's underlay link: each side's path MTU is bounded by both ends. */
   underlayMtu: number;
   endpoints: Endpoint[];
+  /**
+   * Set when this node requires encrypted pod traffic (a password without --no-encrypt): a
+   * pair is encrypted when either end requires it, so a --no-encrypt node still encrypts to it.
+   */
+  encrypt?: true;
 }
 
 export class PeerBlobError extends Error {
@@ -96,5 +101,6 @@ export function decodePeerBlob(text: string): PeerBlob {
     bridgeIp: raw.bridgeIp,
     underlayMtu: raw.underlayMtu as number,
     endpoints,
+    ...(raw.encrypt === true ? { encrypt: true as const } : {}),
   };
 }

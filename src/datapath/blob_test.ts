@@ -27,3 +27,10 @@ Deno.test("peer blob decoding names the bad field", () => {
     /bad endpoint/,
   );
 });
+
+Deno.test("peer blob carries a node's encryption requirement, and only a literal true", () => {
+  const encrypting = decodePeerBlob(encodePeerBlob({ ...sample, encrypt: true }));
+  assert.equal(encrypting.encrypt, true);
+  assert.equal(decodePeerBlob(JSON.stringify({ ...sample, encrypt: "yes" })).encrypt, undefined);
+  assert.equal("encrypt" in decodePeerBlob(encodePeerBlob(sample)), false);
+});

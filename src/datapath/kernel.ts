@@ -254,6 +254,7 @@ export class KernelDatapath implements Datapath {
       bridgeIp: this.#bridge.ip,
       underlayMtu: this.#underlay.mtu,
       endpoints: this.#endpoints,
+      ...(this.#options.encrypt ? { encrypt: true as const } : {}),
     });
   }
 
@@ -335,8 +336,13 @@ export class KernelDatapath implements Datapath {
     });
   }
 
+  /**
+   * A pair is encrypted when either end requires it. A session key alone does not: with a
+   * password and --no-encrypt the mesh still derives one (it authenticates the fast path's
+   * probes), and traffic may take kernel VXLAN.
+   */
   #mustEncrypt(state: PeerState): boolean {
-    return this.#options.encrypt || state.sessionKey !== undefined;
+    return this.#options.encrypt || state.blob.encrypt === true;
   }
 
   #relayVia(state: PeerState): string | undefined {

@@ -32,7 +32,7 @@ export {
   SLEEVE_OVERHEAD,
   VXLAN_OVERHEAD,
 } from "./kernel.ts";
-export { PeerBlobError } from "./blob.ts";
+export { decodePeerBlob, type PeerBlob, PeerBlobError } from "./blob.ts";
 export { installSleeveWorker, SLEEVE_WORKER_NAME } from "./sleeve_thread.ts";
 
 /** Builds the kernel data path; call `start()` inside the node's network namespace. */

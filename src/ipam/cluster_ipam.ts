@@ -17,7 +17,7 @@ import { LocalRing } from "./local_ring.ts";
 import { decodeMessage, type Message } from "./protocol.ts";
 import { IpamWire } from "./wire.ts";
 import { Reachability } from "./reachability.ts";
-import { encodeRing, giveRange, isDead, livePeers } from "./ring.ts";
+import { encodeRing, entryRanges, giveRange, isDead, livePeers } from "./ring.ts";
 import { chooseDonation, donorsInOrder, leaveRecipient } from "./space.ts";
 import { Handovers, SpaceRequests } from "./space_exchange.ts";
 import { notReadyReason, type PeerView } from "./standing.ts";
@@ -114,6 +114,14 @@ export class ClusterIpam implements Disposable {
 
   get peerName(): string {
     return this.#me;
+  }
+
+  /** Who owns which part of the range, in address order (for the topology page). */
+  segments(): Array<{ start: number; end: number; owner: string }> {
+    return entryRanges(this.#ring.state).map(({ entry, range }) => ({
+      ...range,
+      owner: entry.owner,
+    }));
   }
 
   /** This peer's ring state, encoded (for `GET /ring`). */

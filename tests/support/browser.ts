@@ -11,6 +11,28 @@
 import { run } from "../../src/net/exec.ts";
 
 const BRIDGE = new URL("./cdp_bridge.ts", import.meta.url).pathname;
+
+/** Where page tests keep their screenshots: dist/test-artifacts/ or $WEFT_TEST_ARTIFACTS. */
+export const ARTIFACTS = Deno.env.get("WEFT_TEST_ARTIFACTS") ??
+  new URL("../../dist/test-artifacts/", import.meta.url).pathname;
+
+/** Labels of the graph whose visible characters are covered by something else. */
+export const OVERLAPPING_LABELS = `(() => {
+  const covered = [];
+  for (const text of document.querySelectorAll("#graph text.node-label")) {
+    text.scrollIntoView({ block: "center", inline: "center" });
+    const matrix = text.getScreenCTM();
+    for (let i = 0; i < text.getNumberOfChars(); i++) {
+      const box = text.getExtentOfChar(i);
+      if (box.width === 0) continue;
+      const point = new DOMPoint(box.x + box.width / 2, box.y + box.height / 2).matrixTransform(matrix);
+      const top = document.elementFromPoint(point.x, point.y);
+      if (top !== text) { covered.push(text.textContent + " at char " + i); break; }
+    }
+  }
+  return covered;
+})()`;
+
 const COMMAND_TIMEOUT_MS = 30_000;
 
 /** Whether a Chromium the tests can drive is installed (CI installs Debian's package). */
