@@ -8,6 +8,10 @@
  * for route and key changes the mesh does not announce as peer events) recomputes what the data
  * path should hold and applies only the differences. A missed or reordered event can then never
  * leave a stale forwarding entry behind; the next pass removes it.
+ *
+ * Our own blob is published once the data path knows its underlay address, which it may learn
+ * only from the route toward a peer: each pass hands it the mesh's addresses (targets and
+ * connections) and publishes the blob when it appeared or changed.
  */
 import type { Datapath, Endpoint } from "../datapath/mod.ts";
 import type { Mesh } from "../mesh/mod.ts";
@@ -24,6 +28,8 @@ export class DatapathSync {
   #pending: ReturnType<typeof setTimeout> | undefined;
   #running: Promise<void> = Promise.resolve();
   #stopped = false;
+  /** The blob last published through the mesh. */
+  #published = "";
 
   constructor(mesh: Mesh, datapath: Datapath, options: { log?: (message: string) => void } = {}) {
     this.#mesh = mesh;
@@ -49,7 +55,15 @@ export class DatapathSync {
   /** Publishes this node's endpoints (pods and bridge) to every peer through the mesh. */
   publishEndpoints(endpoints: Endpoint[]): void {
     this.#datapath.setLocalEndpoints(endpoints);
-    this.#mesh.setLocalData(DATAPATH_CHANNEL, this.#datapath.localData());
+    this.#publishLocal();
+  }
+
+  /** Publishes our blob when there is one (the underlay is known) and it changed. */
+  #publishLocal(): void {
+    const data = this.#datapath.localData();
+    if (!data || data === this.#published) return;
+    this.#published = data;
+    this.#mesh.setLocalData(DATAPATH_CHANNEL, data);
   }
 
   /** Coalesces bursts of events into one reconciliation pass. */
@@ -65,6 +79,7 @@ export class DatapathSync {
 
   async #reconcile(): Promise<void> {
     if (this.#stopped) return;
+    await this.#datapath.setUnderlayHints?.(this.#mesh.connections().map((c) => c.address));
     const wanted = new Map<string, { data: string; nextHop?: string; sessionKey?: Uint8Array }>();
     for (const peer of this.#mesh.peers()) {
       const data = peer.data[DATAPATH_CHANNEL];
@@ -94,5 +109,6 @@ export class DatapathSync {
         this.#log(`data path: cannot add peer ${name}: ${(error as Error).message}`);
       }
     }
+    this.#publishLocal();
   }
 }

@@ -16,23 +16,19 @@
  */
 import { ip } from "../net/exec.ts";
 import { readBridge } from "../net/bridge.ts";
-import { routeMtu, underlayEndpoint } from "../net/mtu.ts";
+import { likelyUnderlayMtu, routeMtu } from "../net/mtu.ts";
 import { VNET_HEADER_BYTES } from "../net/tap.ts";
-import { decodePeerBlob, encodePeerBlob, type PeerBlob } from "./blob.ts";
+import { decodePeerBlob, encodePeerBlob } from "./blob.ts";
+import { TAG_BYTES } from "./crypto.ts";
+import { choosePath, DEFAULT_TIMINGS, type HealthTimings } from "./health.ts";
 import {
-  deriveDirectionKeys,
-  type DirectionKeys,
-  REPLAY_WINDOW_BYTES,
-  TAG_BYTES,
-} from "./crypto.ts";
-import { peerMacs } from "./fdb_plan.ts";
-import {
-  choosePath,
-  DEFAULT_TIMINGS,
-  type HealthTimings,
-  type PathChoice,
-  PathHealth,
-} from "./health.ts";
+  newPeerState,
+  peerDiagnostics,
+  type PeerState,
+  peerStatus,
+  setSessionKey,
+  sleevePeerConfig,
+} from "./peer_state.ts";
 import { type SleeveSettings, SleeveSupervisor } from "./sleeve_supervisor.ts";
 import type { SleeveCounters, SleeveEvent } from "./sleeve_types.ts";
 import {
@@ -40,9 +36,12 @@ import {
   type DatapathMode,
   type DatapathPeer,
   DatapathStateError,
+  type Diagnostic,
   type Endpoint,
+  type PathKind,
   type PeerPathStatus,
 } from "./types.ts";
+import { ipv4Of, type UnderlayCandidate, UnderlayChoice } from "./underlay.ts";
 import { ForwardingEntries, VxlanDevice } from "./vxlan_device.ts";
 import { HEADER_BYTES, peerId, RECORD_HEADER_BYTES } from "./wire.ts";
 
@@ -52,10 +51,15 @@ export const VXLAN_OVERHEAD = 20 + 8 + 8 + 14;
 export const SLEEVE_OVERHEAD = 20 + 8 + HEADER_BYTES + TAG_BYTES + RECORD_HEADER_BYTES +
   VNET_HEADER_BYTES + 14;
 
+function overheadOf(path: PathKind): number {
+  return path === "fastdp" ? VXLAN_OVERHEAD : SLEEVE_OVERHEAD;
+}
+
 export interface KernelDatapathOptions {
   /** Our mesh name: identifies us on the wire and in key derivation. */
   name: string;
   bridge: string;
+  /** Our underlay address (`--host`); otherwise the route toward the peers decides. */
   underlayIp?: string;
   vxlanPort?: number;
   udpPort?: number;
@@ -85,27 +89,6 @@ type ResolvedOptions =
   & Required<Omit<KernelDatapathOptions, "underlayIp" | "mtu" | "sleeveIdleMs">>
   & { underlayIp?: string; mtu?: number; sleeveIdleMs?: number };
 
-interface PeerState {
-  name: string;
-  id: string;
-  blob: PeerBlob;
-  nextHop?: string;
-  sessionKey?: Uint8Array;
-  keys?: DirectionKeys;
-  /** The nonce counter and the receive window of `keys`, shared with the sleeve's threads. */
-  counter?: SharedArrayBuffer;
-  window?: SharedArrayBuffer;
-  fastdp: PathHealth;
-  sleeve: PathHealth;
-  relay: PathHealth;
-  choice: PathChoice;
-  seq: number;
-  /** Until then a new peer waits for VXLAN before taking the sleeve (see PathInputs). */
-  fastdpGraceUntil: number;
-  /** MTU of our route to the peer's underlay address (a route `mtu` lock can lower it). */
-  routeMtu?: number;
-}
-
 export type DatapathCounters = SleeveCounters;
 
 /** sleeve_worker.ts when the source tree is here; "" in a bundle (start() then says why). */
@@ -119,18 +102,17 @@ function defaultWorkerUrl(): string {
   }
 }
 
-function sameKey(a?: Uint8Array, b?: Uint8Array): boolean {
-  return a === b || (a !== undefined && b !== undefined && a.length === b.length &&
-    a.every((value, i) => value === b[i]));
-}
-
 export class KernelDatapath implements Datapath {
   #options: ResolvedOptions;
   #id: string;
   #peers = new Map<string, PeerState>();
   #byId = new Map<string, PeerState>();
   #endpoints: Endpoint[] = [];
-  #underlay?: { ip: string; mtu: number };
+  #underlay: UnderlayChoice;
+  /** Peer addresses from the mesh, for the route lookup that finds our underlay address. */
+  #hints: UnderlayCandidate[] = [];
+  /** The underlay MTU the pod MTU was derived from when no peer was known yet. */
+  #guessedUnderlayMtu?: number;
   #bridge?: { mac: string; ip: string };
   #podMtu = 0;
   #vxlan: VxlanDevice;
@@ -158,6 +140,7 @@ export class KernelDatapath implements Datapath {
     } as ResolvedOptions;
     const o = this.#options;
     this.#id = peerId(options.name);
+    this.#underlay = new UnderlayChoice(o.underlayIp, { now: o.now });
     this.#vxlan = new VxlanDevice({
       name: o.vxlanDevice,
       vni: o.vni,
@@ -198,23 +181,27 @@ export class KernelDatapath implements Datapath {
     const bridgeIp = bridge.addresses[0]?.split("/")[0];
     if (!bridgeIp) throw new DatapathStateError(`Bridge "${o.bridge}" has no IPv4 address`);
     this.#bridge = { mac: bridge.mac, ip: bridgeIp };
-    this.#underlay = await underlayEndpoint(o.underlayIp);
+    const underlay = await this.#underlay.resolve(this.#candidates());
+    // Without a peer yet there is no route to ask; the pod MTU then comes from the links.
+    const underlayMtu = underlay?.mtu ?? await likelyUnderlayMtu([o.bridge]);
+    if (!underlay) this.#guessedUnderlayMtu = underlayMtu;
     const overhead = this.#usesFastdp ? VXLAN_OVERHEAD : SLEEVE_OVERHEAD;
-    this.#podMtu = o.mtu ?? this.#underlay.mtu - overhead;
+    this.#podMtu = o.mtu ?? underlayMtu - overhead;
     try {
-      if (this.#usesFastdp) {
-        await this.#vxlan.create({ local: this.#underlay.ip, mtu: this.#podMtu });
+      if (this.#usesFastdp && underlay) {
+        await this.#vxlan.create({ local: underlay.ip, mtu: this.#podMtu });
       }
       await this.#sleeve.open({
         tap: this.#usesSleeve,
         podMtu: this.#podMtu,
-        segmentBytes: this.#underlay.mtu - 28,
+        segmentBytes: underlayMtu - 28,
       });
       await ip(["link", "set", o.bridge, "mtu", String(this.#podMtu)]);
     } catch (error) {
       // Leave nothing half-made behind: a retry must start from a clean node.
       await this.#sleeve.close();
       if (this.#usesFastdp) await this.#vxlan.remove();
+      this.#underlay.reset();
       throw error;
     }
     this.#publish();
@@ -223,7 +210,7 @@ export class KernelDatapath implements Datapath {
     // Peers added before start() are programmed now that the devices exist.
     for (const state of this.#peers.values()) {
       state.fastdpGraceUntil = o.now() + o.timings.settleMs;
-      state.routeMtu = await routeMtu(state.blob.ip).catch(() => undefined);
+      await this.#lookUpRoute(state);
       this.#heartbeat(state);
     }
     await this.#apply();
@@ -233,26 +220,81 @@ export class KernelDatapath implements Datapath {
     if (!this.#running) return;
     this.#running = false;
     clearInterval(this.#timer);
+    await this.#underlayQueue;
     await this.#sleeve.close();
     this.#peers.clear();
     this.#byId.clear();
     await this.#forwarding.sync(() => []);
     if (this.#usesFastdp) await this.#vxlan.remove();
+    this.#underlay.reset();
+    this.#guessedUnderlayMtu = undefined;
+  }
+
+  /** Where our underlay address may be learnt from: the peers' addresses, then the mesh's. */
+  #candidates(): UnderlayCandidate[] {
+    const peers = [...this.#peers.values()].map((s) => ({
+      address: s.blob.ip,
+      from: `peer ${s.name}`,
+    }));
+    return [...peers, ...this.#hints];
+  }
+
+  #underlayQueue: Promise<void> = Promise.resolve();
+
+  /**
+   * Looks for the underlay address again if it is not known yet; once found (after start),
+   * the VXLAN device is made with it and the sleeve learns the underlay's MTU.
+   */
+  #settleUnderlay(): Promise<void> {
+    const run = async () => {
+      if (!this.#running || this.#underlay.endpoint) return;
+      const underlay = await this.#underlay.resolve(this.#candidates());
+      if (!underlay || !this.#running) return;
+      const o = this.#options;
+      o.log(`underlay address ${underlay.ip} (${underlay.device}, mtu ${underlay.mtu})`);
+      if (this.#usesFastdp) {
+        await this.#vxlan.create({ local: underlay.ip, mtu: this.#podMtu });
+      }
+      this.#sleeve.setSegmentBytes(underlay.mtu - 28);
+      for (const state of this.#peers.values()) await this.#lookUpRoute(state);
+      this.#publish();
+      await this.#apply();
+    };
+    this.#underlayQueue = this.#underlayQueue.then(run, run);
+    return this.#underlayQueue;
+  }
+
+  async setUnderlayHints(addresses: string[]): Promise<void> {
+    this.#hints = addresses.flatMap((address) => {
+      const ip = ipv4Of(address);
+      return ip ? [{ address: ip, from: `mesh address ${address}` }] : [];
+    });
+    await this.#settleUnderlay();
+  }
+
+  async #lookUpRoute(state: PeerState): Promise<void> {
+    try {
+      state.routeMtu = await routeMtu(state.blob.ip);
+      state.routeError = undefined;
+    } catch (error) {
+      state.routeMtu = undefined;
+      state.routeError = (error as Error).message;
+    }
   }
 
   localData(): string {
-    if (!this.#underlay || !this.#bridge) {
-      throw new DatapathStateError("localData() needs start() first: the underlay is not known");
-    }
+    if (!this.#bridge) throw new DatapathStateError("localData() needs start() first");
+    const underlay = this.#underlay.endpoint;
+    if (!underlay) return "";
     return encodePeerBlob({
       v: 1,
-      ip: this.#underlay.ip,
+      ip: underlay.ip,
       vxlanPort: this.#options.vxlanPort,
       udpPort: this.#options.udpPort,
       vni: this.#options.vni,
       bridgeMac: this.#bridge.mac,
       bridgeIp: this.#bridge.ip,
-      underlayMtu: this.#underlay.mtu,
+      underlayMtu: underlay.mtu,
       endpoints: this.#endpoints,
       ...(this.#options.encrypt ? { encrypt: true as const } : {}),
     });
@@ -281,38 +323,22 @@ export class KernelDatapath implements Datapath {
     const blob = decodePeerBlob(peer.data);
     let state = this.#peers.get(peer.name);
     if (!state) {
-      const timings = this.#options.timings;
-      state = {
-        name: peer.name,
-        id: peerId(peer.name),
-        blob,
-        fastdp: new PathHealth(timings),
-        sleeve: new PathHealth(timings),
-        relay: new PathHealth(timings),
-        choice: { path: "down", encrypted: false, healthy: false, reason: "no heartbeat yet" },
-        seq: 0,
-        fastdpGraceUntil: this.#options.now() + timings.settleMs,
-      };
+      const o = this.#options;
+      state = newPeerState(peer.name, blob, { timings: o.timings, now: o.now() });
       this.#peers.set(peer.name, state);
       this.#byId.set(state.id, state);
     }
-    if (state.blob.ip !== blob.ip || state.routeMtu === undefined) {
-      state.routeMtu = this.#running ? await routeMtu(blob.ip).catch(() => undefined) : undefined;
-    }
+    const moved = state.blob.ip !== blob.ip;
     state.blob = blob;
-    state.nextHop = peer.nextHop === peer.name ? undefined : peer.nextHop;
-    if (!sameKey(state.sessionKey, peer.sessionKey)) {
-      state.sessionKey = peer.sessionKey;
-      state.keys = peer.sessionKey
-        ? deriveDirectionKeys(peer.sessionKey, { local: this.#options.name, remote: peer.name })
-        : undefined;
-      // A new key starts a new nonce sequence (and the receiver a new replay window).
-      state.counter = peer.sessionKey ? new SharedArrayBuffer(8) : undefined;
-      state.window = peer.sessionKey ? new SharedArrayBuffer(REPLAY_WINDOW_BYTES) : undefined;
+    if (this.#running && (moved || (state.routeMtu === undefined && !state.routeError))) {
+      await this.#lookUpRoute(state);
     }
+    state.nextHop = peer.nextHop === peer.name ? undefined : peer.nextHop;
+    setSessionKey(state, peer.sessionKey, this.#options.name);
     this.#evaluate();
     this.#publish();
     if (!this.#running) return;
+    await this.#settleUnderlay();
     this.#heartbeat(state);
     await this.#apply();
   }
@@ -327,13 +353,29 @@ export class KernelDatapath implements Datapath {
   }
 
   status(): PeerPathStatus[] {
-    const underlay = this.#underlay?.mtu ?? 0;
-    return [...this.#peers.values()].map((state) => {
-      const { path, encrypted, reason, healthy } = state.choice;
-      const pathUnderlay = Math.min(underlay, state.blob.underlayMtu, state.routeMtu ?? Infinity);
-      const overhead = path === "fastdp" ? VXLAN_OVERHEAD : SLEEVE_OVERHEAD;
-      return { peer: state.name, path, encrypted, reason, mtu: pathUnderlay - overhead, healthy };
-    });
+    const underlayMtu = this.#underlay.endpoint?.mtu;
+    return [...this.#peers.values()].map((state) =>
+      peerStatus(state, { underlayMtu, overhead: overheadOf })
+    );
+  }
+
+  diagnostics(): Diagnostic[] {
+    const o = this.#options;
+    const now = o.now();
+    const out = [...this.#underlay.diagnostics()];
+    for (const state of this.#peers.values()) {
+      out.push(...peerDiagnostics(state, {
+        now,
+        deadAfterMs: o.timings.deadAfterMs,
+        vxlanPort: o.vxlanPort,
+        udpPort: o.udpPort,
+      }));
+    }
+    if (this.#guessedUnderlayMtu !== undefined) {
+      const overhead = this.#usesFastdp ? VXLAN_OVERHEAD : SLEEVE_OVERHEAD;
+      out.push(...this.#underlay.mtuDiagnostics({ podMtu: this.#podMtu, overhead }));
+    }
+    return out;
   }
 
   /**
@@ -396,62 +438,27 @@ export class KernelDatapath implements Datapath {
 
   #sleeveSettings(): SleeveSettings {
     const now = this.#options.now();
+    const underlayMtu = this.#underlay.endpoint?.mtu ?? this.#guessedUnderlayMtu;
     return {
       self: this.#id,
       vni: this.#options.vni,
       udpPort: this.#options.udpPort,
       bridgeMac: this.#bridge!.mac,
       bridgeIp: this.#bridge!.ip,
-      peers: [...this.#peers.values()].map((state) => ({
-        id: state.id,
-        name: state.name,
-        ip: state.blob.ip,
-        udpPort: state.blob.udpPort,
-        vxlanPort: state.blob.vxlanPort,
-        bridgeIp: state.blob.bridgeIp,
-        bridgeMac: state.blob.bridgeMac,
-        macs: peerMacs(state.blob),
-        path: state.choice.path,
-        hop: this.#hopId(state, now),
-        mustEncrypt: this.#mustEncrypt(state),
-        segmentBytes: Math.min(
-          this.#underlay!.mtu,
-          state.blob.underlayMtu,
-          state.routeMtu ?? Infinity,
-        ) - 28,
-        keys: state.keys,
-        counter: state.counter,
-        window: state.window,
-      })),
+      peers: [...this.#peers.values()].map((state) =>
+        sleevePeerConfig(state, {
+          hop: this.#hopId(state, now),
+          mustEncrypt: this.#mustEncrypt(state),
+          underlayMtu,
+        })
+      ),
     };
-  }
-
-  /** What identifies a configuration; keys are named by their counter. */
-  #fingerprint(settings: SleeveSettings): string {
-    return JSON.stringify(settings.peers.map((p) => ({
-      ...p,
-      keys: undefined,
-      window: undefined,
-      counter: p.counter ? this.#keyEpoch(p.counter) : undefined,
-    })));
-  }
-
-  #epochs = new WeakMap<SharedArrayBuffer, number>();
-  #nextEpoch = 1;
-  #keyEpoch(counter: SharedArrayBuffer): number {
-    let epoch = this.#epochs.get(counter);
-    if (epoch === undefined) {
-      epoch = this.#nextEpoch++;
-      this.#epochs.set(counter, epoch);
-    }
-    return epoch;
   }
 
   /** Hands the sleeve its configuration (it forwards it to the threads only when it changed). */
   #publish(): void {
     if (!this.#sleeve.engine || !this.#bridge) return;
-    const settings = this.#sleeveSettings();
-    this.#sleeve.configure(settings, this.#fingerprint(settings));
+    this.#sleeve.configure(this.#sleeveSettings());
   }
 
   /**

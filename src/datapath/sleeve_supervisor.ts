@@ -122,11 +122,7 @@ export class SleeveSupervisor {
       this.#closeDevices();
       throw error;
     }
-    const offloads = this.#udp.enableOffloads(options.segmentBytes);
-    this.#gsoBytes = offloads.gso ? options.segmentBytes : 0;
-    if (!offloads.gso || !offloads.gro) {
-      o.log(`UDP offloads refused (gso ${offloads.gso}, gro ${offloads.gro}): sleeve is slower`);
-    }
+    this.setSegmentBytes(options.segmentBytes);
     this.#engine = new SleeveEngine(this.#udp, {
       reportTraffic: true,
       emit: (event) => this.#onEvent(event),
@@ -184,10 +180,28 @@ export class SleeveSupervisor {
     return this.#options.idleMs ?? 30_000;
   }
 
+  /**
+   * Sets the largest datagram that crosses our underlay unfragmented (UDP GSO's segment size);
+   * it changes once, when the underlay becomes known after start. Applies at the next
+   * configure().
+   */
+  setSegmentBytes(segmentBytes: number): void {
+    if (!this.#udp) return;
+    const offloads = this.#udp.enableOffloads(segmentBytes);
+    this.#gsoBytes = offloads.gso ? segmentBytes : 0;
+    if (!offloads.gso || !offloads.gro) {
+      this.#options.log(
+        `UDP offloads refused (gso ${offloads.gso}, gro ${offloads.gro}): sleeve is slower`,
+      );
+    }
+  }
+
   /** Takes a new configuration; engines and threads get it only when it differs. */
-  configure(settings: SleeveSettings, fingerprint: string): void {
+  configure(settings: SleeveSettings): void {
     if (!this.#engine) return;
-    if (this.#config && fingerprint === this.#published) return;
+    const fingerprint = this.#fingerprint(settings);
+    const same = fingerprint === this.#published && this.#config?.gsoBytes === this.#gsoBytes;
+    if (this.#config && same) return;
     this.#published = fingerprint;
     const config = { ...settings, gsoBytes: this.#gsoBytes, generation: ++this.#generation };
     this.#config = config;
@@ -205,6 +219,27 @@ export class SleeveSupervisor {
         `does not exist (a bundled build?); pass workerUrl: Deno.mainModule and call ` +
         `installSleeveWorker() from the entry when self.name === "${SLEEVE_WORKER_NAME}"`,
     );
+  }
+
+  /** What identifies a configuration: keys are named by their counter (a new key, a new one). */
+  #fingerprint(settings: SleeveSettings): string {
+    return JSON.stringify(settings.peers.map((p) => ({
+      ...p,
+      keys: undefined,
+      window: undefined,
+      counter: p.counter ? this.#keyEpoch(p.counter) : undefined,
+    })));
+  }
+
+  #epochs = new WeakMap<SharedArrayBuffer, number>();
+  #nextEpoch = 1;
+  #keyEpoch(counter: SharedArrayBuffer): number {
+    let epoch = this.#epochs.get(counter);
+    if (epoch === undefined) {
+      epoch = this.#nextEpoch++;
+      this.#epochs.set(counter, epoch);
+    }
+    return epoch;
   }
 
   /** Starts the two worker threads and brings the TAP up. */

@@ -36,10 +36,27 @@ export interface Endpoint {
   ip: string;
 }
 
+/**
+ * Something wrong, said for people (CONTRACTS #1: the same shape in every area; the agent
+ * gathers them into GET /status `problems`).
+ */
+export interface Diagnostic {
+  /** A stable kebab-case id, e.g. "no-route-to-peer". */
+  code: string;
+  severity: "error" | "warning";
+  /** What is wrong, with the specifics (peers, addresses, numbers). */
+  message: string;
+  /** What a person should do about it. */
+  fix: string;
+}
+
 export interface Datapath {
   start(): Promise<void>;
   stop(): Promise<void>;
-  /** Our blob: underlay endpoint, ports, bridge and pod MACs/IPs. */
+  /**
+   * Our blob: underlay endpoint, ports, bridge and pod MACs/IPs. Empty while the underlay
+   * address is not known (no peer yet, or none with a route): publish nothing then.
+   */
   localData(): string;
   /** Our pods (and bridge) changed; the next `localData()` reflects it. */
   setLocalEndpoints(entries: Endpoint[]): void;
@@ -48,6 +65,13 @@ export interface Datapath {
   status(): PeerPathStatus[];
   /** The MTU pods on this node should use. */
   mtu(): number;
+  /**
+   * Addresses of peers known before their blobs are (the mesh's targets and connections,
+   * `host:port`): the route toward them tells which of our addresses is the underlay.
+   */
+  setUnderlayHints?(addresses: string[]): Promise<void>;
+  /** Why pod traffic to some peer cannot flow, and what to do. */
+  diagnostics?(): Diagnostic[];
 }
 
 export type DatapathMode = "auto" | "fastdp" | "sleeve";

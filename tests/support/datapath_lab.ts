@@ -46,6 +46,8 @@ export interface LabOptions {
 }
 
 export interface NodeOptions {
+  /** The node's underlay address; null leaves it to the route toward the peers. */
+  underlayIp?: string | null;
   mode?: "auto" | "fastdp" | "sleeve";
   encrypt?: boolean;
   mtu?: number;
@@ -139,6 +141,13 @@ export class LabNode {
   /** The sleeve's counters (workers report them twice a second: poll, do not read once). */
   async counters(): Promise<DatapathCounters> {
     return (await this.command("status")).counters as DatapathCounters;
+  }
+
+  /** What the data path reports as wrong (CONTRACTS #1). */
+  async diagnostics(): Promise<Array<{ code: string; severity: string; message: string }>> {
+    return (await this.command("diagnostics")).diagnostics as Array<
+      { code: string; severity: string; message: string }
+    >;
   }
 
   /** Whether the sleeve's worker threads run. */
@@ -290,14 +299,17 @@ export class Lab {
   async startNodes(options: NodeOptions | ((i: number) => NodeOptions) = {}): Promise<void> {
     await Promise.all(this.nodes.map(async (node) => {
       const extra = typeof options === "function" ? options(node.index) : options;
+      const underlayIp = extra.underlayIp === null
+        ? undefined
+        : extra.underlayIp ?? this.nodeUnderlayIp(node.index);
       await node.start({
         name: node.name,
         bridge: "weave",
-        underlayIp: this.nodeUnderlayIp(node.index),
         endpoints: this.endpoints(node.index),
         heartbeatMs: 300,
         timings: { deadAfterMs: 2000, settleMs: 1000 },
         ...extra,
+        underlayIp,
       });
       await this.setPodMtu(node.index, node.mtu);
     }));

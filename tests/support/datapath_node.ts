@@ -78,6 +78,13 @@ async function runNode(): Promise<void> {
             await datapath.removePeer(command.name);
             reply({ id: command.id, ok: true });
             break;
+          case "hints":
+            await datapath.setUnderlayHints(command.addresses);
+            reply({ id: command.id, ok: true, blob: datapath.localData() });
+            break;
+          case "diagnostics":
+            reply({ id: command.id, ok: true, diagnostics: datapath.diagnostics() });
+            break;
           case "endpoints":
             datapath.setLocalEndpoints(command.entries);
             reply({ id: command.id, ok: true, blob: datapath.localData() });
