@@ -105,3 +105,39 @@ Deno.test("weft report has the kernel state weft made and the recent log; --reda
   assert.equal(clean.status.bridge.address, "10.32.0.1/12", "weft's own addresses stay");
   assert.equal(clean.peers.length, 2);
 });
+
+Deno.test("the fix a key-mismatch problem prints (weft peer rebind) lets a reinstalled node back in", async () => {
+  await using lab = await Lab.create({
+    nodes: 2,
+    prefix: "wfh4",
+    password: "lab-secret",
+    agentArgs: ["--datapath", "none"],
+  });
+  const reachable = async (from: number, nickname: string) => {
+    const peers = (await lab.api(from, "GET", "/status/peers")).json as Array<
+      { nickname: string; reachable: boolean }
+    >;
+    return peers.find((p) => p.nickname === nickname)?.reachable === true;
+  };
+  await waitFor("node1 to reach node2", () => reachable(1, "node2"));
+  // node2 keeps its name but loses its identity key, as after a reinstall
+  await lab.stopAgent(2);
+  await Deno.remove(`${lab.node(2).stateDir}/identity.key`);
+  await lab.startAgent(2, { wait: "serving" });
+  const mismatch = await waitFor("node1 to report the key mismatch", async () => {
+    const status = await lab.api(1, "GET", "/status");
+    return (status.json as { problems: Problem[] }).problems.find((p) => p.code === "key-mismatch");
+  }, { timeoutMs: 30_000 });
+  const command = /'weft (peer rebind [^']+)'/.exec(mismatch.fix)?.[1];
+  assert.ok(command, mismatch.fix);
+  const rebind = await lab.weft(1, command.split(" "));
+  assert.equal(rebind.code, 0, rebind.stderr);
+  await waitFor("node1 to reach node2 again", () => reachable(1, "node2"), { timeoutMs: 30_000 });
+  const status = await lab.api(1, "GET", "/status");
+  const problems = (status.json as { problems: Problem[] }).problems;
+  assert.ok(!problems.some((p) => p.code === "key-mismatch"), JSON.stringify(problems));
+  // its own name cannot be re-bound
+  const self = await lab.weft(1, ["peer", "rebind", lab.node(1).peerName]);
+  assert.equal(self.code, 1);
+  assert.match(self.stderr, /400: Cannot rebind .* this node's own name/);
+});

@@ -127,6 +127,13 @@ export class Agent implements AgentPort {
       connect: (address, options) => mesh.connect(address, options),
       forget: (address) => mesh.forget(address),
       removePeer: (name) => Promise.resolve(this.removePeer(name)),
+      rebindPeer: (name, options) => {
+        if (name === mesh.name) {
+          throw new BadRequestError(`Cannot rebind "${name}": it is this node's own name`);
+        }
+        mesh.rebindPeer(name, options);
+        return Promise.resolve({ rebound: name, ...options });
+      },
       ring: () => this.#ipam ? JSON.parse(this.#ipam.ringState()) : undefined,
     };
   }

@@ -3,7 +3,7 @@
  * told to fail: what the API and status say when something inside goes wrong.
  */
 import assert from "node:assert/strict";
-import { openSqliteStore, type Store } from "../ipam/mod.ts";
+import { openSqliteStore, type Store, StoreUnavailableError } from "../ipam/mod.ts";
 import { createApi } from "../api/mod.ts";
 import { Agent } from "./agent.ts";
 import { resolveAgentConfig } from "./config.ts";
@@ -128,5 +128,34 @@ Deno.test("a bring-up that fails unexpectedly keeps the agent serving, says why,
     }
     assert.equal(agent.status().ready, true, "the node comes up once the store works again");
     assert.deepEqual(agent.status().problems, []);
+  });
+});
+
+Deno.test("a full disk answers 507 and a read-only one 503 (retry), each saying what is wrong", async () => {
+  await withAgent(sqlite, async (_agent, request, _log, store) => {
+    const path = "/var/lib/weft/weft.db";
+    store.failure = () =>
+      new StoreUnavailableError(
+        `Cannot write the IPAM state ${path}: the disk is full (database or disk is full). ` +
+          `Free space on the file system that holds it`,
+        "full",
+        path,
+      );
+    const full = await request("/ip/pod-a", { method: "POST", body: "{}" });
+    assert.equal(full.status, 507);
+    assert.match((await full.json()).error, /weft\.db: the disk is full.*Free space/);
+    store.failure = () =>
+      new StoreUnavailableError(
+        `Cannot write the IPAM state ${path}: it is read-only`,
+        "read-only",
+        path,
+      );
+    const readOnly = await request("/ip/pod-a", { method: "POST", body: "{}" });
+    assert.equal(readOnly.status, 503);
+    const body = await readOnly.json();
+    assert.match(body.error, /read-only/);
+    assert.equal(body.retry, true);
+    store.failure = undefined;
+    assert.equal((await request("/ip/pod-a", { method: "POST", body: "{}" })).status, 200);
   });
 });

@@ -11,7 +11,13 @@ import {
   type HttpError,
   UnavailableError,
 } from "../api/mod.ts";
-import { CannotAdoptError, IpamConflictError, NoSpaceError, NotReadyError } from "../ipam/mod.ts";
+import {
+  CannotAdoptError,
+  IpamConflictError,
+  NoSpaceError,
+  NotReadyError,
+  StoreUnavailableError,
+} from "../ipam/mod.ts";
 import { AddressError } from "../mesh/mod.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -39,6 +45,13 @@ const TABLE = [
       e.reason === "unacknowledged" || e.reason === "disagreement"
         ? new UnavailableError(e.message, o)
         : new ConflictError(e.message, o),
+  ),
+  // the state file cannot be written: no space is 507 as for addresses (the message says which
+  // disk), read-only or an I/O error is 503 (the IPAM resumes by itself once it is fixed)
+  entry(
+    StoreUnavailableError,
+    (e, o) =>
+      e.reason === "full" ? new ExhaustedError(e.message, o) : new UnavailableError(e.message, o),
   ),
   // a peer address the mesh cannot parse (connect / forget)
   entry(AddressError, (e, o) => new BadRequestError(e.message, o)),

@@ -249,6 +249,21 @@ function mountMeshRoutes(app: Hono, agent: AgentPort) {
     if (ring === undefined) throw new NotFoundError("No IPAM ring on this agent");
     return c.json(ring);
   });
+  app.post("/peer/:name/rebind", async (c) => {
+    const port = mesh();
+    if (!port.rebindPeer) throw new NotFoundError("rebind is not supported by this agent");
+    const name = c.req.param("name");
+    if (!/^[A-Za-z0-9_.:-]{1,255}$/.test(name)) {
+      throw new BadRequestError(`Invalid peer name "${name}"`);
+    }
+    const fingerprint = c.req.query("fingerprint");
+    if (fingerprint !== undefined && !/^SHA256:[A-Za-z0-9_-]{1,86}$/.test(fingerprint)) {
+      throw new BadRequestError(
+        `Invalid fingerprint "${fingerprint}": expected SHA256:... as the key-mismatch problem shows it`,
+      );
+    }
+    return c.json(await port.rebindPeer(name, { fingerprint }));
+  });
   app.delete("/peer/:name", async (c) => {
     const port = mesh();
     if (!port.removePeer) throw new NotFoundError("rmpeer is not supported by this agent");

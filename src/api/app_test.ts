@@ -107,6 +107,8 @@ Deno.test("bad input answers 4xx naming the bad value", async () => {
       ["/ip/pod", post({ subnet: "10.32.0.4/31" }), 400, /too small/],
       ["/ip/weft:bridge", post({}), 400, /reserved/],
       ["/gc", post({ valid: "all" }), 400, /valid/],
+      ["/peer/aa:02/rebind?fingerprint=md5:x", { method: "POST" }, 400, /md5:x/],
+      ["/peer/a%20b/rebind", { method: "POST" }, 400, /a b/],
       ["/nope", undefined, 404, /nope/],
     ];
     for (const [path, init, status, message] of cases) {

@@ -105,6 +105,12 @@ export class ApiClient {
   removePeer(name: string): Promise<unknown> {
     return this.request("DELETE", `/peer/${encodeURIComponent(name)}`);
   }
+  rebindPeer(name: string, options: { fingerprint?: string } = {}): Promise<unknown> {
+    const query = options.fingerprint
+      ? `?fingerprint=${encodeURIComponent(options.fingerprint)}`
+      : "";
+    return this.request("POST", `/peer/${encodeURIComponent(name)}/rebind${query}`);
+  }
   ring(): Promise<unknown> {
     return this.request("GET", "/ring");
   }

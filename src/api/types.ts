@@ -124,6 +124,11 @@ export interface MeshPort {
   connect(address: string, options: { replace: boolean }): void;
   forget(address: string): void;
   removePeer?(name: string): Promise<unknown>;
+  /**
+   * Forgets the identity key bound to peer `name` (after a legitimate reinstall), so its next
+   * contact binds again; with `fingerprint`, only that key binds.
+   */
+  rebindPeer?(name: string, options: { fingerprint?: string }): Promise<unknown>;
   ring?(): unknown;
 }
 

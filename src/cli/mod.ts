@@ -208,6 +208,17 @@ export function buildCli(): Command {
       console.log(JSON.stringify(await client(command).removePeer(name), null, 2));
     });
 
+  const peer = program.command("peer").description("operator actions on one peer");
+  peer.command("rebind")
+    .description(
+      "forget the identity key bound to a peer that was reinstalled and kept its name, so it binds again",
+    )
+    .argument("<name>", "peer name, as the key-mismatch problem shows it")
+    .option("--fingerprint <SHA256:...>", "bind only this key (from the key-mismatch problem)")
+    .action(async (name: string, options: { fingerprint?: string }, command: Command) => {
+      console.log(JSON.stringify(await client(command).rebindPeer(name, options)));
+    });
+
   program.command("report")
     .description("print everything support needs about this node, as one JSON document")
     .option(
