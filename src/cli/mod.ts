@@ -123,7 +123,7 @@ export function buildCli(): Command {
       );
       const agent = await Agent.launch(config);
       let stopping = false;
-      const stop = () => {
+      const stop = (code = 0) => {
         if (stopping) return;
         stopping = true;
         console.error("weft: stopping (kernel state is kept; `weft reset` removes it)");
@@ -133,10 +133,19 @@ export function buildCli(): Command {
           console.error("weft: clean stop took over 5 s; exiting anyway");
           Deno.exit(1);
         }, 5000);
-        agent.stop().then(() => Deno.exit(0));
+        agent.stop().then(() => Deno.exit(code));
       };
-      Deno.addSignalListener("SIGTERM", stop);
-      Deno.addSignalListener("SIGINT", stop);
+      Deno.addSignalListener("SIGTERM", () => stop());
+      Deno.addSignalListener("SIGINT", () => stop());
+      // A promise nobody awaited that fails is a bug somewhere; Deno would end the process
+      // with its own trace and no stop(). Say what it was, then stop cleanly (exit 1), so the
+      // supervisor restarts an agent that left its state consistent.
+      globalThis.addEventListener("unhandledrejection", (event) => {
+        event.preventDefault();
+        const reason = event.reason as Error | undefined;
+        console.error(`weft: unexpected failure, stopping: ${reason?.stack ?? reason}`);
+        stop(1);
+      });
       await agent.finished;
     });
 
