@@ -83,7 +83,9 @@ export async function buildReport(
       { kind: "peer" as const, value: p.peer },
       { kind: "node" as const, value: p.nickname },
     ]),
-    ...config.peers.map((p) => ({ kind: "host" as const, value: p.replace(/:\d+$/, "") })),
+    // host names in --peers (addresses are replaced like every other address)
+    ...config.peers.map((p) => p.replace(/:\d+$/, "")).filter((host) => !/^[\d.]+$|:/.test(host))
+      .map((host) => ({ kind: "host" as const, value: host })),
     ...allocations.filter((a) => a.containerID !== BRIDGE_CONTAINER_ID)
       .map((a) => ({ kind: "container" as const, value: a.containerID })),
   ];

@@ -305,6 +305,14 @@ Deno.test("GET /report is one document with config (never the password), state a
     assert.ok(!redactedText.includes(report.status.peerName), "the peer name is replaced");
     assert.ok(!redactedText.includes("report-pod"), "container IDs are replaced");
     assert.equal(redacted.status.peerName, "peer-1");
+    // peers given by name are replaced as host names, by address as addresses
+    assert.deepEqual(report.config.peers, ["db-7.corp.example:6783", "192.168.9.9"]);
+    assert.match(redacted.config.peers[0], /^host-\d+:6783$/);
+    assert.match(redacted.config.peers[1], /^ip-\d+$/);
     assert.equal((await request("/report?redact=maybe")).status, 400);
-  }, { WEFT_PASSWORD: password });
+  }, {
+    WEFT_PASSWORD: password,
+    WEFT_PEERS: "db-7.corp.example:6783,192.168.9.9",
+    IPALLOC_INIT: "consensus=1",
+  });
 });

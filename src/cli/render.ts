@@ -41,7 +41,7 @@ function renderStatusFields(s: StatusView): string {
     ["Ready", s.ready ? "yes" : `no (${s.reason ?? "unknown"})`],
     ["Peer", `${s.peerName} (${s.nickname})`],
     ["Range", s.range],
-    ["Bridge", `${s.bridge.name} ${s.bridge.address} mtu ${s.bridge.mtu}`],
+    ["Bridge", `${s.bridge.name} ${s.bridge.address || "(no address yet)"} mtu ${s.bridge.mtu}`],
     ["Addresses", `${s.ipam.used} used, ${s.ipam.free} free on this node`],
     ...(s.mesh
       ? [
