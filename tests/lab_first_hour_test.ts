@@ -3,7 +3,7 @@
  * cloned machines that end up with one name, and `weft report` as support would ask for it.
  */
 import assert from "node:assert/strict";
-import { Lab, waitFor } from "./support/lab.ts";
+import { Lab, sh, waitFor } from "./support/lab.ts";
 
 interface Problem {
   code: string;
@@ -140,4 +140,25 @@ Deno.test("the fix a key-mismatch problem prints (weft peer rebind) lets a reins
   const self = await lab.weft(1, ["peer", "rebind", lab.node(1).peerName]);
   assert.equal(self.code, 1);
   assert.match(self.stderr, /400: Cannot rebind .* this node's own name/);
+});
+
+Deno.test("a lone node without a default route starts", async () => {
+  await using lab = await Lab.create({ nodes: 1, prefix: "wfh5", identicalLaunch: true });
+  const netns = lab.node(1).netns;
+  const status = await lab.api(1, "GET", "/status");
+  assert.equal(status.code, 200, status.text);
+  assert.deepEqual((status.json as { problems: Problem[] }).problems, []);
+  assert.doesNotMatch(
+    (await sh(["ip", "-n", netns, "route", "show", "default"])).stdout,
+    /default/,
+    "the node really has no default route",
+  );
+  const [a, b] = [await lab.addPod(1, "a"), await lab.addPod(1, "b")];
+  assert.ok(await lab.ping(a, b.ip));
+});
+
+Deno.test("nodes without a default route, one command line, carry pod traffic (underlay from the route toward the peers)", async () => {
+  await using lab = await Lab.create({ nodes: 2, prefix: "wfh6", identicalLaunch: true });
+  const [a, b] = [await lab.addPod(1, "a"), await lab.addPod(2, "b")];
+  await waitFor("pod traffic from node1 to node2", () => lab.ping(a, b.ip));
 });

@@ -31,7 +31,7 @@ import {
   openSqliteStore,
   type Store,
 } from "../ipam/mod.ts";
-import { Mesh } from "../mesh/mod.ts";
+import type { Mesh } from "../mesh/mod.ts";
 import type { AgentConfig } from "./config.ts";
 import { AgentMetrics } from "./metrics.ts";
 import { type Diagnosable, fixed, ipamDiagnostics, nodeProblems } from "./diagnostics.ts";
@@ -39,7 +39,8 @@ import { httpErrorOf } from "./http_errors.ts";
 import { openMeshIpam } from "./ipam_transport.ts";
 import { startKubernetes } from "./kube_sync.ts";
 import { DeletedNodeReclaimer, removePeer } from "./reclaim.ts";
-import { allocationView, connectionsView, ipamStatusView, statusView } from "./views.ts";
+import { createMesh, meshPort } from "./mesh_port.ts";
+import { allocationView, ipamStatusView, statusView } from "./views.ts";
 import { AWAITING_NODE_LIST, BRIDGE_CONTAINER_ID, NodeSetup } from "./node_setup.ts";
 import { LogBuffer } from "./log_buffer.ts";
 import { buildReport } from "./report.ts";
@@ -120,22 +121,11 @@ export class Agent implements AgentPort {
       },
       mesh: () => this.#meshNode.metrics(),
     });
-    this.mesh = {
-      peers: () => mesh.peers(),
-      connections: () => connectionsView(mesh, this.#setup.datapath),
-      targets: () => mesh.targets(),
-      connect: (address, options) => mesh.connect(address, options),
-      forget: (address) => mesh.forget(address),
-      removePeer: (name) => Promise.resolve(this.removePeer(name)),
-      rebindPeer: (name, options) => {
-        if (name === mesh.name) {
-          throw new BadRequestError(`Cannot rebind "${name}": it is this node's own name`);
-        }
-        mesh.rebindPeer(name, options);
-        return Promise.resolve({ rebound: name, ...options });
-      },
-      ring: () => this.#ipam ? JSON.parse(this.#ipam.ringState()) : undefined,
-    };
+    this.mesh = meshPort(mesh, {
+      datapath: () => this.#setup.datapath,
+      ringState: () => this.#ipam?.ringState(),
+      removePeer: (name) => this.removePeer(name),
+    });
   }
 
   /** Builds and starts an agent; returns once the API serves (the node may still be coming up). */
@@ -148,20 +138,7 @@ export class Agent implements AgentPort {
       logs.push(message);
       print(message);
     };
-    const mesh = await Mesh.create({
-      stateDir: config.stateDir,
-      name: config.peerName,
-      nickname: config.nickname,
-      password: config.password,
-      host: config.meshHost,
-      port: config.port,
-      peers: config.peers,
-      discovery: config.discovery,
-      connLimit: config.connLimit,
-      tls: config.tls,
-      caCerts: config.tlsCa,
-      log: (message) => log(`mesh: ${message}`),
-    });
+    const mesh = await createMesh(config, { log: (message) => log(`mesh: ${message}`) });
     const store = options.store ?? openSqliteStore(`${config.stateDir}/weft.db`);
     const agent = new Agent(config, mesh, store, { ...options, logs, log });
     try {

@@ -164,7 +164,8 @@ export interface LabOptions {
    * `--peers` lists every node, its own address included, and there is no --name, --nickname
    * or --host (the state dir, different per machine in real life, comes from WEFT_STATE_DIR).
    * Node names then come from the shared machine id and each state dir's salt; `peerName` is
-   * filled in from /status once the agent answers. Needs `defaultRoute` (no --host).
+   * filled in from /status once the agent answers. Without --host the underlay address comes
+   * from the default route (`defaultRoute`) or the route toward the peers.
    */
   identicalLaunch?: boolean;
   /** Give each node a default route via the underlay host, as machines on a LAN have. */
