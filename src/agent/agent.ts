@@ -34,7 +34,7 @@ import {
 import type { Mesh } from "../mesh/mod.ts";
 import type { AgentConfig } from "./config.ts";
 import { AgentMetrics } from "./metrics.ts";
-import { type Diagnosable, fixed, ipamDiagnostics, nodeProblems } from "./diagnostics.ts";
+import { fixed, ipamDiagnostics, nodeProblems } from "./diagnostics.ts";
 import { httpErrorOf } from "./http_errors.ts";
 import { openMeshIpam } from "./ipam_transport.ts";
 import { startKubernetes } from "./kube_sync.ts";
@@ -312,7 +312,7 @@ export class Agent implements AgentPort {
           this.#setup,
           fixed(ipam.problems ?? []),
           this.#meshNode,
-          phase.kind === "up" ? phase.datapath as Diagnosable | undefined : undefined,
+          this.#setup.datapath,
           this.#reclaimer,
         ], { reason }),
       uptimeSeconds: Math.round((Date.now() - this.#startedAt) / 1000),
