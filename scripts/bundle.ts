@@ -49,9 +49,12 @@ export async function bundle(output: string, options: BundleOptions = {}): Promi
   }
 }
 
-/** One static import as esbuild prints it (at the start of a line, or after `;` or `}`). */
+/**
+ * One static import as esbuild prints it: at the start of a line, or right after `;` or `}`
+ * (minified output puts statements back to back, so the lead is looked behind, not consumed).
+ */
 const STATIC_IMPORT =
-  /(^|[;}])[ \t]*import\s*(?:([\w$]+)\s*,?\s*)?(?:\*\s*as\s+([\w$]+)\s*)?(?:\{([^}]*)\}\s*)?(?:from\s*)?"(node:[^"]+)"\s*;/gm;
+  /(?<=^|[;}])[ \t]*import\s*(?:([\w$]+)\s*,?\s*)?(?:\*\s*as\s+([\w$]+)\s*)?(?:\{([^}]*)\}\s*)?(?:from\s*)?"(node:[^"]+)"\s*;/gm;
 /** The `require` deno bundle defines for CommonJS packages, from `node:module`. */
 const CREATE_REQUIRE = /var ([\w$]+) ?= ?__deno_internal_createRequire\(import\.meta\.url\);/;
 
@@ -66,7 +69,7 @@ export function lazyNodeBuiltins(source: string): string {
   const loads: string[] = [];
   let text = source.replace(
     STATIC_IMPORT,
-    (_match, lead: string, defaultName?: string, namespace?: string, named?: string, spec = "") => {
+    (_match, defaultName?: string, namespace?: string, named?: string, spec = "") => {
       const module = `(await import(${JSON.stringify(spec)}))`;
       if (defaultName) {
         bindings.push(defaultName);
@@ -89,7 +92,7 @@ export function lazyNodeBuiltins(source: string): string {
       if (!defaultName && !namespace && !pairs.length) {
         loads.push(`await import(${JSON.stringify(spec)});`);
       }
-      return lead;
+      return "";
     },
   );
   const requireDefinition = CREATE_REQUIRE.exec(text);

@@ -104,7 +104,7 @@ Deno.test("bundle rewrite: every import shape becomes a binding the loader fills
     'import { createRequire as __deno_internal_createRequire } from "node:module";',
     "var __require = __deno_internal_createRequire(import.meta.url);",
     'import { createHash, randomBytes as random2 } from "node:crypto";',
-    'import{Buffer as B}from"node:buffer";function f(){}import * as os from "node:os";',
+    'import{Buffer as B}from"node:buffer";import{cpus as c}from"node:os";function f(){}import * as os from "node:os";',
     'import path, { sep } from "node:path";',
     'import "node:process";',
     "export const check = () => [typeof createHash, typeof random2, typeof B, typeof os?.cpus,",
