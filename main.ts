@@ -23,7 +23,7 @@ if ((globalThis as { name?: string }).name === SLEEVE_WORKER_NAME) {
 } else if (Deno.env.get("CNI_COMMAND")) {
   const { runPlugin } = await import("./src/cni/mod.ts");
   Deno.exit(
-    await runPlugin({ env: Deno.env.toObject(), stdin: Deno.stdin.readable, stdout: Deno.stdout }),
+    await runPlugin({ env: Deno.env.toObject(), stdin: Deno.stdin, stdout: Deno.stdout }),
   );
 } else {
   await loadNodeBuiltins();

@@ -85,6 +85,30 @@ Deno.test("artifact: the plugin answers from an empty directory and loads no Nod
   assert.deepEqual(nodeModulesLoaded(add.stderr), []);
 });
 
+Deno.test("artifact: the plugin's HTTP call to the agent loads no Node module either", async () => {
+  // a stand-in agent on loopback: STATUS makes the plugin's one kind of request, with its
+  // deadline (the global setTimeout would load node:timers and the whole layer with it)
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    () => Response.json({ ready: true }),
+  );
+  try {
+    const status = await runBundle({
+      env: { CNI_COMMAND: "STATUS", CNI_PATH: "/opt/cni/bin" },
+      stdin: JSON.stringify({
+        cniVersion: "1.1.0",
+        name: "weft",
+        type: "weft",
+        agent: `127.0.0.1:${server.addr.port}`,
+      }),
+    });
+    assert.deepEqual([status.code, status.stdout], [0, ""], status.stderr.slice(-2000));
+    assert.deepEqual(nodeModulesLoaded(status.stderr), []);
+  } finally {
+    await server.shutdown();
+  }
+});
+
 Deno.test("artifact: the CLI loads its node: built-ins on demand and works", async () => {
   const help = await runBundle({ args: ["--help"] });
   assert.equal(help.code, 0, help.stderr.slice(-2000));

@@ -22,9 +22,14 @@ import {
 } from "./spec.ts";
 import { status } from "./status.ts";
 
+/**
+ * Where the plugin reads and writes: `Deno.stdin` and `Deno.stdout` in the real plugin (their
+ * plain `read`/`write`, not their streams, whose first use loads extra runtime modules), a
+ * test's buffers otherwise.
+ */
 export interface PluginIo {
   env: Record<string, string>;
-  stdin: ReadableStream<Uint8Array>;
+  stdin: { read(p: Uint8Array): Promise<number | null> };
   stdout: { write(p: Uint8Array): Promise<number> };
 }
 
@@ -79,25 +84,21 @@ export async function runPlugin(io: PluginIo, options: PluginOptions = {}): Prom
 }
 
 /** Reads stdin as text, refusing (code 6) once it passes `limit` bytes, before buffering more. */
-async function readStdin(stream: ReadableStream<Uint8Array>, limit: number): Promise<string> {
+async function readStdin(stdin: PluginIo["stdin"], limit: number): Promise<string> {
   const chunks: Uint8Array[] = [];
   let total = 0;
-  const reader = stream.getReader();
-  try {
-    while (true) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.length;
-      if (total > limit) {
-        throw new CniError(
-          CniCode.decodeFailure,
-          `Network config on stdin is larger than ${limit} bytes: refusing to read it`,
-        );
-      }
-      chunks.push(value);
+  while (true) {
+    const buffer = new Uint8Array(64 * 1024);
+    const n = await stdin.read(buffer);
+    if (n === null) break;
+    total += n;
+    if (total > limit) {
+      throw new CniError(
+        CniCode.decodeFailure,
+        `Network config on stdin is larger than ${limit} bytes: refusing to read it`,
+      );
     }
-  } finally {
-    await reader.cancel().catch(() => {});
+    chunks.push(buffer.subarray(0, n));
   }
   const bytes = new Uint8Array(total);
   let at = 0;

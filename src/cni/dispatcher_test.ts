@@ -22,15 +22,35 @@ interface Run {
   json: any;
 }
 
+type Reader = { read(p: Uint8Array): Promise<number | null> };
+
+function isReader(value: unknown): value is Reader {
+  return typeof (value as Reader)?.read === "function";
+}
+
+/** Hands out `bytes` in reads of at most the caller's buffer, as a pipe does. */
+function bytesReader(bytes: Uint8Array): Reader {
+  let at = 0;
+  return {
+    read(p: Uint8Array) {
+      if (at >= bytes.length) return Promise.resolve(null);
+      const n = Math.min(p.length, bytes.length - at);
+      p.set(bytes.subarray(at, at + n));
+      at += n;
+      return Promise.resolve(n);
+    },
+  };
+}
+
 async function invoke(
   world: { agent: MemoryAgent; kernel: MemoryKernel },
   env: Record<string, string>,
   config: unknown,
 ): Promise<Run> {
   const chunks: Uint8Array[] = [];
-  const stdin = config instanceof ReadableStream
-    ? config
-    : new Blob([typeof config === "string" ? config : JSON.stringify(config)]).stream();
+  const stdin = isReader(config) ? config : bytesReader(new TextEncoder().encode(
+    typeof config === "string" ? config : JSON.stringify(config),
+  ));
   const code = await runPlugin({
     env,
     stdin,
@@ -233,19 +253,19 @@ Deno.test("ADD/CHECK: the node's own netns (/proc/1/ns/net) is code 4 naming CNI
 Deno.test("stdin past 1 MiB is refused with code 6 before it is all read", async () => {
   const world = setup();
   let pulled = 0;
-  const chunk = new TextEncoder().encode(" ".repeat(64 * 1024));
-  // an endless config: the plugin must stop reading by itself
-  const stdin = new ReadableStream<Uint8Array>({
-    pull(controller) {
-      pulled += chunk.length;
-      controller.enqueue(chunk);
+  // an endless config of spaces: the plugin must stop reading by itself
+  const stdin: Reader = {
+    read(p: Uint8Array) {
+      p.fill(32);
+      pulled += p.length;
+      return Promise.resolve(p.length);
     },
-  });
+  };
   const run = await invoke(world, env("ADD"), stdin);
   assert.equal(run.code, 1);
   assert.equal(run.json.code, CniCode.decodeFailure);
   assert.match(run.json.msg, /larger than 1048576 bytes/);
-  assert.ok(pulled <= MAX_STDIN_BYTES + 2 * chunk.length, `read ${pulled} bytes`);
+  assert.ok(pulled <= MAX_STDIN_BYTES + 64 * 1024, `read ${pulled} bytes`);
   assert.deepEqual(world.agent.allocations, []);
 });
 

@@ -5,6 +5,7 @@
  * TLS roots, proxy settings from the environment), which costs more than the rest of a CNI
  * ADD, and it would route loopback calls through an HTTP_PROXY a runtime may have set. One
  * request per connection (`Connection: close`), reading to EOF, keeps the parser tiny.
+ * Both also keep the plugin clear of Deno's Node compatibility layer (docs/footprint.md).
  */
 
 export interface HttpAnswer {
@@ -39,13 +40,17 @@ export async function httpRequest(
   const hostname = hostPort.slice(0, colon).replace(/^\[|\]$/g, "");
   const port = Number(hostPort.slice(colon + 1));
   const conn = await Deno.connect({ hostname, port });
-  const timer = setTimeout(() => {
+  // AbortSignal.timeout, not setTimeout: in this Deno the global setTimeout is node:timers,
+  // whose first use loads the Node compatibility layer (~20 modules, tens of milliseconds)
+  const deadline = AbortSignal.timeout(options.timeoutMs ?? 30_000);
+  const onDeadline = () => {
     try {
       conn.close();
     } catch {
       // already closed
     }
-  }, options.timeoutMs ?? 30_000);
+  };
+  deadline.addEventListener("abort", onDeadline, { once: true });
   try {
     const body = options.body === undefined ? undefined : encoder.encode(options.body);
     const head = [
@@ -62,7 +67,7 @@ export async function httpRequest(
     const raw = await readAll(conn);
     return parseAnswer(raw, hostPort);
   } finally {
-    clearTimeout(timer);
+    deadline.removeEventListener("abort", onDeadline);
     try {
       conn.close();
     } catch {

@@ -1,7 +1,7 @@
 /**
  * The artifact under test, built once per test process: scripts/bundle.ts of main.ts into one file
  * in a temporary directory with no source tree beside it, and an executable `weft` next to it
- * (the two-line wrapper a node gets where the compiled binary cannot be built). Kernel tests,
+ * (the launcher a node gets where the compiled binary cannot be built). Kernel tests,
  * the lab, the demo and the benchmarks all run weft through this, as a runtime or a person
  * would: never by importing the source.
  */
@@ -18,12 +18,23 @@ export interface Artifact {
 
 let building: Promise<Artifact> | undefined;
 
-/** Writes the two-line wrapper that runs the bundle with this Deno. */
+/**
+ * Writes the launcher that runs the bundle with this Deno, as README shows it:
+ * - DENO_DIR beside the bundle unless one is set: a container runtime runs the plugin with an
+ *   empty environment, and Deno's code and dependency-analysis caches are what keep a large
+ *   file's start cheap (docs/footprint.md); a directory of our own is also removed with us;
+ * - no update check: a CNI plugin must not try to reach the internet on every pod start;
+ * - --no-config: a deno.json in the caller's working directory (a runtime's, a person's) is
+ *   not ours and must not change how the bundle runs.
+ */
 export async function writeWrapper(path: string, bundle: string): Promise<void> {
-  // --no-config: a deno.json in the caller's working directory (a runtime's, a person's) is
-  // not ours and must not change how the bundle runs
-  const script = `#!/bin/sh\nexec "${Deno.execPath()}" run -A --quiet --no-prompt --no-config ` +
-    `"${bundle}" "$@"\n`;
+  const cache = `${bundle.slice(0, bundle.lastIndexOf("/"))}/.deno-cache`;
+  const script = [
+    "#!/bin/sh",
+    `export DENO_DIR="\${DENO_DIR:-${cache}}" DENO_NO_UPDATE_CHECK=1`,
+    `exec "${Deno.execPath()}" run -A --quiet --no-prompt --no-config "${bundle}" "$@"`,
+    "",
+  ].join("\n");
   await Deno.writeTextFile(path, script, { mode: 0o755 });
   await Deno.chmod(path, 0o755);
 }

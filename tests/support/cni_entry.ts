@@ -6,5 +6,5 @@
 import { runPlugin } from "../../src/cni/mod.ts";
 
 Deno.exit(
-  await runPlugin({ env: Deno.env.toObject(), stdin: Deno.stdin.readable, stdout: Deno.stdout }),
+  await runPlugin({ env: Deno.env.toObject(), stdin: Deno.stdin, stdout: Deno.stdout }),
 );

@@ -19,7 +19,7 @@ export async function bundlePlugin(): Promise<string> {
   return (await artifact()).bundle;
 }
 
-/** Writes the two-line `weft` wrapper into `binDir` and returns its path. */
+/** Writes the `weft` launcher into `binDir` and returns its path. */
 export async function installPlugin(binDir: string): Promise<string> {
   const path = `${binDir}/weft`;
   await writeWrapper(path, await bundlePlugin());
@@ -47,6 +47,11 @@ export interface InvokeOptions {
   program?: string;
   /** More environment variables (e.g. WEFT_NETLINK=0 for the `ip` fallback). */
   extraEnv?: Record<string, string>;
+  /**
+   * Runs the plugin under this command prefix, inside the node namespace and outside the
+   * cleared environment (the benchmark's GNU time: the plugin's CPU time and peak memory).
+   */
+  measuredBy?: string[];
 }
 
 export interface InvokeResult {
@@ -77,7 +82,13 @@ export async function invokePlugin(options: InvokeOptions): Promise<InvokeResult
     ? options.config
     : JSON.stringify(options.config ?? {});
   const result = await runWithStdin(
-    ["env", "-i", ...pairs, options.program ?? `${options.binDir}/weft`],
+    [
+      ...options.measuredBy ?? [],
+      "env",
+      "-i",
+      ...pairs,
+      options.program ?? `${options.binDir}/weft`,
+    ],
     { netns: options.inNetns, stdin },
   );
   let json: unknown = undefined;
