@@ -13,7 +13,7 @@ for (const encrypted of [false, true]) {
     { prefix: PREFIX, nodes: 3 },
     async (lab) => {
       await lab.filterUnderlay(1, 3);
-      await lab.startNodes({ mode: "auto" });
+      await lab.startNodes({ mode: "auto", encrypt: encrypted });
       await lab.introduce({
         nextHop: (from, to) => (from === 1 && to === 3) || (from === 3 && to === 1) ? 2 : undefined,
         keys: encrypted ? (a, b) => `0${a}0${b}`.repeat(16) : undefined,

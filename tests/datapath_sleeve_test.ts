@@ -134,10 +134,11 @@ labTest(
   { prefix: PREFIX, nodes: 3 },
   async (lab, t) => {
     await using file = await tempFile(".pcap");
-    // A session key per pair, as the mesh handshake would hand over; mode auto: encryption
-    // alone must keep the pair off VXLAN.
+    // A session key per pair, as the mesh handshake would hand over, and nodes that require
+    // encryption (a password without --no-encrypt); mode auto: encryption alone must keep the
+    // pair off VXLAN.
     const keys = (a: number, b: number) => `${a}${b}`.repeat(32);
-    await lab.startNodes({ mode: "auto" });
+    await lab.startNodes({ mode: "auto", encrypt: true });
     await lab.introduce({ keys });
     for (const to of [2, 3]) {
       const status = await lab.waitPath(1, to, "sleeve");
@@ -224,6 +225,26 @@ labTest(
       assert.doesNotMatch(lab.nodes[0].log, /crashed/);
     } finally {
       await Deno.remove(bundle).catch(() => {});
+    }
+  },
+);
+
+labTest(
+  "session keys alone (a password with --no-encrypt) keep the fast path; one end requiring encryption makes the pair encrypted both ways",
+  { prefix: PREFIX, nodes: 3 },
+  async (lab) => {
+    // node 3 requires encryption, nodes 1 and 2 were started with --no-encrypt
+    await lab.startNodes((i) => ({ mode: "auto", encrypt: i === 3 }));
+    await lab.introduce({ keys: (a, b) => `${Math.min(a, b)}${Math.max(a, b)}`.repeat(32) });
+    const plain = await lab.waitPath(1, 2, "fastdp");
+    assert.equal(plain.encrypted, false);
+    for (const [from, to] of [[1, 3], [3, 1], [2, 3]]) {
+      const status = await lab.waitPath(from, to, "sleeve");
+      assert.equal(status.encrypted, true, `${from} -> ${to}`);
+    }
+    for (const to of [2, 3]) {
+      const reply = await ping(lab, { from: lab.podNs(1, 1), toIp: lab.podIp(to, 1) });
+      assert.equal(reply.received, 3, `pod on node1 -> node${to}`);
     }
   },
 );
