@@ -386,6 +386,7 @@ Deno.test("wire: a connection that upgrades, says hello and then nothing is clos
     const report = await attack({
       target: a.address,
       mode: "held-upgrade",
+      helloAuth: false, // a has no password: a hello claiming one would be refused at once
       connections: 3,
       durationMs: 2500,
     });
@@ -422,6 +423,7 @@ Deno.test("wire: a flood of held connections stays in its source's budget; links
     const flood = attack({
       target: `127.0.0.1:${port(a.address)}`,
       mode: "held-upgrade",
+      helloAuth: false,
       connections: 40,
       durationMs: 4000,
       reopenDelayMs: 50,

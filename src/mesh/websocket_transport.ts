@@ -295,17 +295,24 @@ export class WebSocketTransport implements Transport {
         conn.close();
         return;
       }
-      this.#admitInbound(conn);
+      if (this.#admitInbound(conn)) {
+        // a socket was closed to make room; its descriptor is released only once the event loop
+        // has run (its pending read must finish), so let it run before accepting more: a flood
+        // would otherwise hold a backlog's worth of descriptors at once
+        await new Promise((resolve) => setTimeout(resolve, 0));
+      }
     }
   }
 
-  #admitInbound(conn: Deno.Conn): void {
+  /** Admits a socket; true when another had to be closed to make room. */
+  #admitInbound(conn: Deno.Conn): boolean {
     const source = (conn.remoteAddr as Deno.NetAddr).hostname;
     const { ticket, evicted, bucket } = this.#admission.admit(source);
     if (evicted) this.#evict(evicted, bucket === "source");
     const accepted: Accepted = { conn, ticket, closed: false };
     this.#accepted.set(ticket, accepted);
     this.#track(this.#serve(accepted));
+    return evicted !== undefined;
   }
 
   #evict(ticket: Ticket, perSource: boolean): void {

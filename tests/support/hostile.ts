@@ -3,7 +3,8 @@
  * `connections` sockets busy for `durationMs`, reopening each one the server closes, and reports
  * what the server did to them. Modes:
  *
- *   held-upgrade  completes the WebSocket upgrade, sends a hello, then says nothing
+ *   held-upgrade  completes the WebSocket upgrade, sends a hello (claiming a password, as the
+ *                 victim expects), then says nothing: the victim answers and waits
  *   silent-tcp    connects and sends nothing at all
  *   slowloris     sends a request head one header line at a time, slowly, never finishing it
  *   oversize      upgrades, then sends a frame header announcing `announceBytes` (64 MiB) and
@@ -38,6 +39,10 @@ export interface AttackOptions {
   slowIntervalMs?: number;
   /** oversize: the payload length the frame header announces. */
   announceBytes?: number;
+  /** held-upgrade: claim a password in the hello (default true: a victim with one holds it). */
+  helloAuth?: boolean;
+  /** Gives up a connect after this long (a firewall that drops SYNs). Default 3 s. */
+  connectTimeoutMs?: number;
 }
 
 export interface AttackReport {
@@ -59,10 +64,12 @@ export interface AttackReport {
 }
 
 const encoder = new TextEncoder();
-// A hello the mesh accepts (the protocol's own), so the connection is held past it.
-const HELLO = JSON.stringify(
-  helloMessage(newNonce(), { auth: false, dh: newEphemeral().publicKey }),
-);
+/**
+ * The first handshake message, the protocol's own so the victim holds the connection past it;
+ * `auth` must match the victim's password mode.
+ */
+const hello = (auth: boolean) =>
+  JSON.stringify(helloMessage(newNonce(), { auth, dh: newEphemeral().publicKey }));
 
 function split(target: string): { hostname: string; port: number } {
   const match = /^(?:\[(.+)\]|([^:]+)):(\d+)$/.exec(target);
@@ -72,11 +79,16 @@ function split(target: string): { hostname: string; port: number } {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+function connect(target: string, timeoutMs = 3000): Promise<Deno.Conn> {
+  return Deno.connect({ ...split(target), signal: AbortSignal.timeout(timeoutMs) });
+}
+
 /** Upgrades a fresh connection; returns it and any bytes after the 101, or throws. */
 export async function upgrade(
   target: string,
+  options: { connectTimeoutMs?: number } = {},
 ): Promise<{ conn: Deno.Conn; rest: Uint8Array; status: string }> {
-  const conn = await Deno.connect(split(target));
+  const conn = await connect(target, options.connectTimeoutMs);
   try {
     const key = newKey();
     await conn.write(encoder.encode(upgradeRequest(target, key)));
@@ -156,12 +168,12 @@ export async function attack(options: AttackOptions): Promise<AttackReport> {
     let rest: Uint8Array | undefined;
     try {
       if (options.mode === "held-upgrade" || options.mode === "oversize") {
-        const upgraded = await upgrade(options.target);
+        const upgraded = await upgrade(options.target, options);
         conn = upgraded.conn;
         rest = upgraded.rest;
         if (upgraded.status.includes(" 101 ")) report.upgraded++;
       } else {
-        conn = await Deno.connect(split(options.target));
+        conn = await connect(options.target, options.connectTimeoutMs);
       }
     } catch (error) {
       report.connectFailures++;
@@ -176,7 +188,8 @@ export async function attack(options: AttackOptions): Promise<AttackReport> {
     closed.then(() => ended = true);
     try {
       if (options.mode === "held-upgrade") {
-        await conn.write(encodeFrame(Opcode.text, encoder.encode(HELLO), { mask: true }));
+        const text = hello(options.helloAuth ?? true);
+        await conn.write(encodeFrame(Opcode.text, encoder.encode(text), { mask: true }));
       } else if (options.mode === "slowloris") {
         await conn.write(encoder.encode("GET /weft/mesh HTTP/1.1\r\n"));
         for (let i = 0; !ended && !stopping; i++) {

@@ -24,7 +24,9 @@ import {
   WebSocketProtocolError,
 } from "./frame.ts";
 
-const READ_BYTES = 16 * 1024;
+/** Read buffer before authentication (the handshake's messages are small), and after. */
+const READ_BYTES_UNAUTHENTICATED = 4 * 1024;
+const READ_BYTES = 64 * 1024;
 /** Small frames queued together are written with one call, up to this much. */
 const WRITE_BATCH_BYTES = 64 * 1024;
 const encoder = new TextEncoder();
@@ -167,8 +169,11 @@ export class WebSocketLink implements Link {
 
   async #readLoop(rest: Uint8Array): Promise<void> {
     if (rest.byteLength > 0) this.#feed(rest);
-    const buffer = new Uint8Array(READ_BYTES);
+    let buffer = new Uint8Array(READ_BYTES_UNAUTHENTICATED);
     while (this.#phase !== "gone" && !this.#decoder.done) {
+      if (this.#authenticated && buffer.byteLength < READ_BYTES) {
+        buffer = new Uint8Array(READ_BYTES);
+      }
       let n: number | null;
       try {
         n = await this.#conn!.read(buffer);

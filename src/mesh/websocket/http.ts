@@ -49,11 +49,18 @@ export async function readHead(
   read: (buffer: Uint8Array) => Promise<number | null>,
   options: { maxHeadBytes: number },
 ): Promise<{ head: string; rest: Uint8Array }> {
-  const buffer = new Uint8Array(options.maxHeadBytes);
+  // a real upgrade head is a few hundred bytes: start small, grow up to the cap, so a flood of
+  // connections does not allocate the cap for each
+  let buffer = new Uint8Array(Math.min(1024, options.maxHeadBytes));
   let have = 0;
   while (true) {
     if (have === buffer.byteLength) {
-      throw new UpgradeError(`Request head over ${options.maxHeadBytes} bytes`);
+      if (have >= options.maxHeadBytes) {
+        throw new UpgradeError(`Request head over ${options.maxHeadBytes} bytes`);
+      }
+      const larger = new Uint8Array(Math.min(2 * have, options.maxHeadBytes));
+      larger.set(buffer);
+      buffer = larger;
     }
     const n = await read(buffer.subarray(have));
     if (n === null) {
