@@ -4,6 +4,7 @@
  * datagrams are replayed and tampered with to show they are dropped. Namespaces: `wtdv`.
  */
 import assert from "node:assert/strict";
+import { GUARD_RULES } from "../src/datapath/mod.ts";
 import { type Lab, labTest, ping, tcpTransfer, tempFile } from "./support/datapath_lab.ts";
 
 const PREFIX = "wtdv";
@@ -62,8 +63,14 @@ class Capture {
   }
 }
 
-/** UDP payloads of unfragmented IPv4 packets to `ip:port` in a pcap file. */
-function udpPayloads(pcap: Uint8Array, ip: string, port: number): Uint8Array[] {
+/** UDP payloads of unfragmented IPv4 packets to `ip:port` (from `source`) in a pcap file. */
+function udpPayloads(
+  pcap: Uint8Array,
+  ip: string,
+  port: number,
+  source?: string,
+): Uint8Array[] {
+  const from = source?.split(".").map(Number);
   const view = new DataView(pcap.buffer, pcap.byteOffset, pcap.length);
   const want = ip.split(".").map(Number);
   const out: Uint8Array[] = [];
@@ -76,6 +83,7 @@ function udpPayloads(pcap: Uint8Array, ip: string, port: number): Uint8Array[] {
     const fragment = ((frame[20] << 8) | frame[21]) & 0x3fff;
     if (frame[23] !== 17 || fragment !== 0) continue;
     if (!want.every((b, i) => frame[30 + i] === b)) continue;
+    if (from && !from.every((b, i) => frame[26 + i] === b)) continue;
     const udp = 14 + ihl;
     if (((frame[udp + 2] << 8) | frame[udp + 3]) !== port) continue;
     out.push(frame.slice(udp + 8));
@@ -177,9 +185,8 @@ labTest(
     });
 
     await t.step("replayed and tampered datagrams are dropped, the path stays up", async () => {
-      const originals = udpPayloads(captured, lab.nodeUnderlayIp(2), 6783)
-        .filter((p) => p.length < 200)
-        .slice(0, 5);
+      const from1 = udpPayloads(captured, lab.nodeUnderlayIp(2), 6783, lab.nodeUnderlayIp(1));
+      const originals = from1.filter((p) => p.length < 200).slice(0, 5);
       assert.ok(originals.length > 0, "small datagrams to replay");
       const tampered = originals.map((p) => {
         const copy = p.slice();
@@ -187,15 +194,22 @@ labTest(
         copy[39] ^= 0x7f; // and move the counter forward so it is not just a replay
         return copy;
       });
+      const forged = [...originals, ...tampered];
       const reason = "failed authentication or replay";
+      const to = { address: lab.nodeUnderlayIp(2), port: 6783 };
+      // From an address that is not a peer's, the guard drops them before the sleeve.
+      await lab.attacker();
+      const guarded = await lab.guardDrops(2, GUARD_RULES.sleeveFromStranger);
+      await lab.sendUdp(lab.underlay, to, forged);
+      assert.equal(
+        await lab.guardDrops(2, GUARD_RULES.sleeveFromStranger),
+        guarded + forged.length,
+      );
+      // An on-path attacker sends them as node1: they pass the guard, and fail authentication.
+      await lab.impersonate(1, 2);
       const before = await lab.nodes[1].dropped(reason);
-      // The attacker sits on the underlay with its own address.
-      await lab.exec(lab.underlay, ["ip", "addr", "add", "192.168.77.200/24", "dev", "ul"]);
-      await lab.sendUdp(lab.underlay, { address: lab.nodeUnderlayIp(2), port: 6783 }, [
-        ...originals,
-        ...tampered,
-      ]);
-      const expected = before + originals.length + tampered.length;
+      await lab.sendUdp(lab.underlay, { ...to, sourceAddress: lab.nodeUnderlayIp(1) }, forged);
+      const expected = before + forged.length;
       const after = await lab.waitFor(() => lab.nodes[1].dropped(reason), (n) => n >= expected);
       assert.equal(after, expected);
       assert.equal((await lab.pathTo(2, 1))?.healthy, true);

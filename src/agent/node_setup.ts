@@ -207,6 +207,9 @@ export class NodeSetup {
       underlayIp: config.meshHost === "0.0.0.0" ? undefined : config.meshHost,
       vxlanPort: config.vxlanPort,
       udpPort: config.sleevePort,
+      // ports pods must not reach on this node (the data path's guard)
+      meshPort: config.port,
+      apiPort: config.apiAddr.port,
       mtu: config.mtu,
       encrypt: config.encrypt,
       mode: config.datapathMode === "none" ? undefined : config.datapathMode,

@@ -1,12 +1,13 @@
 /**
  * `weft reset`: undo everything the agent and the plugin made on this node — pod veths, the
- * bridge, weft's iptables chains and the state directory — so the node is as it was before
- * weft. Each step tolerates its object being gone already, so a reset can be repeated after a
- * partial one.
+ * bridge, weft's iptables chains, the data path's nft tables and the state directory — so the
+ * node is as it was before weft. Each step tolerates its object being gone already, so a reset
+ * can be repeated after a partial one.
  */
 import { listLinksWithPrefix } from "../net/bridge.ts";
 import { deleteLink } from "../net/link.ts";
 import { removeWeftRules } from "../net/iptables.ts";
+import { removeUnderlayGuard } from "../datapath/mod.ts";
 
 export const POD_VETH_PREFIX = "vethwepl";
 
@@ -24,6 +25,7 @@ export async function resetNode(
   }
   if (await deleteLink(options.bridge)) removedLinks.push(options.bridge);
   await removeWeftRules();
+  await removeUnderlayGuard();
   let removedStateDir = false;
   try {
     await Deno.remove(options.stateDir, { recursive: true });

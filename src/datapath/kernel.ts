@@ -17,10 +17,16 @@
 import { ip } from "../net/exec.ts";
 import { readBridge } from "../net/bridge.ts";
 import { likelyUnderlayMtu, routeMtu } from "../net/mtu.ts";
-import { VNET_HEADER_BYTES } from "../net/tap.ts";
 import { decodePeerBlob, encodePeerBlob } from "./blob.ts";
-import { TAG_BYTES } from "./crypto.ts";
-import { choosePath, DEFAULT_TIMINGS, type HealthTimings } from "./health.ts";
+import { choosePath } from "./health.ts";
+import {
+  type KernelDatapathOptions,
+  overheadOf,
+  type ResolvedOptions,
+  resolveOptions,
+  SLEEVE_OVERHEAD,
+  VXLAN_OVERHEAD,
+} from "./kernel_options.ts";
 import {
   newPeerState,
   peerDiagnostics,
@@ -33,74 +39,20 @@ import { type SleeveSettings, SleeveSupervisor } from "./sleeve_supervisor.ts";
 import type { SleeveCounters, SleeveEvent } from "./sleeve_types.ts";
 import {
   type Datapath,
-  type DatapathMode,
   type DatapathPeer,
   DatapathStateError,
   type Diagnostic,
   type Endpoint,
-  type PathKind,
   type PeerPathStatus,
 } from "./types.ts";
 import { ipv4Of, type UnderlayCandidate, UnderlayChoice } from "./underlay.ts";
 import { ForwardingEntries, VxlanDevice } from "./vxlan_device.ts";
-import { HEADER_BYTES, peerId, RECORD_HEADER_BYTES } from "./wire.ts";
+import { type GuardElements, UnderlayGuard } from "./underlay_guard.ts";
+import { peerId } from "./wire.ts";
 
-/** Outer IPv4 + UDP + VXLAN + inner Ethernet. */
-export const VXLAN_OVERHEAD = 20 + 8 + 8 + 14;
-/** Outer IPv4 + UDP + sleeve header + AEAD tag + record length + virtio-net header + Ethernet. */
-export const SLEEVE_OVERHEAD = 20 + 8 + HEADER_BYTES + TAG_BYTES + RECORD_HEADER_BYTES +
-  VNET_HEADER_BYTES + 14;
-
-function overheadOf(path: PathKind): number {
-  return path === "fastdp" ? VXLAN_OVERHEAD : SLEEVE_OVERHEAD;
-}
-
-export interface KernelDatapathOptions {
-  /** Our mesh name: identifies us on the wire and in key derivation. */
-  name: string;
-  bridge: string;
-  /** Our underlay address (`--host`); otherwise the route toward the peers decides. */
-  underlayIp?: string;
-  vxlanPort?: number;
-  udpPort?: number;
-  vni?: number;
-  /** Pod MTU override (WEAVE_MTU); otherwise derived from the underlay. */
-  mtu?: number;
-  /** Require encryption with every peer (no plaintext fallback, no fast path). */
-  encrypt?: boolean;
-  mode?: DatapathMode;
-  vxlanDevice?: string;
-  tapDevice?: string;
-  heartbeatMs?: number;
-  timings?: HealthTimings;
-  /**
-   * Module the sleeve worker threads run. Default: sleeve_worker.ts beside this file (running
-   * from source). A bundle has no such file: pass `Deno.mainModule` and make the entry call
-   * `installSleeveWorker()` instead of its normal work when `self.name === SLEEVE_WORKER_NAME`.
-   */
-  workerUrl?: string;
-  /** The sleeve's threads stop after this long without a peer or traffic needing them. */
-  sleeveIdleMs?: number;
-  now?: () => number;
-  log?: (message: string) => void;
-}
-
-type ResolvedOptions =
-  & Required<Omit<KernelDatapathOptions, "underlayIp" | "mtu" | "sleeveIdleMs">>
-  & { underlayIp?: string; mtu?: number; sleeveIdleMs?: number };
+export { type KernelDatapathOptions, SLEEVE_OVERHEAD, VXLAN_OVERHEAD };
 
 export type DatapathCounters = SleeveCounters;
-
-/** sleeve_worker.ts when the source tree is here; "" in a bundle (start() then says why). */
-function defaultWorkerUrl(): string {
-  const beside = new URL("./sleeve_worker.ts", import.meta.url);
-  try {
-    Deno.statSync(beside);
-    return beside.href;
-  } catch {
-    return "";
-  }
-}
 
 export class KernelDatapath implements Datapath {
   #options: ResolvedOptions;
@@ -118,26 +70,12 @@ export class KernelDatapath implements Datapath {
   #vxlan: VxlanDevice;
   #forwarding: ForwardingEntries;
   #sleeve: SleeveSupervisor;
+  #guard?: UnderlayGuard;
   #timer?: ReturnType<typeof setInterval>;
   #running = false;
 
   constructor(options: KernelDatapathOptions) {
-    const vxlanPort = options.vxlanPort ?? 6784;
-    this.#options = {
-      vxlanPort,
-      udpPort: options.udpPort ?? 6783,
-      vni: options.vni ?? 1,
-      encrypt: options.encrypt ?? false,
-      mode: options.mode ?? "auto",
-      vxlanDevice: options.vxlanDevice ?? `vxlan-${vxlanPort}`,
-      tapDevice: options.tapDevice ?? "weft-sleeve",
-      heartbeatMs: options.heartbeatMs ?? 500,
-      workerUrl: options.workerUrl ?? defaultWorkerUrl(),
-      timings: options.timings ?? DEFAULT_TIMINGS,
-      now: options.now ?? (() => performance.now()),
-      log: options.log ?? (() => {}),
-      ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)),
-    } as ResolvedOptions;
+    this.#options = resolveOptions(options);
     const o = this.#options;
     this.#id = peerId(options.name);
     this.#underlay = new UnderlayChoice(o.underlayIp, { now: o.now });
@@ -162,6 +100,17 @@ export class KernelDatapath implements Datapath {
       now: o.now,
       idleMs: o.sleeveIdleMs,
     });
+    if (o.firewall) {
+      this.#guard = new UnderlayGuard({
+        bridge: o.bridge,
+        vxlanDevice: o.vxlanDevice,
+        tapDevice: o.tapDevice,
+        vxlanPort: o.vxlanPort,
+        sleevePort: o.udpPort,
+        meshPort: o.meshPort,
+        apiPort: o.apiPort,
+      }, { log: o.log, now: o.now });
+    }
   }
 
   get #usesFastdp(): boolean {
@@ -227,6 +176,7 @@ export class KernelDatapath implements Datapath {
     await this.#forwarding.sync(() => []);
     if (this.#usesFastdp) await this.#vxlan.remove();
     this.#underlay.reset();
+    this.#guard?.reset();
     this.#guessedUnderlayMtu = undefined;
   }
 
@@ -339,8 +289,9 @@ export class KernelDatapath implements Datapath {
     this.#publish();
     if (!this.#running) return;
     await this.#settleUnderlay();
-    this.#heartbeat(state);
+    // The peer's address is in the guard's set before its first answer can arrive.
     await this.#apply();
+    this.#heartbeat(state);
   }
 
   async removePeer(name: string): Promise<void> {
@@ -362,7 +313,7 @@ export class KernelDatapath implements Datapath {
   diagnostics(): Diagnostic[] {
     const o = this.#options;
     const now = o.now();
-    const out = [...this.#underlay.diagnostics()];
+    const out = [...this.#underlay.diagnostics(), ...this.#guard?.diagnostics() ?? []];
     for (const state of this.#peers.values()) {
       out.push(...peerDiagnostics(state, {
         now,
@@ -462,19 +413,33 @@ export class KernelDatapath implements Datapath {
   }
 
   /**
-   * Programs the forwarding entries for the current choices, with the sleeve's threads running
-   * before an entry points at the TAP and stopping (after their idle time) only once none does.
+   * Programs the node for the current choices, in an order that never drops a legitimate
+   * peer's packets: guard additions first, the sleeve's threads before an entry points at the
+   * TAP, the forwarding entries, then (the threads after their idle time) the guard's removals.
    */
   async #apply(): Promise<void> {
+    const peers = [...this.#peers.values()];
+    const guarded = this.#guardElements();
+    await this.#guard?.sync(guarded, { remove: false });
     const wanted = this.#usesSleeve &&
-      [...this.#peers.values()].some((s) =>
-        s.choice.path === "sleeve" || s.choice.path === "relay"
-      );
+      peers.some((s) => s.choice.path === "sleeve" || s.choice.path === "relay");
     if (wanted) await this.#sleeve.demand(true);
     await this.#forwarding.sync(() =>
       [...this.#peers.values()].map((s) => ({ name: s.name, path: s.choice.path, blob: s.blob }))
     );
     if (!wanted) await this.#sleeve.demand(false);
+    await this.#guard?.sync(guarded, { remove: true });
+  }
+
+  /** The addresses the guard lets in: every known peer's, and every gateway's. */
+  #guardElements(): GuardElements {
+    const peers = [...this.#peers.values()];
+    const peerBridges = peers.map((s) => s.blob.bridgeIp);
+    return {
+      peers: peers.map((s) => s.blob.ip),
+      peerBridges,
+      bridges: [...peerBridges, ...(this.#bridge ? [this.#bridge.ip] : [])],
+    };
   }
 
   #tick(): void {

@@ -11,7 +11,9 @@
  * kernel.ts is the per-peer switch (which path each peer's frames take), vxlan_device.ts owns
  * the VXLAN device and the forwarding entries, sleeve_supervisor.ts the TAP, the socket and the
  * worker threads (sleeve_thread.ts: blocking poll() through FFI, because a nonblocking FFI call
- * on the event loop cost milliseconds per frame). A test double lives in testing.ts.
+ * on the event loop cost milliseconds per frame), underlay_guard.ts the node's nftables guard
+ * (who may send us VXLAN and sleeve packets; what pods may not reach). A test double lives in
+ * testing.ts.
  */
 import { KernelDatapath, type KernelDatapathOptions } from "./kernel.ts";
 import type { Datapath } from "./types.ts";
@@ -34,6 +36,7 @@ export {
 } from "./kernel.ts";
 export { decodePeerBlob, type PeerBlob, PeerBlobError } from "./blob.ts";
 export { installSleeveWorker, SLEEVE_WORKER_NAME } from "./sleeve_thread.ts";
+export { GUARD_RULES, GUARD_TABLE, removeUnderlayGuard } from "./underlay_guard.ts";
 
 /** Builds the kernel data path; call `start()` inside the node's network namespace. */
 export function createDatapath(options: KernelDatapathOptions): Promise<Datapath> {

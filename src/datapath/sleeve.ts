@@ -6,8 +6,13 @@
  * the callers own the loops.
  *
  * Nonces: every engine seals with ciphers that draw from one shared atomic counter per peer, so
- * three threads can encrypt for the same peer without ever reusing a nonce. Only the socket
- * worker opens datagrams, so the replay window needs no sharing.
+ * three threads can encrypt for the same peer without ever reusing a nonce. One thread at a time
+ * opens datagrams (the socket worker, or the main thread while no worker runs), and the replay
+ * window is in shared memory, so the one that takes over continues it.
+ *
+ * Control messages (heartbeats, fast-path probes and their answers) are sealed whenever the pair
+ * has a key, even when its data is not (--no-encrypt): a forged answer must not keep a pair on a
+ * path that carries nothing. Data is sealed when the pair must be encrypted.
  */
 import { EAGAIN } from "../net/libc.ts";
 import { VNET_HEADER_BYTES } from "../net/tap.ts";
@@ -194,6 +199,7 @@ export class SleeveEngine {
   ): void {
     const self = this.#config!.self;
     if (hop.config.mustEncrypt && !hop.cipher) return this.#drop("no key for encrypted hop");
+    const seal = hop.config.mustEncrypt || message.kind !== Kind.Data;
     const datagram = encodeDatagram(
       {
         kind: message.kind,
@@ -203,7 +209,7 @@ export class SleeveEngine {
         destination: message.destination,
       },
       message.body,
-      { cipher: hop.config.mustEncrypt ? hop.cipher : undefined, id: this.#nextId() },
+      { cipher: seal ? hop.cipher : undefined, id: this.#nextId() },
     );
     this.#send(datagram, this.#to(hop));
   }
@@ -236,6 +242,7 @@ export class SleeveEngine {
     const inner = encodeDatagram(
       { kind, ttl: 1, sender: config.self, origin: config.self, destination: target.config.id },
       encodeSequence(seq),
+      { cipher: target.cipher },
     );
     const packet = encodeVxlanProbe(inner, {
       vni: config.vni,
@@ -375,7 +382,9 @@ export class SleeveEngine {
       if (from.address !== sender.config.bridgeIp || datagram.destination !== config.self) {
         return this.#drop("probe not via fastdp");
       }
-      const seq = decodeSequence(datagram.payload);
+      const body = sender.cipher ? this.#unseal(sender, datagram) : datagram.payload;
+      if (!body) return;
+      const seq = decodeSequence(body);
       if (seq === undefined) return this.#drop("short probe");
       if (datagram.kind === Kind.Probe) this.#probe(sender, Kind.ProbeAck, seq);
       else this.#emit({ type: "answered", peer: sender.config.id, path: "fastdp" });
@@ -410,18 +419,26 @@ export class SleeveEngine {
 
   /** Authenticates the hop; plaintext from a peer we must encrypt with is refused outright. */
   #open(sender: PeerEntry, datagram: DecodedDatagram, from: Datagram): Uint8Array | undefined {
+    const control = datagram.kind !== Kind.Data;
+    if (control && sender.cipher) return this.#unseal(sender, datagram);
     if (sender.config.mustEncrypt || datagram.encrypted) {
       if (!datagram.encrypted) return void this.#drop("plaintext from encrypted peer");
-      if (!sender.cipher) return void this.#drop("encrypted datagram without key");
-      const body = sender.cipher.open(datagram.payload, {
-        header: datagram.header,
-        counter: datagram.counter,
-      });
-      if (!body) return void this.#drop("failed authentication or replay");
-      return body;
+      return this.#unseal(sender, datagram);
     }
     if (from.address !== sender.config.ip) return void this.#drop("plaintext from wrong address");
     return datagram.payload;
+  }
+
+  /** Opens a sealed datagram with the sender's key; anything else from it is refused. */
+  #unseal(sender: PeerEntry, datagram: DecodedDatagram): Uint8Array | undefined {
+    if (!datagram.encrypted) return void this.#drop("unauthenticated control message");
+    if (!sender.cipher) return void this.#drop("encrypted datagram without key");
+    const body = sender.cipher.open(datagram.payload, {
+      header: datagram.header,
+      counter: datagram.counter,
+    });
+    if (!body) return void this.#drop("failed authentication or replay");
+    return body;
   }
 
   #relay(datagram: DecodedDatagram, body: Uint8Array): void {

@@ -10,7 +10,7 @@ import type {
   SleevePeerConfig,
 } from "./sleeve_types.ts";
 import type { PathKind } from "./types.ts";
-import { peerId } from "./wire.ts";
+import { decodeDatagram, encodeDatagram, encodeSequence, Kind, peerId } from "./wire.ts";
 
 /** An underlay in memory; port 6784 plays the peer's kernel VXLAN: decapsulate, deliver up. */
 class Underlay {
@@ -109,6 +109,8 @@ interface PairPolicy {
   path: PathKind;
   hop?: string;
   key?: Uint8Array;
+  /** Seal data too (default: whenever there is a key); false is --no-encrypt. */
+  encrypt?: boolean;
 }
 
 class Node {
@@ -154,7 +156,7 @@ class Node {
         macs: [s.bridgeMac, s.podMac],
         path: policy.path,
         hop: peerId(policy.hop ?? s.name),
-        mustEncrypt: policy.key !== undefined,
+        mustEncrypt: policy.encrypt ?? policy.key !== undefined,
         segmentBytes: sizes.segmentBytes,
         keys: policy.key
           ? deriveDirectionKeys(policy.key, { local: this.spec.name, remote: s.name })
@@ -288,6 +290,55 @@ Deno.test("a probe that did not come through the peer's bridge proves nothing", 
   settle([a, b]);
   assert.deepEqual(a.events, []);
   assert.equal(b.engine.takeCounters().dropped["probe not via fastdp"], 1);
+});
+
+Deno.test("with a key but plain data, probes and heartbeats are sealed; forgeries prove nothing", () => {
+  const key = new Uint8Array(32).fill(8);
+  const pair = { path: "sleeve" as const, key, encrypt: false };
+  const [a, b, c] = lab({ n1: { n2: pair }, n2: { n1: pair } });
+  a.engine.heartbeat(peerId("n2"), 3, { sleeve: true, fastdp: true });
+  const underlay = a.socket.underlay;
+  const toBridge = underlay.queues.get(`${specs[1].bridgeIp}:6783`)!;
+  const toUnderlay = underlay.queues.get(`${specs[1].ip}:6783`)!;
+  assert.equal(decodeDatagram(toBridge[0].data)?.encrypted, true, "the probe is sealed");
+  assert.equal(decodeDatagram(toUnderlay[0].data)?.encrypted, true, "the heartbeat is sealed");
+  settle([a, b, c]);
+  assert.deepEqual(a.events.map((e) => e.path).sort(), ["fastdp", "sleeve"]);
+  // Data stays plain for this pair (the pair does not require encryption).
+  a.tap.inbound.push(frame(specs[1].podMac, specs[0].podMac, "plain data"));
+  a.pump();
+  assert.equal(new TextDecoder().decode(toUnderlay[0].data).includes("plain data"), true);
+  settle([a, b, c]);
+  assert.deepEqual(b.tap.written.map(text), ["plain data"]);
+
+  // A forger without the key answers a probe from n2's bridge address: nothing counts.
+  a.events = [];
+  const forged = encodeDatagram(
+    {
+      kind: Kind.ProbeAck,
+      ttl: 1,
+      sender: peerId("n2"),
+      origin: peerId("n2"),
+      destination: peerId("n1"),
+    },
+    encodeSequence(4),
+  );
+  const fromBridge = { length: forged.length, address: specs[1].bridgeIp, port: 6783 };
+  underlay.deliver(`${specs[0].bridgeIp}:6783`, forged, fromBridge);
+  const heartbeatAck = encodeDatagram(
+    {
+      kind: Kind.HeartbeatAck,
+      ttl: 8,
+      sender: peerId("n2"),
+      origin: peerId("n2"),
+      destination: peerId("n1"),
+    },
+    encodeSequence(4),
+  );
+  underlay.deliver(`${specs[0].ip}:6783`, heartbeatAck, { ...fromBridge, address: specs[1].ip });
+  settle([a, b, c]);
+  assert.deepEqual(a.events, []);
+  assert.equal(a.engine.takeCounters().dropped["unauthenticated control message"], 2);
 });
 
 Deno.test("an encrypted pair refuses plaintext, and replays", () => {

@@ -23,13 +23,17 @@ export interface NftOptions {
 }
 
 export class NftError extends Error {
+  /** True when the `nft` command itself is not installed. */
+  readonly missing: boolean;
+
   constructor(
     message: string,
     readonly stderr: string,
-    options?: ErrorOptions,
+    options?: ErrorOptions & { missing?: boolean },
   ) {
     super(message, options);
     this.name = "NftError";
+    this.missing = options?.missing ?? false;
   }
 }
 
@@ -70,7 +74,7 @@ async function nft(args: string[], options: NftOptions & { stdin?: string }) {
       throw new NftError(
         "nft is not installed: weft needs the nftables package (apt-get install nftables)",
         error.stderr,
-        { cause: error },
+        { cause: error, missing: true },
       );
     }
     throw error;

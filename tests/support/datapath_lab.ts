@@ -12,7 +12,13 @@ import { stopChild } from "./lab.ts";
 import { addNamespace, addVeth } from "./netns.ts";
 export { iperfTransfer as tcpTransfer, type TransferResult } from "./netns.ts";
 import { macForAddress, parseIp } from "../../src/net/cidr.ts";
-import type { DatapathCounters, PathKind, PeerPathStatus } from "../../src/datapath/mod.ts";
+import {
+  type DatapathCounters,
+  GUARD_TABLE,
+  type PathKind,
+  type PeerPathStatus,
+} from "../../src/datapath/mod.ts";
+import { listTable, type NftTable } from "../../src/net/nft.ts";
 
 const DENO = Deno.execPath();
 const NODE_SCRIPT = new URL("./datapath_node.ts", import.meta.url).pathname;
@@ -98,7 +104,10 @@ export class LabNode {
         this.#stderr += chunk;
       }
     })();
-    const ready = new Promise<Record<string, unknown>>((resolve) => this.#replies.push(resolve));
+    // Each process answers its own waiters: a killed one ending late must not answer the next.
+    const replies: Array<(value: Record<string, unknown>) => void> = [];
+    this.#replies = replies;
+    const ready = new Promise<Record<string, unknown>>((resolve) => replies.push(resolve));
     (async () => {
       let pending = "";
       for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
@@ -107,10 +116,10 @@ export class LabNode {
         while ((newline = pending.indexOf("\n")) >= 0) {
           const reply = JSON.parse(pending.slice(0, newline));
           pending = pending.slice(newline + 1);
-          this.#replies.shift()?.(reply);
+          replies.shift()?.(reply);
         }
       }
-      for (const waiter of this.#replies.splice(0)) waiter({ ok: false, error: "node exited" });
+      for (const waiter of replies.splice(0)) waiter({ ok: false, error: "node exited" });
     })();
     const first = await ready;
     if (!first.ready) {
@@ -341,7 +350,7 @@ export class Lab {
   }
 
   /** Runs a command inside a lab namespace. */
-  exec(ns: string, command: string[], options: { allowFailure?: boolean } = {}) {
+  exec(ns: string, command: string[], options: { allowFailure?: boolean; stdin?: string } = {}) {
     return run(["ip", "netns", "exec", ns, ...command], options);
   }
 
@@ -400,12 +409,14 @@ export class Lab {
 
   /**
    * Sends raw UDP payloads from inside namespace `ns` (an attacker on the underlay, a pod), from
-   * `sourceAddress` when given (an address the namespace holds).
+   * `sourceAddress` when given (an address the namespace holds); `rounds` times, `everyMs`
+   * apart (a forger keeping something alive).
    */
   async sendUdp(
     ns: string,
     to: { address: string; port: number; sourceAddress?: string },
     payloads: Uint8Array[],
+    options: { rounds?: number; everyMs?: number } = {},
   ): Promise<void> {
     const hex = payloads.map((p) => [...p].map((b) => b.toString(16).padStart(2, "0")).join(""));
     const bind = to.sourceAddress ? `{ address: ${JSON.stringify(to.sourceAddress)} }` : "{}";
@@ -413,12 +424,70 @@ export class Lab {
       import { createSocket } from "node:dgram";
       const socket = createSocket("udp4");
       await new Promise((resolve) => socket.bind(${bind}, resolve));
-      for (const h of ${JSON.stringify(hex)}) {
-        const bytes = new Uint8Array(h.match(/../g).map((x) => parseInt(x, 16)));
-        await new Promise((r) => socket.send(bytes, ${to.port}, ${JSON.stringify(to.address)}, r));
+      for (let round = 0; round < ${options.rounds ?? 1}; round++) {
+        if (round > 0) await new Promise((r) => setTimeout(r, ${options.everyMs ?? 100}));
+        for (const h of ${JSON.stringify(hex)}) {
+          const bytes = new Uint8Array(h.match(/../g).map((x) => parseInt(x, 16)));
+          await new Promise((r) => socket.send(bytes, ${to.port}, ${
+      JSON.stringify(to.address)
+    }, r));
+        }
       }
       socket.close();`;
     await this.exec(ns, [DENO, "eval", script]);
+  }
+
+  /** The underlay's own address for an attacker that no node knows as a peer. */
+  static readonly ATTACKER = "192.168.77.200";
+
+  /** Makes the underlay namespace an attacker on the node network, with ATTACKER as address. */
+  async attacker(): Promise<void> {
+    const has = await this.exec(this.underlay, ["ip", "-o", "addr", "show", "dev", "ul"]);
+    if (has.stdout.includes(Lab.ATTACKER)) return;
+    await this.exec(this.underlay, ["ip", "addr", "add", `${Lab.ATTACKER}/24`, "dev", "ul"]);
+  }
+
+  /**
+   * Lets the attacker send with node `spoofed`'s underlay address as source toward node
+   * `toward` (an on-path attacker, or a host on the segment spoofing a peer), without ever
+   * claiming that address by ARP: the nodes' own traffic keeps flowing.
+   */
+  async impersonate(spoofed: number, toward: number): Promise<void> {
+    const ul = this.underlay;
+    await this.attacker();
+    await this.exec(ul, ["ip", "addr", "add", `${this.nodeUnderlayIp(spoofed)}/32`, "dev", "lo"]);
+    for (const key of ["all.arp_ignore=1", "all.arp_announce=2", "ul.arp_ignore=1"]) {
+      await this.exec(ul, ["sysctl", "-qw", `net.ipv4.conf.${key}`]);
+    }
+    const link = await this.exec(this.nodes[toward - 1].name, ["ip", "-j", "link", "show", "eth0"]);
+    const mac = JSON.parse(link.stdout)[0].address;
+    const at = this.nodeUnderlayIp(toward);
+    await this.exec(ul, [
+      "ip",
+      "neigh",
+      "replace",
+      at,
+      "lladdr",
+      mac,
+      "dev",
+      "ul",
+      "nud",
+      "permanent",
+    ]);
+  }
+
+  /** The data path's guard on node `node`, as the kernel holds it (nft -j list). */
+  guard(node: number, family: "inet" | "bridge" = "inet"): Promise<NftTable | undefined> {
+    return listTable(family, GUARD_TABLE, { netns: this.nodes[node - 1].name });
+  }
+
+  /** Packets dropped so far by the guard's rule with this comment on node `node`. */
+  async guardDrops(node: number, comment: string): Promise<number> {
+    for (const family of ["inet", "bridge"] as const) {
+      const rule = (await this.guard(node, family))?.rules.find((r) => r.comment === comment);
+      if (rule) return rule.counter?.packets ?? 0;
+    }
+    throw new Error(`node${node} has no guard rule "${comment}"`);
   }
 
   /** Prints every node's log (on a failure, to see what the data paths said). */
@@ -454,12 +523,25 @@ export function labTest(
 ): void {
   Deno.test({ name, sanitizeResources: false, sanitizeOps: false }, async (t) => {
     await using lab = await Lab.create(options.prefix, options);
+    // A failed step does not throw out of the body: note it, to print the logs all the same.
+    let stepFailed = false;
+    const context = new Proxy(t, {
+      get(target, property) {
+        if (property !== "step") return Reflect.get(target, property);
+        return async (...args: Parameters<Deno.TestContext["step"]>) => {
+          const passed = await (target.step as (...a: unknown[]) => Promise<boolean>)(...args);
+          stepFailed ||= !passed;
+          return passed;
+        };
+      },
+    });
     try {
-      await body(lab, t);
+      await body(lab, context);
     } catch (error) {
       lab.printLogs();
       throw error;
     }
+    if (stepFailed) lab.printLogs();
   });
 }
 
