@@ -192,6 +192,13 @@ Deno.test("held, silent, slow and oversized connections from a pod and the node 
       assert.ok(before, `${mode}: node2 connected when the attack is under way`);
       const status = await lab.api(1, "GET", "/status");
       assert.equal(status.code, 200, `${mode}: the API answers ready`);
+      if (mode !== "oversize") {
+        // the flood is named where operators look, with the attacking address
+        const problems = (status.json as { problems?: Array<{ code: string; message: string }> })
+          .problems ?? [];
+        const flood = problems.find((p) => p.code === "mesh-port-flood");
+        assert.ok(flood?.message.includes(UNDERLAY_HOST), `${mode}: ${JSON.stringify(problems)}`);
+      }
       const pod = await lab.addPod(1, `ok-${mode.slice(0, 4)}`);
       assert.match(pod.ip, /^10\./);
       const del = await lab.delPod(pod);

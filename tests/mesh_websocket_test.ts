@@ -438,6 +438,9 @@ Deno.test("wire: a flood of held connections stays in its source's budget; links
     assert.ok(most <= 4 + 1, `at most the attacker's 4 and one handshake in flight, saw ${most}`);
     assert.ok(report.peakOpen <= 40 && report.closedByServer > 40, JSON.stringify(report));
     assert.ok(transport.stats().evicted > 0);
+    // the operator sees it, with the address to look at
+    const seen = a.diagnostics().find((d) => d.code === "mesh-port-flood");
+    assert.match(seen?.message ?? "", /most from ::ffff:127\.0\.0\.1 \(\d+\)/);
     assert.equal(a.connections().find((c) => c.peer === "b")?.since, since, "b's link untouched");
     assert.equal(a.metrics().terminations, terminations);
     await waitFor("the attacker's sockets released", () => transport.stats().unauthenticated === 0);

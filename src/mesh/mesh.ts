@@ -363,6 +363,7 @@ export class Mesh {
       ...this.#collisions.diagnostics(this.#clock.now()),
       ...this.#keys.diagnostics(),
       ...this.#maker.diagnostics(),
+      ...this.#transport.diagnostics?.() ?? [],
     ];
   }
 

@@ -4,6 +4,8 @@
  * whole mesh stays synchronous and runs unchanged under the simulated clock.
  */
 
+import type { Diagnostic } from "./diagnostics.ts";
+
 export interface Link {
   /** `host:port` of the other end as this side sees it. */
   readonly remoteAddress: string;
@@ -25,6 +27,8 @@ export interface Link {
 }
 
 export interface Transport {
+  /** Trouble on the wire a person should know about (a flood, descriptors running out). */
+  diagnostics?(): Diagnostic[];
   /** Starts accepting links; resolves to the bound `host:port`. */
   listen(onAccept: (link: Link) => void): Promise<string>;
   /** Starts dialling; the link reports `onOpen` or `onClose` later. */

@@ -31,6 +31,8 @@ import type { Link, Transport } from "./transport.ts";
 import { Admission, type Ticket } from "./websocket/admission.ts";
 import { WebSocketLink, writeAll } from "./websocket/connection.ts";
 import { TlsReaper } from "./websocket/tls_reaper.ts";
+import { type WireCounters, WireWatch } from "./websocket/wire_watch.ts";
+import type { Diagnostic } from "./diagnostics.ts";
 import {
   checkUpgradeResponse,
   newKey,
@@ -85,17 +87,10 @@ export interface WebSocketTransportOptions {
 }
 
 /** What the wire holds and has turned away, for status and tests. */
-export interface WireStats {
+export interface WireStats extends WireCounters {
   unauthenticated: number;
   authenticated: number;
   dialling: number;
-  /** Unauthenticated sockets closed to make room (per source or in total). */
-  evicted: number;
-  /** Requests that were not a valid upgrade, or not whole in time. */
-  badRequests: number;
-  /** Authentications refused at the connection limit. */
-  overLimit: number;
-  acceptErrors: number;
   limits: WireLimits;
 }
 
@@ -111,7 +106,6 @@ interface Accepted {
 }
 
 const encoder = new TextEncoder();
-const NOTICE_INTERVAL_MS = 60_000;
 
 function formatAddress(hostname: string, port: number): string {
   return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
@@ -135,7 +129,7 @@ export class WebSocketTransport implements Transport {
   #maxFrameBytes: number;
   #connLimit: number;
   #admission: Admission;
-  #log: (message: string) => void;
+  #watch: WireWatch;
   #listener?: Deno.Listener;
   #onAccept?: (link: Link) => void;
   #closing = false;
@@ -144,12 +138,10 @@ export class WebSocketTransport implements Transport {
   #tasks = new Set<Promise<void>>();
   #wake?: () => void;
   #reaper = new TlsReaper();
-  #counters = { evicted: 0, badRequests: 0, overLimit: 0, acceptErrors: 0 };
-  #notices = new Map<string, { at: number; suppressed: number }>();
 
   constructor(options: WebSocketTransportOptions = {}) {
     this.#options = options;
-    this.#log = options.log ?? (() => {});
+    this.#watch = new WireWatch({ log: options.log });
     this.#maxFrameBytes = options.maxFrameBytes ?? 8 << 20;
     this.#connLimit = options.connLimit ?? 200;
     this.limits = this.#fitToFileLimit(
@@ -195,7 +187,12 @@ export class WebSocketTransport implements Transport {
   }
 
   stats(): WireStats {
-    return { ...this.#admission.counts(), ...this.#counters, limits: { ...this.limits } };
+    return { ...this.#admission.counts(), ...this.#watch.counters, limits: { ...this.limits } };
+  }
+
+  /** Trouble on the mesh port a person should know about (CONTRACTS #1). */
+  diagnostics(): Diagnostic[] {
+    return this.#watch.diagnostics();
   }
 
   async close(): Promise<void> {
@@ -232,10 +229,11 @@ export class WebSocketTransport implements Transport {
       const room = Math.floor(fileLimit / 2) - 2 * this.#connLimit;
       if (room < fitted.maxUnauthenticated) {
         fitted.maxUnauthenticated = Math.max(4, room);
-        this.#log(
-          `open-file limit ${fileLimit} leaves room for ${fitted.maxUnauthenticated} ` +
-            `unauthenticated mesh connections (of ${limits.maxUnauthenticated}) beside ` +
-            `conn-limit ${this.#connLimit}; raise the limit (LimitNOFILE) or lower --conn-limit`,
+        this.#watch.fileLimit(
+          fileLimit,
+          fitted.maxUnauthenticated,
+          limits.maxUnauthenticated,
+          this.#connLimit,
         );
       }
     }
@@ -261,8 +259,7 @@ export class WebSocketTransport implements Transport {
       closeTimeoutMs: this.limits.closeTimeoutMs,
       authenticate: () => {
         if (this.#admission.authenticate(ticket)) return undefined;
-        this.#counters.overLimit++;
-        this.#notice("limit", `connection limit ${this.#connLimit} reached; refused ${remote}`);
+        this.#watch.overLimit(this.#connLimit, remote);
         return `connection limit ${this.#connLimit} reached`;
       },
       onGone: () => {
@@ -284,8 +281,7 @@ export class WebSocketTransport implements Transport {
       } catch (error) {
         if (this.#closing) return;
         // typically EMFILE/ENFILE: the connection waits in the backlog while we back off
-        this.#counters.acceptErrors++;
-        this.#notice("accept", `cannot accept on the mesh port: ${errorText(error)}`);
+        this.#watch.acceptFailed(errorText(error));
         backoffMs = Math.min(Math.max(2 * backoffMs, 50), 2000);
         await this.#sleep(backoffMs);
         continue;
@@ -318,15 +314,11 @@ export class WebSocketTransport implements Transport {
   #evict(ticket: Ticket, perSource: boolean): void {
     const victim = this.#accepted.get(ticket);
     if (!victim) return;
-    this.#counters.evicted++;
     victim.evicted = true;
-    const which = perSource
-      ? `${this.limits.maxUnauthenticatedPerSource} from ${ticket.source}`
-      : `${this.limits.maxUnauthenticated} in total`;
-    this.#notice(
-      perSource ? "evicted-source" : "evicted-total",
-      `unauthenticated mesh connections at their limit (${which}): the oldest gives way`,
-    );
+    this.#watch.evicted(ticket.source, {
+      perSource,
+      value: perSource ? this.limits.maxUnauthenticatedPerSource : this.limits.maxUnauthenticated,
+    });
     if (victim.link) victim.link.destroy("Evicted: too many unauthenticated connections");
     else this.#closeConn(victim);
     this.#accepted.delete(ticket);
@@ -355,7 +347,7 @@ export class WebSocketTransport implements Transport {
       if (accepted.closed) throw new Error("closed while upgrading");
     } catch {
       // a timeout, a bad request or a reset: counted, not logged (the sender chooses how many)
-      if (!accepted.evicted) this.#counters.badRequests++;
+      if (!accepted.evicted) this.#watch.badRequest();
       this.#closeConn(accepted);
       this.#admission.release(accepted.ticket);
       this.#accepted.delete(accepted.ticket);
@@ -450,20 +442,5 @@ export class WebSocketTransport implements Transport {
       }
       this.#wake = done;
     });
-  }
-
-  /** Logs the first of a kind, then at most once a minute with how many were not logged. */
-  #notice(kind: string, message: string): void {
-    const now = Date.now();
-    const last = this.#notices.get(kind);
-    if (last && now - last.at < NOTICE_INTERVAL_MS) {
-      last.suppressed++;
-      return;
-    }
-    const more = last?.suppressed
-      ? ` (${last.suppressed} more like this since the last report)`
-      : "";
-    this.#notices.set(kind, { at: now, suppressed: 0 });
-    this.#log(message + more);
   }
 }
