@@ -536,6 +536,41 @@ Deno.test("wire: pings are answered; a close handshake completes; a peer that ig
   }
 });
 
+Deno.test("wire: a dial to a server that never answers the TLS handshake is given up and its socket released", async () => {
+  // a plain TCP server that accepts and says nothing: the TLS client waits for a ServerHello
+  const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const transport = new WebSocketTransport({
+    secureDial: true,
+    limits: { headTimeoutMs: 300 },
+  });
+  try {
+    const link = transport.dial(`127.0.0.1:${(silent.addr as Deno.NetAddr).port}`);
+    const reason = new Promise<string>((resolve) => link.onClose = resolve);
+    const server = await silent.accept();
+    assert.match(await reason, /no WebSocket upgrade within 300 ms/);
+    // the client's socket is really gone: the server reads the end of the stream (a bound, not
+    // a benchmark: Deno alone would keep it open for as long as this server stays silent)
+    const ended = (async () => {
+      const buffer = new Uint8Array(4096);
+      while (await server.read(buffer) !== null);
+      return "ended";
+    })();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const outcome = await Promise.race([
+      ended,
+      new Promise((resolve) => timer = setTimeout(() => resolve("still open"), 10_000)),
+    ]);
+    clearTimeout(timer);
+    server.close();
+    await ended.catch(() => {});
+    assert.equal(outcome, "ended");
+    assert.equal(transport.stats().dialling, 0);
+  } finally {
+    await transport.close();
+    silent.close();
+  }
+});
+
 Deno.test("wire: authenticated sockets stop at the connection limit", async () => {
   const { transport, address } = await wire({ connLimit: 2 }, (link) => {
     link.onMessage = () => link.markAuthenticated!();
