@@ -130,6 +130,7 @@ export class WebSocketTransport implements Transport {
   #connLimit: number;
   #admission: Admission;
   #watch: WireWatch;
+  #log: (message: string) => void;
   #listener?: Deno.Listener;
   #onAccept?: (link: Link) => void;
   #closing = false;
@@ -141,7 +142,8 @@ export class WebSocketTransport implements Transport {
 
   constructor(options: WebSocketTransportOptions = {}) {
     this.#options = options;
-    this.#watch = new WireWatch({ log: options.log });
+    this.#log = options.log ?? (() => {});
+    this.#watch = new WireWatch({ log: this.#log });
     this.#maxFrameBytes = options.maxFrameBytes ?? 8 << 20;
     this.#connLimit = options.connLimit ?? 200;
     this.limits = this.#fitToFileLimit(
@@ -245,8 +247,10 @@ export class WebSocketTransport implements Transport {
   }
 
   #track(task: Promise<void>): void {
-    this.#tasks.add(task);
-    task.finally(() => this.#tasks.delete(task));
+    // a failure here is a bug of ours: logged, and it must not become an unhandled rejection
+    const tracked = task.catch((error) => this.#log(`mesh transport: ${errorText(error)}`))
+      .finally(() => this.#tasks.delete(tracked));
+    this.#tasks.add(tracked);
   }
 
   #newLink(remote: string, role: "server" | "client", ticket: Ticket): WebSocketLink {

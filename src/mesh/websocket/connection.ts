@@ -193,8 +193,9 @@ export class WebSocketLink implements Link {
     try {
       this.#decoder.push(bytes, (event) => this.#event(event));
     } catch (error) {
-      if (!(error instanceof WebSocketProtocolError)) throw error;
-      this.#fail(error.code, error.message);
+      // anything else is a bug of ours: it ends this connection, never the read loop's promise
+      if (error instanceof WebSocketProtocolError) this.#fail(error.code, error.message);
+      else this.#fail(CloseCode.internalError, `Internal error: ${errorText(error)}`);
     }
   }
 
