@@ -19,7 +19,7 @@ const allowed: Record<string, string[]> = {
   policy: ["net"],
   api: ["net"],
   cni: ["net", "api"],
-  agent: ["net", "ipam", "mesh", "datapath", "kube", "api", "install"],
+  agent: ["net", "ipam", "mesh", "datapath", "kube", "policy", "api", "install"],
   cli: ["net", "agent", "api", "install", "kube"],
 };
 

@@ -6,66 +6,17 @@
  * be reclaimed exactly once.
  */
 import assert from "node:assert/strict";
-import { Lab, must, sh, UNDERLAY_HOST, waitFor } from "./support/lab.ts";
-
-const TOKEN = "lab-kube-token";
-const PORT = 6443;
-
-async function control(lab: Lab, path: string): Promise<unknown> {
-  const out = await must(
-    ["curl", "-s", "--max-time", "5", `http://${UNDERLAY_HOST}:${PORT}/__control/${path}`],
-    { netns: lab.underlay },
-  );
-  return JSON.parse(out);
-}
+import { Lab, waitFor } from "./support/lab.ts";
+import { LabKubeApi } from "./support/lab_kube_api.ts";
 
 Deno.test("on Kubernetes: peers from Nodes, NetworkUnavailable cleared, deleted Node reclaimed once", async () => {
   const lab = await Lab.create({ nodes: 3, prefix: "wtlk", start: false, peers: false });
-  const server = new Deno.Command("ip", {
-    args: [
-      "netns",
-      "exec",
-      lab.underlay,
-      Deno.execPath(),
-      "run",
-      "-A",
-      new URL("./support/fake_kube_server.ts", import.meta.url).pathname,
-      UNDERLAY_HOST,
-      String(PORT),
-      TOKEN,
-    ],
-    stdout: "null",
-    stderr: "inherit",
-  }).spawn();
+  let api: LabKubeApi | undefined;
   try {
-    const kubeconfig = `${lab.workDir}/kubeconfig`;
-    await Deno.writeTextFile(
-      kubeconfig,
-      [
-        "apiVersion: v1",
-        "kind: Config",
-        "clusters: [{name: lab, cluster: {server: 'http://" + UNDERLAY_HOST + ":" + PORT + "'}}]",
-        "users: [{name: weft, user: {token: " + TOKEN + "}}]",
-        "contexts: [{name: lab, context: {cluster: lab, user: weft}}]",
-        "current-context: lab",
-        "",
-      ].join("\n"),
-    );
-    await waitFor(
-      "the fake API server",
-      async () =>
-        (await sh([
-          "curl",
-          "-s",
-          "--max-time",
-          "1",
-          `http://${UNDERLAY_HOST}:${PORT}/__control/node?name=x`,
-        ], {
-          netns: lab.underlay,
-        })).code === 0,
-    );
+    const kube = api = await LabKubeApi.start(lab, { token: "lab-kube-token" });
+    const { kubeconfig } = kube;
     for (const node of lab.nodes) {
-      await control(lab, `addNode?name=node${node.index}&ip=${node.underlayIp}`);
+      await kube.control(`addNode?name=node${node.index}&ip=${node.underlayIp}`);
       node.extraArgs = [
         "--kubeconfig",
         kubeconfig,
@@ -91,7 +42,7 @@ Deno.test("on Kubernetes: peers from Nodes, NetworkUnavailable cleared, deleted 
     // NetworkUnavailable=False on every Node once its agent is ready
     await waitFor("NetworkUnavailable=False on every Node", async () => {
       for (const node of lab.nodes) {
-        const object = await control(lab, `node?name=node${node.index}`) as {
+        const object = await kube.control(`node?name=node${node.index}`) as {
           status?: { conditions?: Array<{ type: string; status: string; reason?: string }> };
         };
         const condition = object.status?.conditions?.find((c) => c.type === "NetworkUnavailable");
@@ -108,14 +59,14 @@ Deno.test("on Kubernetes: peers from Nodes, NetworkUnavailable cleared, deleted 
 
     // node3 goes away for good: its Node is deleted, exactly one agent reclaims its space
     await lab.stopAgent(3, "SIGKILL");
-    await control(lab, "deleteNode?name=node3");
+    await kube.control("deleteNode?name=node3");
     const name3 = lab.node(3).peerName;
     await waitFor("node3's space to be reclaimed", async () => {
       const view = (await lab.api(1, "GET", "/status/ipam")).json as typeof ipam;
       const node3 = view.peers.find((p) => p.peer === name3);
       return !node3 || node3.removed || node3.owned === 0;
     }, { timeoutMs: 30_000 });
-    const ledger = await control(lab, "configMap?name=weft-reclaims") as {
+    const ledger = await kube.control("configMap?name=weft-reclaims") as {
       data?: Record<string, string>;
     };
     assert.equal(Object.keys(ledger.data ?? {}).length, 1, JSON.stringify(ledger));
@@ -128,10 +79,7 @@ Deno.test("on Kubernetes: peers from Nodes, NetworkUnavailable cleared, deleted 
       return !targets.some((t) => t.startsWith(lab.node(3).underlayIp));
     });
   } finally {
-    try {
-      server.kill("SIGKILL");
-    } catch { /* gone */ }
-    await server.status;
+    await api?.close();
     await lab.destroy();
   }
 });

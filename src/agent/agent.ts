@@ -18,6 +18,7 @@ import {
   BadRequestError,
   createApi,
   type IpamStatusView,
+  type PodRef,
   type ReportView,
   type StatusView,
   type TopologyView,
@@ -45,6 +46,7 @@ import { AWAITING_NODE_LIST, BRIDGE_CONTAINER_ID, NodeSetup } from "./node_setup
 import { LogBuffer } from "./log_buffer.ts";
 import { buildReport } from "./report.ts";
 import { agentTopology, publishPaths } from "./topology.ts";
+import { disabledPolicyView, type PolicyEnforcement, startPolicy } from "./policy_wiring.ts";
 import { VERSION } from "../version.ts";
 
 const BRING_UP_RETRY_MS = 500;
@@ -76,6 +78,7 @@ export class Agent implements AgentPort {
   readonly #startedAt = Date.now();
   readonly #stopping = new AbortController();
   #ipam: ClusterIpam | undefined;
+  #policy: PolicyEnforcement | undefined;
   #server: Deno.HttpServer | undefined;
   #timers: ReturnType<typeof setInterval>[] = [];
   #whenUp: (() => void) | undefined;
@@ -120,6 +123,7 @@ export class Agent implements AgentPort {
         };
       },
       mesh: () => this.#meshNode.metrics(),
+      policyDrops: () => this.#policy?.droppedPackets(),
     });
     this.mesh = meshPort(mesh, {
       datapath: () => this.#setup.datapath,
@@ -146,6 +150,11 @@ export class Agent implements AgentPort {
       if (options.serve !== false) agent.#serveApi();
       if (options.mesh !== false) await mesh.start();
       if (config.kubernetes) await agent.#startKubernetes();
+      const allocations = () => agent.#ipam?.list() ?? [];
+      const signal = agent.#stopping.signal;
+      if (options.kernel !== false) {
+        agent.#policy = await startPolicy({ config, signal, log, allocations });
+      }
       agent.#every(BRING_UP_RETRY_MS, () => {
         // #bringUp turns every failure into the waiting phase; this only guards against a bug
         // there becoming an unhandled rejection, which would end the process without stop()
@@ -249,6 +258,7 @@ export class Agent implements AgentPort {
       for (const timer of this.#timers) clearInterval(timer);
       this.#stopPublishingPaths?.();
       await this.#server?.shutdown();
+      await this.#policy?.stop();
       await this.#setup.stop();
       await this.#meshNode.stop();
       this.#ipam?.close();
@@ -314,6 +324,7 @@ export class Agent implements AgentPort {
           this.#meshNode,
           this.#setup.datapath,
           this.#reclaimer,
+          this.#policy,
         ], { reason }),
       uptimeSeconds: Math.round((Date.now() - this.#startedAt) / 1000),
     });
@@ -332,7 +343,7 @@ export class Agent implements AgentPort {
 
   async allocate(
     containerID: string,
-    options: { ifname: string; subnet?: string; network?: string },
+    options: { ifname: string; subnet?: string; network?: string; pod?: PodRef },
   ): Promise<AllocationView> {
     if (containerID === BRIDGE_CONTAINER_ID) {
       throw new BadRequestError(`Container ID "${containerID}" is reserved for the bridge`);
@@ -367,6 +378,8 @@ export class Agent implements AgentPort {
       subnet,
       network: options.network,
     });
+    const undo = () => ipam.release(containerID, options.ifname);
+    await this.#policy?.admit(allocation, options.pod, undo);
     this.#publishEndpoints();
     return this.#view(allocation);
   }
@@ -379,16 +392,19 @@ export class Agent implements AgentPort {
     return (this.#ipam?.lookup(containerID, ifname) ?? []).map((a) => this.#view(a));
   }
 
-  release(containerID: string, ifname?: string): Promise<AllocationView[]> {
+  async release(containerID: string, ifname?: string): Promise<AllocationView[]> {
     if (containerID === BRIDGE_CONTAINER_ID) {
       throw new BadRequestError(`Container ID "${containerID}" is reserved for the bridge`);
     }
-    const released = this.#requireIpam().release(containerID, ifname);
+    const ipam = this.#requireIpam();
+    // out of the policy sets, connections forgotten, before the address can be handed out again
+    await this.#policy?.forget(ipam.lookup(containerID, ifname));
+    const released = ipam.release(containerID, ifname);
     if (released.length) this.#publishEndpoints();
-    return Promise.resolve(released.map((a) => this.#view(a)));
+    return released.map((a) => this.#view(a));
   }
 
-  retainOnly(
+  async retainOnly(
     valid: AttachmentRef[],
     options: { network?: string } = {},
   ): Promise<AllocationView[]> {
@@ -404,7 +420,8 @@ export class Agent implements AgentPort {
       },
     );
     if (released.length) this.#publishEndpoints();
-    return Promise.resolve(released.map((a) => this.#view(a)));
+    await this.#policy?.forget(released);
+    return released.map((a) => this.#view(a));
   }
 
   allocations(): AllocationView[] {
@@ -454,6 +471,10 @@ export class Agent implements AgentPort {
     );
     setTimeout(() => void this.stop(), 100);
     return result;
+  }
+
+  policyStatus() {
+    return this.#policy?.status() ?? disabledPolicyView(this.config);
   }
 
   metrics() {

@@ -47,6 +47,10 @@ export interface AgentConfig {
    * RBAC allows only `weave-net`, so its DaemonSet run with the weft image names that one.
    */
   reclaimConfigMap?: string;
+  /** Enforce Kubernetes NetworkPolicy (on Kubernetes only; default on there). */
+  networkPolicy: boolean;
+  /** Log denied connections to the kernel log, at most this many a second per policy. */
+  policyLogRate?: number;
 }
 
 /** Flags as commander hands them over (all optional strings/booleans). */
@@ -76,6 +80,9 @@ export interface AgentFlags {
   nodeName?: string;
   kubernetes?: boolean;
   kubeconfig?: string;
+  /** `--no-network-policy` makes it false. */
+  networkPolicy?: boolean;
+  policyLogRate?: string;
 }
 
 /** Every environment variable the agent reads; the manifests may use only these. */
@@ -104,6 +111,8 @@ export const AGENT_ENV_NAMES = [
   "KUBERNETES_SERVICE_PORT",
   "WEFT_IPTABLES",
   "WEFT_RECLAIM_CONFIGMAP",
+  "WEFT_NETWORK_POLICY",
+  "WEFT_POLICY_LOG_RATE",
 ] as const;
 
 export const DEFAULTS = {
@@ -329,5 +338,28 @@ export async function resolveAgentConfig(
     kubernetes,
     kubeconfig: flags.kubeconfig,
     reclaimConfigMap: env.WEFT_RECLAIM_CONFIGMAP || undefined,
+    networkPolicy: flags.networkPolicy === false
+      ? false
+      : parseSwitch(env.WEFT_NETWORK_POLICY, "WEFT_NETWORK_POLICY") ?? true,
+    policyLogRate: parseRate(pick(flags.policyLogRate, "WEFT_POLICY_LOG_RATE")),
   };
+}
+
+function parseSwitch(text: string | undefined, what: string): boolean | undefined {
+  if (text === undefined || text === "") return undefined;
+  if (/^(true|1|yes|on)$/i.test(text)) return true;
+  if (/^(false|0|no|off)$/i.test(text)) return false;
+  throw new ConfigError(`Invalid ${what} "${text}": expected true or false`);
+}
+
+/** `--policy-log-rate`: `N/s` or `N` (a second), 1 to 10,000; `0` or `off` logs nothing. */
+export function parseRate(text: string | undefined): number | undefined {
+  if (text === undefined || /^(0|off)$/i.test(text.trim())) return undefined;
+  const match = /^(\d+)(\/s)?$/.exec(text.trim());
+  if (!match || Number(match[1]) > 10_000) {
+    throw new ConfigError(
+      `Invalid --policy-log-rate/WEFT_POLICY_LOG_RATE "${text}": expected N/s, N from 1 to 10000`,
+    );
+  }
+  return Number(match[1]);
 }

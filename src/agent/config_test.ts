@@ -140,3 +140,27 @@ Deno.test("the same --peers on every node gives every node the same quorum (itse
     /Invalid --peers.*"bad!"/,
   );
 });
+
+Deno.test("NetworkPolicy: on by default, off by flag or environment, a deny-log rate", async () => {
+  const on = await resolveAgentConfig({}, {});
+  assert.equal(on.networkPolicy, true);
+  assert.equal(on.policyLogRate, undefined);
+  assert.equal((await resolveAgentConfig({ networkPolicy: false }, {})).networkPolicy, false);
+  const envOff = await resolveAgentConfig({}, { WEFT_NETWORK_POLICY: "false" });
+  assert.equal(envOff.networkPolicy, false);
+  // commander gives `true` when --no-network-policy is absent: the environment still counts
+  const both = await resolveAgentConfig({ networkPolicy: true }, { WEFT_NETWORK_POLICY: "off" });
+  assert.equal(both.networkPolicy, false);
+  await assert.rejects(
+    resolveAgentConfig({}, { WEFT_NETWORK_POLICY: "maybe" }),
+    /Invalid WEFT_NETWORK_POLICY "maybe"/,
+  );
+  assert.equal((await resolveAgentConfig({ policyLogRate: "5/s" }, {})).policyLogRate, 5);
+  const fromEnv = await resolveAgentConfig({}, { WEFT_POLICY_LOG_RATE: "20" });
+  assert.equal(fromEnv.policyLogRate, 20);
+  assert.equal((await resolveAgentConfig({ policyLogRate: "0" }, {})).policyLogRate, undefined);
+  await assert.rejects(
+    resolveAgentConfig({ policyLogRate: "fast" }, {}),
+    /Invalid --policy-log-rate\/WEFT_POLICY_LOG_RATE "fast"/,
+  );
+});

@@ -24,6 +24,8 @@ export interface MetricSources {
     gossipBytesSent: number;
     gossipBytesReceived: number;
   } | undefined;
+  /** NetworkPolicy drop counters, read from the kernel at scrape time (absent: not enforcing). */
+  policyDrops?(): Promise<[Labels, number][]> | undefined;
 }
 
 type Labels = Record<string, string>;
@@ -33,7 +35,7 @@ interface Family {
   help: string;
   type: "counter" | "gauge";
   /** The samples at scrape time; a family without samples prints its HELP and TYPE only. */
-  samples(): [Labels, number][];
+  samples(): [Labels, number][] | Promise<[Labels, number][]>;
 }
 
 const CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -110,6 +112,14 @@ export class AgentMetrics {
         "Gossip bytes received.",
         (m) => m.gossipBytesReceived,
       ),
+      {
+        name: "weft_policy_dropped_packets_total",
+        help: "Packets NetworkPolicy dropped on this node, per policy isolating the pod and " +
+          'direction (a packet counts once per such policy); direction="pending": packets of ' +
+          "pods not known yet.",
+        type: "counter",
+        samples: async () => (await sources.policyDrops?.()) ?? [],
+      },
     ];
   }
 
@@ -118,13 +128,12 @@ export class AgentMetrics {
     this.#requests.set(key, (this.#requests.get(key) ?? 0) + 1);
   }
 
-  // deno-lint-ignore require-await
   async render(): Promise<{ contentType: string; body: string }> {
     const lines: string[] = [];
     for (const family of this.#families) {
       lines.push(`# HELP ${family.name} ${escapeHelp(family.help)}`);
       lines.push(`# TYPE ${family.name} ${family.type}`);
-      for (const [labels, value] of family.samples()) {
+      for (const [labels, value] of await family.samples()) {
         lines.push(`${family.name}${formatLabels(labels)} ${formatValue(value)}`);
       }
     }

@@ -82,3 +82,27 @@ Deno.test("metrics: without a mesh the mesh families have no samples; odd values
   assert.match(body, /^weft_ipam_unreachable_percentage NaN$/m);
   assert.match(body, /^weft_ipam_pending_requests 0$/m);
 });
+
+Deno.test("metrics: NetworkPolicy drops per policy and direction, read at scrape time", async () => {
+  let shop = 3;
+  const metrics = new AgentMetrics({
+    ipam,
+    policyDrops: () =>
+      Promise.resolve([
+        [{ namespace: "shop", policy: "web", direction: "ingress" }, shop],
+        [{ namespace: "", policy: "", direction: "pending" }, 1],
+      ]),
+  });
+  const lines = async () =>
+    (await metrics.render()).body.split("\n").filter((l) => l.startsWith("weft_policy_"));
+  assert.deepEqual(await lines(), [
+    'weft_policy_dropped_packets_total{namespace="shop",policy="web",direction="ingress"} 3',
+    'weft_policy_dropped_packets_total{namespace="",policy="",direction="pending"} 1',
+  ]);
+  shop = 5;
+  assert.match((await lines())[0], / 5$/);
+  // not enforcing: the family is declared, with no samples
+  const { body } = await scrape({ ipam });
+  assert.match(body, /^# TYPE weft_policy_dropped_packets_total counter$/m);
+  assert.doesNotMatch(body, /^weft_policy_dropped_packets_total/m);
+});

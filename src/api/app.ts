@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import type { Context } from "hono";
-import type { AgentPort, AttachmentRef } from "./types.ts";
+import type { AgentPort, AttachmentRef, PodRef } from "./types.ts";
 import { BadRequestError, HttpError, NotFoundError } from "./errors.ts";
 import { UI_CSP, UI_PAGE } from "./ui_page.ts";
 import { type ApiLimits, DEFAULT_LIMITS, limitRequests, readBody } from "./limits.ts";
@@ -21,6 +21,33 @@ function checkNetwork(name: string | undefined): string | undefined {
     );
   }
   return name;
+}
+
+const NAMESPACE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const POD_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+const POD_UID = /^[A-Za-z0-9-]{1,64}$/;
+
+/** The optional `pod` of an allocation request: the names the API would accept, or a 400. */
+function checkPod(value: unknown): PodRef | undefined {
+  if (value === undefined || value === null) return undefined;
+  const pod = value as Record<string, unknown>;
+  if (typeof value !== "object" || Array.isArray(value)) {
+    throw new BadRequestError(`"pod" must be an object {namespace, name, uid?}`);
+  }
+  if (typeof pod.namespace !== "string" || !NAMESPACE.test(pod.namespace)) {
+    throw new BadRequestError(
+      `Invalid pod namespace ${JSON.stringify(pod.namespace)}: a DNS label (a-z, 0-9, -)`,
+    );
+  }
+  if (typeof pod.name !== "string" || !POD_NAME.test(pod.name)) {
+    throw new BadRequestError(
+      `Invalid pod name ${JSON.stringify(pod.name)}: a DNS subdomain (a-z, 0-9, - and .)`,
+    );
+  }
+  if (pod.uid !== undefined && (typeof pod.uid !== "string" || !POD_UID.test(pod.uid))) {
+    throw new BadRequestError(`Invalid pod uid ${JSON.stringify(pod.uid)}`);
+  }
+  return { namespace: pod.namespace, name: pod.name, ...(pod.uid ? { uid: pod.uid } : {}) };
 }
 
 function checkContainerId(id: string): string {
@@ -121,6 +148,11 @@ export function createApi(agent: AgentPort, options: ApiOptions = {}): Hono {
 
   app.get("/status/ipam", (c) => c.json(agent.ipamStatus()));
 
+  app.get("/status/policy", (c) => {
+    if (!agent.policyStatus) throw new NotFoundError("This agent does not enforce NetworkPolicy");
+    return c.json(agent.policyStatus());
+  });
+
   app.get("/ip", (c) => c.json(agent.allocations()));
 
   app.post("/ip/:containerID", async (c) => {
@@ -129,7 +161,8 @@ export function createApi(agent: AgentPort, options: ApiOptions = {}): Hono {
     const ifname = checkIfname(optionalString(body, "ifname") ?? c.req.query("ifname"), true)!;
     const subnet = optionalString(body, "subnet") ?? c.req.query("subnet");
     const network = checkNetwork(optionalString(body, "network"));
-    return c.json(await agent.allocate(containerID, { ifname, subnet, network }));
+    const pod = checkPod(body.pod);
+    return c.json(await agent.allocate(containerID, { ifname, subnet, network, pod }));
   });
 
   app.get("/ip/:containerID", (c) => {

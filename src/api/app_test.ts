@@ -316,3 +316,38 @@ Deno.test("GET /report is one document with config (never the password), state a
     IPALLOC_INIT: "consensus=1",
   });
 });
+
+Deno.test("POST /ip takes the pod a CNI ADD names, and refuses names the API would not", async () => {
+  await withApi(async (request) => {
+    const ok = await request(
+      "/ip/pod-p",
+      post({ ifname: "eth0", pod: { namespace: "shop", name: "web-1.a", uid: "0f3c-9a" } }),
+    );
+    assert.equal(ok.status, 200);
+    for (
+      const [pod, complaint] of [
+        [{ namespace: "Shop", name: "web" }, /Invalid pod namespace "Shop"/],
+        [{ namespace: "shop", name: "web/../x" }, /Invalid pod name/],
+        [{ namespace: "shop" }, /Invalid pod name undefined/],
+        [{ namespace: "shop", name: "web", uid: "a b" }, /Invalid pod uid/],
+        ["shop/web", /"pod" must be an object/],
+      ] as const
+    ) {
+      const response = await request("/ip/pod-q", post({ ifname: "eth0", pod }));
+      assert.equal(response.status, 400, JSON.stringify(pod));
+      assert.match((await response.json()).error, complaint);
+    }
+    assert.equal((await request("/ip/pod-q?ifname=eth0")).status, 404, "nothing allocated");
+  });
+});
+
+Deno.test("GET /status/policy says why a node off Kubernetes enforces no NetworkPolicy", async () => {
+  await withApi(async (request) => {
+    const response = await request("/status/policy");
+    assert.equal(response.status, 200);
+    const view = await response.json();
+    assert.equal(view.enabled, false);
+    assert.match(view.reason, /not on Kubernetes/);
+    assert.deepEqual(view.pods, []);
+  });
+});

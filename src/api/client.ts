@@ -3,7 +3,13 @@
  * Errors keep the distinction people need: the agent is not running at all (`AgentUnreachableError`)
  * versus it answered with an error (`ApiError`, carrying the status and the agent's message).
  */
-import type { AllocationView, IpamStatusView, ReportView, StatusView } from "./types.ts";
+import type {
+  AllocationView,
+  IpamStatusView,
+  PolicyStatusView,
+  ReportView,
+  StatusView,
+} from "./types.ts";
 
 export class AgentUnreachableError extends Error {
   constructor(readonly address: string, cause: unknown) {
@@ -74,6 +80,9 @@ export class ApiClient {
   }
   ipamStatus(): Promise<IpamStatusView> {
     return this.request("GET", "/status/ipam");
+  }
+  policyStatus(): Promise<PolicyStatusView> {
+    return this.request("GET", "/status/policy");
   }
   allocations(): Promise<AllocationView[]> {
     return this.request("GET", "/ip");

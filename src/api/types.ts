@@ -92,6 +92,49 @@ export interface IpamStatusView {
   problems?: Diagnostic[];
 }
 
+/** One address on this node, as NetworkPolicy enforcement sees it (GET /status/policy). */
+export interface PolicyPodView {
+  address: string;
+  /** `namespace/name`; absent when the CNI ADD named no pod. */
+  pod?: string;
+  /**
+   * `enforced`: in its pod's sets; `pending`: its pod is not known yet and its namespace has
+   * (or may have) policies, so all its traffic is dropped; `unknown`: its pod is not known but
+   * nothing isolates its namespace; `unidentified`: the ADD named no pod (not filtered).
+   */
+  state: "enforced" | "pending" | "unknown" | "unidentified";
+  /** Policies (`namespace/name`) isolating it for ingress; empty: ingress is open. */
+  ingress: string[];
+  egress: string[];
+  /** Since when it has been pending (ISO time). */
+  pendingSince?: string;
+}
+
+export interface PolicyStatusView {
+  enabled: boolean;
+  /** Why enforcement is off, when it is. */
+  reason?: string;
+  node?: string;
+  /** True once pods, namespaces and policies have all been listed from the API. */
+  synced: boolean;
+  /** NetworkPolicies of the cluster in the rules the kernel holds. */
+  policies: number;
+  pods: PolicyPodView[];
+  /** The last change applied to the kernel: a whole-table replacement or a patch. */
+  lastApply?: { at: string; kind: "replace" | "patch" | "pending"; lines: number; ms: number };
+  problems: Diagnostic[];
+}
+
+/**
+ * The pod a CNI ADD attaches, from CNI_ARGS (K8S_POD_NAMESPACE, K8S_POD_NAME, K8S_POD_UID): the
+ * agent puts its address into the pod's NetworkPolicy sets before the ADD returns.
+ */
+export interface PodRef {
+  namespace: string;
+  name: string;
+  uid?: string;
+}
+
 export interface AttachmentRef {
   containerID: string;
   ifname: string;
@@ -142,7 +185,7 @@ export interface AgentPort {
   ipamStatus(): IpamStatusView;
   allocate(
     containerID: string,
-    options: { ifname: string; subnet?: string; network?: string },
+    options: { ifname: string; subnet?: string; network?: string; pod?: PodRef },
   ): Promise<AllocationView>;
   lookup(containerID: string, ifname?: string): AllocationView[];
   release(containerID: string, ifname?: string): Promise<AllocationView[]>;
@@ -163,6 +206,8 @@ export interface AgentPort {
   leave?(): Promise<unknown>;
   expose?(): Promise<unknown>;
   hide?(): Promise<unknown>;
+  /** NetworkPolicy enforcement on this node (GET /status/policy). */
+  policyStatus?(): PolicyStatusView;
   /** The whole cluster as the topology page draws it (GET /status/topology). */
   topology?(): TopologyView;
   mesh?: MeshPort;

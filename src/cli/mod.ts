@@ -25,6 +25,7 @@ import {
 import { VERSION } from "../version.ts";
 import { table } from "./format.ts";
 import { renderIpam, renderRecords, renderStatus } from "./render.ts";
+import { renderPolicy } from "./render_policy.ts";
 
 function client(command: Command): ApiClient {
   const { apiAddr } = command.optsWithGlobals() as { apiAddr?: string };
@@ -115,6 +116,14 @@ export function buildCli(): Command {
       "--kubeconfig <file>",
       "talk to Kubernetes with this kubeconfig instead of in-cluster config",
     )
+    .option(
+      "--no-network-policy",
+      "on Kubernetes, do not enforce NetworkPolicy (env WEFT_NETWORK_POLICY=false)",
+    )
+    .option(
+      "--policy-log-rate <n/s>",
+      "log denied connections to the kernel log, at most n a second per policy (env WEFT_POLICY_LOG_RATE)",
+    )
     .action(async (flags: AgentFlags, command: Command) => {
       const globals = command.optsWithGlobals() as { apiAddr?: string };
       const config = await resolveAgentConfig(
@@ -150,8 +159,10 @@ export function buildCli(): Command {
     });
 
   program.command("status")
-    .description("show the agent's status, or one part of it: ipam, peers, connections, targets")
-    .argument("[what]", "ipam | peers | connections | targets")
+    .description(
+      "show the agent's status, or one part of it: ipam, peers, connections, targets, policy",
+    )
+    .argument("[what]", "ipam | peers | connections | targets | policy")
     .option("--json", "print the API's JSON answer")
     .action(async (what: string | undefined, options: { json?: boolean }, command: Command) => {
       const api = client(command);
@@ -166,6 +177,10 @@ export function buildCli(): Command {
           const ipam = await api.ipamStatus();
           return print(ipam, Boolean(options.json), () => renderIpam(ipam));
         }
+        case "policy": {
+          const policy = await api.policyStatus();
+          return print(policy, Boolean(options.json), () => renderPolicy(policy));
+        }
         case "peers":
         case "connections":
         case "targets": {
@@ -178,7 +193,7 @@ export function buildCli(): Command {
         }
         default:
           throw new ConfigError(
-            `Unknown status "${what}": expected ipam, peers, connections or targets`,
+            `Unknown status "${what}": expected ipam, peers, connections, targets or policy`,
           );
       }
     });
@@ -305,9 +320,9 @@ export function buildCli(): Command {
           `removed ${report.removedLinks.length} links${
             report.removedLinks.length ? ` (${report.removedLinks.join(", ")})` : ""
           }` +
-            `${
-              report.removedStateDir ? ` and ${options.stateDir}` : ""
-            }; weft's iptables chains are gone`,
+            `${report.removedStateDir ? ` and ${options.stateDir}` : ""}; weft's iptables chains${
+              report.removedPolicyTable ? " and NetworkPolicy table" : ""
+            } are gone`,
         );
       },
     );

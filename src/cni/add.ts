@@ -10,7 +10,7 @@
  */
 
 import { randomMac } from "../net/link.ts";
-import { agentErrorToCni, type Allocation } from "./agent_client.ts";
+import { agentErrorToCni, type Allocation, type PodIdentity } from "./agent_client.ts";
 import type { HandlerContext } from "./context.ts";
 import { CniCode, CniError } from "./errors.ts";
 import { kernelErrorToCni, requirePodNetns } from "./kernel.ts";
@@ -43,6 +43,7 @@ export async function add(context: HandlerContext): Promise<CniResult> {
       ifname: env.ifname,
       subnet: config.subnet,
       network: config.name,
+      pod: podIdentity(env.args),
     })
       .then(async (allocation) => {
         try {
@@ -94,6 +95,18 @@ export async function add(context: HandlerContext): Promise<CniResult> {
     dns: {},
   };
   return formatResult(mergeResults(config.prevResult, ours), config.cniVersion);
+}
+
+/**
+ * The pod, as the kubelet names it in CNI_ARGS: with it the agent puts the address into the
+ * pod's NetworkPolicy sets before answering, so the pod's first packet already meets them.
+ */
+function podIdentity(args: Record<string, string>): PodIdentity | undefined {
+  const namespace = args.K8S_POD_NAMESPACE;
+  const name = args.K8S_POD_NAME;
+  if (!namespace || !name) return undefined;
+  const uid = args.K8S_POD_UID;
+  return { namespace, name, ...(uid ? { uid } : {}) };
 }
 
 async function bridgeMtu(context: HandlerContext): Promise<number> {

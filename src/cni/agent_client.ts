@@ -26,12 +26,22 @@ export interface AgentStatus {
   [field: string]: unknown;
 }
 
+/** The pod an ADD attaches (from CNI_ARGS), for the agent's NetworkPolicy sets. */
+export interface PodIdentity {
+  namespace: string;
+  name: string;
+  uid?: string;
+}
+
 export interface AgentApi {
   status(): Promise<AgentStatus>;
-  /** `network` is the config's `name`: GC of one weft network leaves the others' addresses. */
+  /**
+   * `network` is the config's `name`: GC of one weft network leaves the others' addresses.
+   * `pod` lets the agent protect the pod with its NetworkPolicies before the answer comes.
+   */
   allocate(
     containerID: string,
-    options: { ifname: string; subnet?: string; network?: string },
+    options: { ifname: string; subnet?: string; network?: string; pod?: PodIdentity },
   ): Promise<Allocation>;
   /** Releases the allocation for one interface, or every one of the container without ifname. */
   release(containerID: string, options?: { ifname?: string }): Promise<void>;
@@ -90,11 +100,12 @@ export class HttpAgentClient implements AgentApi {
 
   async allocate(
     containerID: string,
-    options: { ifname: string; subnet?: string; network?: string },
+    options: { ifname: string; subnet?: string; network?: string; pod?: PodIdentity },
   ): Promise<Allocation> {
-    const body: Record<string, string> = { ifname: options.ifname };
+    const body: Record<string, unknown> = { ifname: options.ifname };
     if (options.subnet) body.subnet = options.subnet;
     if (options.network) body.network = options.network;
+    if (options.pod) body.pod = options.pod;
     return await this.#request<Allocation>("POST", `/ip/${encodeURIComponent(containerID)}`, {
       body,
     }) as Allocation;

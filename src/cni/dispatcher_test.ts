@@ -77,6 +77,22 @@ const env = (command: string, extra: Record<string, string> = {}) => ({
 });
 const config = { cniVersion: "1.1.0", name: "weft", type: "weft" };
 
+Deno.test("ADD: the pod named in CNI_ARGS goes with the allocation request (NetworkPolicy)", async () => {
+  const world = setup();
+  const args = "IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=web-1;K8S_POD_UID=u-42";
+  assert.equal((await invoke(world, env("ADD", { CNI_ARGS: args }), config)).code, 0);
+  assert.deepEqual(world.agent.pods.get("c1/eth0"), {
+    namespace: "shop",
+    name: "web-1",
+    uid: "u-42",
+  });
+  // without the pod's name (not Kubernetes) the agent is told nothing
+  const other = setup();
+  const partial = env("ADD", { CNI_ARGS: "K8S_POD_NAMESPACE=shop" });
+  assert.equal((await invoke(other, partial, config)).code, 0);
+  assert.equal(other.agent.pods.size, 0);
+});
+
 Deno.test("ADD: veth on the bridge, address from the agent, result in 1.1.0 shape", async () => {
   const world = setup();
   const run = await invoke(world, env("ADD"), config);

@@ -29,6 +29,7 @@ import {
   type AgentStatus,
   AgentUnreachableError,
   type Allocation,
+  type PodIdentity,
 } from "./agent_client.ts";
 import type { Attachment } from "./config.ts";
 import type { NetnsInspection } from "../net/netns.ts";
@@ -48,6 +49,8 @@ export class MemoryAgent implements AgentApi {
   ready = true;
   /** When true, every call fails as if nothing listened on the port. */
   unreachable = false;
+  /** The pod each allocation was asked for, by `containerID/ifname` (for assertions). */
+  readonly pods = new Map<string, PodIdentity>();
   readonly #range;
   readonly #gateway: number;
   readonly #bridge: string;
@@ -85,10 +88,11 @@ export class MemoryAgent implements AgentApi {
   // deno-lint-ignore require-await
   async allocate(
     containerID: string,
-    options: { ifname: string; subnet?: string; network?: string },
+    options: { ifname: string; subnet?: string; network?: string; pod?: PodIdentity },
   ): Promise<Allocation> {
     const request = `POST /ip/${containerID}`;
     this.#usable(request);
+    if (options.pod) this.pods.set(`${containerID}/${options.ifname}`, options.pod);
     const existing = this.#byKey.get(key(containerID, options.ifname));
     if (existing) return existing;
     let pool = this.#range;

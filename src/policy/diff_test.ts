@@ -2,38 +2,12 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { formatIp } from "../net/cidr.ts";
 import { compile } from "./compile.ts";
-import { diffRuleSets, isElementOnly, isEmptyDiff, type RuleSetDiff } from "./diff.ts";
+import { diffRuleSets, isElementOnly, isEmptyDiff } from "./diff.ts";
 import { compareElements, sortElements } from "./elements.ts";
 import type { CompiledRuleSet, Element } from "./ir.ts";
-import { labels, policy, xyzCluster } from "./testing.ts";
+import { applyRuleSetDiff, labels, policy, xyzCluster } from "./testing.ts";
 import { clusterState, pods as randomPods } from "./testing_arbitrary.ts";
 import type { NetworkPolicy } from "./types.ts";
-
-/** What the kernel holds after a diff is applied to `before` (the renderer's job, in data). */
-function applyDiff(before: CompiledRuleSet, diff: RuleSetDiff) {
-  if (diff.kind === "replace") return view(diff.ruleSet);
-  const state = view(before);
-  for (const name of diff.sets.remove) {
-    state.sets.delete(name);
-    state.members.delete(name);
-  }
-  for (const set of diff.sets.add) {
-    state.sets.set(set.name, set);
-    state.members.set(set.name, []);
-  }
-  for (const name of diff.counters.remove) state.counters.delete(name);
-  for (const counter of diff.counters.add) state.counters.set(counter.name, counter);
-  for (const name of diff.chains.remove) state.chains.delete(name);
-  for (const chain of [...diff.chains.add, ...diff.chains.replace]) {
-    state.chains.set(chain.name, chain);
-  }
-  for (const change of diff.elements) {
-    const gone = new Set(change.remove.map((e) => e.join(",")));
-    const kept = (state.members.get(change.set) ?? []).filter((e) => !gone.has(e.join(",")));
-    state.members.set(change.set, sortElements([...kept, ...change.add]));
-  }
-  return state;
-}
 
 /** A rule set as maps by name (order of objects does not matter to the kernel, rules' does). */
 function view(rs: CompiledRuleSet) {
@@ -152,7 +126,7 @@ Deno.test("applying the diff of any two states to the first gives the second", (
     fc.property(clusterState, clusterState, fc.constantFrom("n1", "n2"), (a, b, node) => {
       const before = compile(a, { node });
       const after = compile(b, { node });
-      assert.deepEqual(applyDiff(before, diffRuleSets(before, after)), view(after));
+      assert.deepEqual(view(applyRuleSetDiff(before, diffRuleSets(before, after))), view(after));
     }),
     { numRuns: 200, seed: 7 },
   );

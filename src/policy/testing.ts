@@ -8,7 +8,9 @@ import { compile } from "./compile.ts";
 import type { ClusterState, Endpoint, Probe, ProbeProtocol } from "./evaluate.ts";
 import { Reachability } from "./evaluate.ts";
 import { interpret } from "./interpret.ts";
-import type { CompiledRuleSet } from "./ir.ts";
+import type { RuleSetDiff } from "./diff.ts";
+import { sortElements } from "./elements.ts";
+import type { CompiledRuleSet, Element } from "./ir.ts";
 import type { LabelSelector, Namespace, NetworkPolicy, Pod, Protocol } from "./types.ts";
 
 export const NAMESPACES = ["x", "y", "z"] as const;
@@ -196,6 +198,43 @@ export function describeProbe(probe: Probe): string {
   const name = (e: Endpoint) =>
     "pod" in e ? e.pod : "node" in e ? `node ${e.node} (${e.ip})` : e.ip;
   return `${name(probe.from)} -> ${name(probe.to)} ${probe.protocol}/${probe.port}`;
+}
+
+/**
+ * What the kernel holds after `diff` is applied to `before`: the renderer's job, in data (for
+ * checking diffs, and for in-memory kernels in tests).
+ */
+export function applyRuleSetDiff(before: CompiledRuleSet, diff: RuleSetDiff): CompiledRuleSet {
+  if (diff.kind === "replace") return diff.ruleSet;
+  const sets = new Map(before.sets.map((s) => [s.name, s]));
+  const counters = new Map(before.counters.map((c) => [c.name, c]));
+  const chains = new Map(before.chains.map((c) => [c.name, c]));
+  const members = new Map<string, readonly Element[]>(before.members);
+  for (const name of diff.sets.remove) {
+    sets.delete(name);
+    members.delete(name);
+  }
+  for (const set of diff.sets.add) {
+    sets.set(set.name, set);
+    members.set(set.name, []);
+  }
+  for (const name of diff.counters.remove) counters.delete(name);
+  for (const counter of diff.counters.add) counters.set(counter.name, counter);
+  for (const name of diff.chains.remove) chains.delete(name);
+  for (const chain of [...diff.chains.add, ...diff.chains.replace]) chains.set(chain.name, chain);
+  for (const change of diff.elements) {
+    const gone = new Set(change.remove.map((e) => e.join(",")));
+    const kept = (members.get(change.set) ?? []).filter((e) => !gone.has(e.join(",")));
+    members.set(change.set, sortElements([...kept, ...change.add]));
+  }
+  return {
+    node: before.node,
+    sets: [...sets.values()],
+    counters: [...counters.values()],
+    chains: [...chains.values()],
+    members,
+    problems: before.problems,
+  };
 }
 
 export type { ProbeProtocol };

@@ -413,22 +413,33 @@ export class Lab {
     return sh([this.artifact.weft, ...args], { netns: this.node(index).netns });
   }
 
-  /** Creates a pod namespace on a node and attaches it with the CNI plugin (ADD). */
+  /**
+   * Creates a pod namespace on a node and attaches it with the CNI plugin (ADD). `args` is
+   * CNI_ARGS as a kubelet sets it (K8S_POD_NAMESPACE, K8S_POD_NAME, ...); `prepare` runs once
+   * the namespace exists, before the ADD (to start something inside the pod first).
+   */
   async addPod(
     index: number,
     name: string,
-    options: { ifname?: string; config?: Record<string, unknown> } = {},
+    options: {
+      ifname?: string;
+      config?: Record<string, unknown>;
+      args?: Record<string, string>;
+      prepare?: (netns: string) => Promise<void>;
+    } = {},
   ): Promise<LabPod> {
     const node = this.node(index);
     const netns = `${node.netns}-${name}`;
     await addNamespace(netns);
     const containerID = `${this.prefix}-${index}-${name}`;
     const ifname = options.ifname ?? "eth0";
+    await options.prepare?.(netns);
     const result = await this.cni(index, "ADD", {
       containerID,
       netns,
       ifname,
       config: options.config,
+      args: options.args,
     });
     if (result.code !== 0) {
       await sh(["ip", "netns", "del", netns]);
@@ -471,6 +482,7 @@ export class Lab {
       netns?: string;
       ifname?: string;
       config?: Record<string, unknown>;
+      args?: Record<string, string>;
     },
   ): Promise<CommandResult> {
     const env: Record<string, string> = {
@@ -481,6 +493,9 @@ export class Lab {
       CNI_IFNAME: options.ifname ?? "eth0",
       CNI_PATH: `${this.artifact.binDir}:/usr/lib/cni`,
     };
+    if (options.args) {
+      env.CNI_ARGS = Object.entries(options.args).map(([k, v]) => `${k}=${v}`).join(";");
+    }
     return sh([
       "env",
       "-i",
