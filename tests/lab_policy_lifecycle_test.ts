@@ -28,8 +28,12 @@ const guard: NetworkPolicy = {
 
 const both = (ip: string): ProbeTarget[] => [[ip, "tcp", 80], [ip, "udp", 80]];
 
+/** TCP and UDP to port 80; a probe that fails is tried once more (a lost datagram is no denial). */
 async function reach(from: PolicyPod, to: PolicyPod, timeoutMs = 1500): Promise<boolean[]> {
-  return await from.probe.probe(both(to.lab.ip), timeoutMs);
+  const targets = both(to.lab.ip);
+  const first = await from.probe.probe(targets, timeoutMs);
+  const again = await from.probe.probe(targets.filter((_, i) => !first[i]), timeoutMs);
+  return first.map((ok) => ok || again.shift()!);
 }
 
 async function tableOf(lab: PolicyLab, node: number) {

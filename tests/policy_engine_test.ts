@@ -99,7 +99,12 @@ function denyFromY() {
 
 async function setup(
   cluster: FakeCluster,
-  options: { kernel?: MemoryKernel; book?: AttachmentBook; podWaitMs?: number } = {},
+  options: {
+    kernel?: MemoryKernel;
+    book?: AttachmentBook;
+    podWaitMs?: number;
+    allocated?: () => string[];
+  } = {},
 ) {
   const kernel = options.kernel ?? new MemoryKernel();
   const health = new PolicyHealth();
@@ -118,6 +123,7 @@ async function setup(
     log: () => {},
     podWaitMs: options.podWaitMs ?? 200,
     batchMs: 1,
+    allocated: options.allocated,
   });
   await engine.start();
   return { kernel, engine, state, health };
@@ -292,6 +298,25 @@ Deno.test("a release takes the address out of every set and forgets its connecti
     name: "new",
   });
   assert.equal(kernel.allows("10.32.0.5", REMOTE), true, "y/new is not isolated");
+  await engine.stop();
+});
+
+Deno.test("a pod attached before the book keeps the API's address, until it is released", async () => {
+  await using cluster = startFakeCluster();
+  baseCluster(cluster, { policy: true });
+  cluster.api.addPod("x", "old", { labels: { app: "web" }, node: NODE, ip: "10.32.0.7" });
+  // another node's address the API shows for a pod of this node is not taken
+  cluster.api.addPod("x", "stray", { labels: { app: "web" }, node: NODE, ip: "10.32.0.8" });
+  const { kernel, engine, state } = await setup(cluster, { allocated: () => ["10.32.0.7"] });
+  await state.synced;
+  await waitFor("the table built from the API", () => kernel.calls.length === 2);
+  assert.equal(kernel.allows(REMOTE, "10.32.0.7"), false, "x/old is protected");
+  assert.equal(kernel.allows(REMOTE, "10.32.0.8"), true, "not this node's address");
+  // its DEL comes before the IPAM forgets the address, and the API still shows the pod
+  await engine.detach([{ containerID: "old", ifname: "eth0", ip: "10.32.0.7" }]);
+  for (const [name, members] of kernel.ruleSet!.members) {
+    assert.ok(!members.some((e) => e[0] === 0x0a200007), `10.32.0.7 still in ${name}`);
+  }
   await engine.stop();
 });
 

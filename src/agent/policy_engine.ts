@@ -63,7 +63,10 @@ export interface PolicyEngineOptions {
   book: AttachmentBook;
   /** Log denied connections, at most this many a second per policy (kernel log). */
   logRate?: number;
-  /** The addresses this node's IPAM has handed out. */
+  /**
+   * The addresses this node's IPAM handed out before this engine started (pods attached before
+   * the attachment book knew them: the API's address is all there is for them).
+   */
   allocated?: () => Iterable<string>;
   health?: PolicyHealth;
   log?: (message: string) => void;
@@ -111,6 +114,8 @@ export class PolicyEngine {
   #synced = false;
   readonly #unsynced = new Set<string>();
   readonly #fetched = new Map<string, KubePod>();
+  /** Addresses detached and not yet given back to the IPAM: no pod may keep them. */
+  readonly #released = new Set<string>();
   #state: PolicyState | undefined;
   #appliedPolicies = 0;
   readonly #pendingSince = new Map<string, number>();
@@ -186,20 +191,16 @@ export class PolicyEngine {
     released: readonly { containerID: string; ifname: string; ip: string }[],
   ): Promise<void> {
     if (released.length === 0) return;
-    let changed = false;
     for (const r of released) {
+      this.#released.add(r.ip);
       const gone = await this.#book.delete(r.containerID, r.ifname);
-      if (gone) {
-        changed = true;
-        this.#unsynced.delete(attachmentKey(r));
-        if (gone.pod) this.#fetched.delete(`${gone.pod.namespace}/${gone.pod.name}`);
-      }
+      this.#unsynced.delete(attachmentKey(r));
+      if (gone?.pod) this.#fetched.delete(`${gone.pod.namespace}/${gone.pod.name}`);
     }
-    if (changed) {
-      await this.#request(0, { urgent: true }).catch((error) =>
-        this.#log(`released addresses stay in the table until the retry: ${error.message}`)
-      );
-    }
+    // also without a book entry: a pod known by the API's address alone leaves the sets too
+    await this.#request(0, { urgent: true }).catch((error) =>
+      this.#log(`released addresses stay in the table until the retry: ${error.message}`)
+    );
     for (const { ip } of released) {
       await this.#kernel.forgetConnections(ip).catch((error) =>
         this.#log(`cannot delete the tracked connections of ${ip}: ${error.message}`)
@@ -297,7 +298,10 @@ export class PolicyEngine {
   async #run(): Promise<void> {
     const { cluster } = this.#options;
     for (const key of this.#fetched.keys()) if (cluster.pods.get(key)) this.#fetched.delete(key);
-    const allocated = this.#options.allocated;
+    const allocated = this.#options.allocated && new Set(this.#options.allocated());
+    // a released address the IPAM no longer holds needs no more guarding
+    for (const ip of this.#released) if (!allocated?.has(ip)) this.#released.delete(ip);
+    for (const ip of this.#released) allocated?.delete(ip);
     const state = buildPolicyState({
       node: this.node,
       synced: this.#synced,
@@ -309,7 +313,7 @@ export class PolicyEngine {
       hasPolicy: (namespace) => cluster.policies.byIndex("namespace", namespace).length > 0,
       attachments: this.#book.list(),
       unsyncedAttachments: this.#unsynced,
-      allocated: allocated ? new Set(allocated()) : undefined,
+      allocated,
     });
     this.#notePending(state);
     const started = performance.now();

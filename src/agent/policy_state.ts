@@ -9,9 +9,9 @@
  * - A local pod's address comes from the book only: the API learns it after the ADD returns
  *   (too late to protect the first packet), and a deleted pod the API still shows may carry an
  *   address the book has already given to a new pod.
- * - A local pod the API shows with an address the IPAM has handed out but the book does not
- *   know (attached before the book existed) keeps the API's address: better than leaving a
- *   running pod out of every set.
+ * - A local pod the API shows with an address the IPAM handed out before this agent started,
+ *   and that the book does not know (attached before the book existed), keeps the API's
+ *   address: better than leaving a running pod out of every set.
  * - An attachment whose pod is not known (not in the API yet, deleted, another incarnation than
  *   the ADD's K8S_POD_UID) is `pending` (all its traffic dropped) when its namespace has a
  *   policy, or may have one because the API has not been listed yet; otherwise it cannot be
@@ -44,7 +44,10 @@ export interface StateSources {
   attachments: readonly Attachment[];
   /** Keys (`containerID\0ifname`) of attachments made before the API was listed. */
   unsyncedAttachments: ReadonlySet<string>;
-  /** Addresses this node's IPAM has handed out (for pods attached before the book knew them). */
+  /**
+   * Addresses this node's IPAM handed out before the book could learn them (this agent's start),
+   * less those being released: a local pod the API shows at one of them keeps that address.
+   */
   allocated?: ReadonlySet<string>;
 }
 

@@ -108,13 +108,15 @@ export async function startPolicy(start: PolicyStart): Promise<PolicyEnforcement
     onError: (error) => health.report(error),
   });
   const warn = (message: string) => log(`policy: ${message}`);
+  const startedAt = Date.now();
   const engine = new PolicyEngine({
     node: config.nodeName,
     cluster: policyCluster(state, client),
     kernel: new NftPolicyKernel(),
     book: await AttachmentBook.open(`${config.stateDir}/${ATTACHMENTS_FILE}`, { warn }),
     logRate: config.policyLogRate,
-    allocated: () => start.allocations().map((a) => formatIp(a.address)),
+    allocated: () =>
+      start.allocations().filter((a) => a.createdAt < startedAt).map((a) => formatIp(a.address)),
     health,
     log: warn,
   });
