@@ -5,6 +5,12 @@
  * same topology weft builds, made by hand (pod veth, bridge, kernel VXLAN, underlay, ...).
  * Also pod to pod within one node against veth-bridge-veth.
  *
+ * weft's nodes are set up as the agent sets up a node: its iptables chains, br_netfilter on,
+ * the data path's guard (nft). A second table gives what each of those costs, from labs that
+ * differ in that one thing only: the guard's source checks on the fast path (with and without
+ * the nft tables), per-frame integrity on the userspace path (sealed and plain), and
+ * br_netfilter (bridge-nf-call-iptables on and off) across nodes and within one.
+ *
  *   deno run -A bench/datapath.ts [--seconds 3] [--rounds 3]
  *
  * All setups are built first and then measured in interleaved rounds (A B C ... A B C), best
@@ -108,15 +114,45 @@ async function handMadeVxlan(lab: Lab): Promise<Setup> {
   return { name: "hand-made bridge+VXLAN", lab, from, to, toIp };
 }
 
+/**
+ * Two weft nodes set up as the agent does it (iptables chains, br_netfilter on, the guard),
+ * unless told otherwise. `encrypt`: a password, and both nodes require encryption.
+ */
 async function weftLab(
   prefix: string,
-  options: { mode: "auto" | "sleeve"; keys?: boolean; pods?: number },
+  options: {
+    mode: "auto" | "sleeve";
+    encrypt?: boolean;
+    pods?: number;
+    guard?: boolean;
+    brNetfilter?: boolean;
+  },
 ): Promise<Lab> {
   const lab = await Lab.create(prefix, { nodes: 2, podsPerNode: options.pods ?? 1 });
-  await lab.startNodes({ mode: options.mode });
-  await lab.introduce({ keys: options.keys ? (a, b) => `${a}${b}`.repeat(32) : undefined });
-  await lab.waitPath(1, 2, options.keys || options.mode === "sleeve" ? "sleeve" : "fastdp");
+  for (const i of [1, 2]) {
+    await lab.applyAgentRules(i);
+    await lab.setBrNetfilter(i, options.brNetfilter ?? true);
+  }
+  await lab.startNodes({
+    mode: options.mode,
+    encrypt: options.encrypt,
+    firewall: options.guard ?? true,
+  });
+  await lab.introduce({ keys: options.encrypt ? (a, b) => `${a}${b}`.repeat(32) : undefined });
+  await lab.waitPath(1, 2, options.encrypt || options.mode === "sleeve" ? "sleeve" : "fastdp");
   return lab;
+}
+
+/** Pod 1 on node 1 to pod `k` on node `node` of `lab`. */
+function podToPod(lab: Lab, name: string, to: { node: number; pod: number }, baseline?: string) {
+  return {
+    name,
+    baseline,
+    lab,
+    from: lab.podNs(1, 1),
+    to: lab.podNs(to.node, to.pod),
+    toIp: lab.podIp(to.node, to.pod),
+  };
 }
 
 await sweepLab(PREFIX);
@@ -128,36 +164,31 @@ async function keep(lab: Promise<Lab>): Promise<Lab> {
 }
 
 const rows: Row[] = [];
+const setups: Setup[] = [];
 try {
   const scratch = await keep(Lab.create(`${PREFIX}b`, { nodes: 1, podsPerNode: 0 }));
   const hand = await keep(Lab.create(`${PREFIX}h`, { nodes: 2 }));
   const fast = await keep(weftLab(`${PREFIX}f`, { mode: "auto", pods: 2 }));
+  const open = await keep(weftLab(`${PREFIX}g`, { mode: "auto", guard: false }));
+  const bare = await keep(weftLab(`${PREFIX}n`, { mode: "auto", pods: 2, brNetfilter: false }));
   const plain = await keep(weftLab(`${PREFIX}p`, { mode: "sleeve" }));
-  const sealed = await keep(weftLab(`${PREFIX}e`, { mode: "sleeve", keys: true }));
+  const sealed = await keep(weftLab(`${PREFIX}e`, { mode: "sleeve", encrypt: true }));
   const vxlanBase = "hand-made bridge+VXLAN";
-  const setups: Setup[] = [
+  const sameBase = "veth-bridge-veth (same node)";
+  const remote = { node: 2, pod: 1 };
+  const local = { node: 1, pod: 2 };
+  setups.push(
     await vethPair(scratch),
     await vethBridgeVeth(scratch),
     await handMadeVxlan(hand),
-    ...[[fast, "weft fastdp"], [plain, "weft sleeve"], [sealed, "weft sleeve encrypted"]].map((
-      [lab, name],
-    ) => ({
-      name: name as string,
-      baseline: vxlanBase,
-      lab: lab as Lab,
-      from: (lab as Lab).podNs(1, 1),
-      to: (lab as Lab).podNs(2, 1),
-      toIp: (lab as Lab).podIp(2, 1),
-    })),
-    {
-      name: "weft same node",
-      baseline: "veth-bridge-veth (same node)",
-      lab: fast,
-      from: fast.podNs(1, 1),
-      to: fast.podNs(1, 2),
-      toIp: fast.podIp(1, 2),
-    },
-  ];
+    podToPod(fast, "weft fastdp", remote, vxlanBase),
+    podToPod(plain, "weft sleeve", remote, vxlanBase),
+    podToPod(sealed, "weft sleeve encrypted", remote, vxlanBase),
+    podToPod(fast, "weft same node", local, sameBase),
+    podToPod(open, "weft fastdp, no guard", remote, vxlanBase),
+    podToPod(bare, "weft fastdp, br_netfilter off", remote, vxlanBase),
+    podToPod(bare, "weft same node, br_netfilter off", local, sameBase),
+  );
   const best = new Map<string, number>();
   const rtts = new Map<string, number[]>();
   for (let round = 0; round < ROUNDS; round++) {
@@ -197,6 +228,25 @@ for (const row of rows) {
     `| ${row.name} | ${row.gbits.toFixed(2)} | ${ratio} | ${row.baseline ?? ""} | ${
       row.p50.toFixed(3)
     } |`,
+  );
+}
+const costs: Array<[string, string, string]> = [
+  ["source checks (the guard), fastdp", "weft fastdp", "weft fastdp, no guard"],
+  ["per-frame integrity (sealed), userspace path", "weft sleeve encrypted", "weft sleeve"],
+  ["br_netfilter on, fastdp", "weft fastdp", "weft fastdp, br_netfilter off"],
+  ["br_netfilter on, same node", "weft same node", "weft same node, br_netfilter off"],
+];
+lines.push(
+  "",
+  "| what it costs | with Gbit/s | without Gbit/s | ratio | ping p50 ms with / without |",
+  "| --- | ---: | ---: | ---: | ---: |",
+);
+for (const [what, withName, withoutName] of costs) {
+  const a = byName.get(withName)!, b = byName.get(withoutName)!;
+  lines.push(
+    `| ${what} | ${a.gbits.toFixed(2)} | ${b.gbits.toFixed(2)} | ${
+      (a.gbits / b.gbits).toFixed(2)
+    } | ${a.p50.toFixed(3)} / ${b.p50.toFixed(3)} |`,
   );
 }
 console.log(lines.join("\n"));

@@ -58,6 +58,8 @@ export interface NodeOptions {
   encrypt?: boolean;
   mtu?: number;
   sleeveIdleMs?: number;
+  /** The data path's nft guard (default on). */
+  firewall?: boolean;
 }
 
 export class LabNode {
@@ -347,6 +349,24 @@ export class Lab {
         });
       }
     }));
+  }
+
+  /**
+   * Writes the iptables chains the agent writes on node `i` (WEFT, WEFT-FORWARD, WEFT-OUTPUT):
+   * with br_netfilter on, bridged pod traffic then goes through them and through conntrack, as
+   * on a real node.
+   */
+  async applyAgentRules(i: number): Promise<void> {
+    const module = new URL("../../src/net/iptables.ts", import.meta.url).href;
+    const script = `import { ensureWeftRules } from ${JSON.stringify(module)};
+      await ensureWeftRules({ podRange: "10.32.0.0/12", bridge: "weave" });`;
+    await this.exec(this.nodes[i - 1].name, [DENO, "eval", script]);
+  }
+
+  /** Whether bridged IPv4 on node `i` goes through the inet and iptables hooks (br_netfilter). */
+  async setBrNetfilter(i: number, on: boolean): Promise<void> {
+    const value = `net.bridge.bridge-nf-call-iptables=${on ? 1 : 0}`;
+    await this.exec(this.nodes[i - 1].name, ["sysctl", "-qw", value]);
   }
 
   /** Runs a command inside a lab namespace. */
