@@ -14,7 +14,7 @@ import type { AllocationView, ReportView, StatusView } from "../api/mod.ts";
 import { formatCidr } from "../net/cidr.ts";
 import { ipJson } from "../net/exec.ts";
 import { FORWARD_CHAIN, listChain, NAT_CHAIN, OUTPUT_CHAIN } from "../net/iptables.ts";
-import { listTable } from "../net/nft.ts";
+import { listTable, type NftFamily } from "../net/nft.ts";
 import { listFdb } from "../net/vxlan.ts";
 import type { AgentConfig } from "./config.ts";
 import type { LogBuffer } from "./log_buffer.ts";
@@ -22,8 +22,12 @@ import { type IdentifyingKind, redact } from "./redact.ts";
 import { BRIDGE_CONTAINER_ID } from "./node_setup.ts";
 import { VERSION } from "../version.ts";
 
-/** The nft tables weft owns (CONTRACTS #4). */
-const NFT_TABLES = ["weft-underlay", "weft-policy"];
+/** The nft tables weft owns (CONTRACTS #4; the data path's guard also has a bridge table). */
+const NFT_TABLES: Array<[NftFamily, string]> = [
+  ["inet", "weft-underlay"],
+  ["bridge", "weft-underlay"],
+  ["inet", "weft-policy"],
+];
 
 export interface ReportSources {
   config: AgentConfig;
@@ -149,11 +153,9 @@ export async function kernelState(options: { bridge: string }): Promise<Record<s
     attempt("routes", () => ipJson(["route", "show"])),
     attempt("iptables", weftIptables),
     Promise.all(
-      NFT_TABLES.map(async (
-        table,
-      ) => [
-        `inet ${table}`,
-        (await attempt(`nft ${table}`, () => listTable("inet", table))) ?? null,
+      NFT_TABLES.map(async ([family, table]) => [
+        `${family} ${table}`,
+        (await attempt(`nft ${family} ${table}`, () => listTable(family, table))) ?? null,
       ]),
     ),
   ]);
