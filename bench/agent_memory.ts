@@ -1,78 +1,171 @@
 /**
- * Agent resident memory: idle, and after 100 pods attached through the CNI plugin, on one lab
- * node; then on a node with one peer and 20 pods, with pod traffic between the nodes on kernel
- * VXLAN and on the userspace path (`--datapath sleeve`). The agent is the bundled artifact as
- * users run it. Prints a table; asserts nothing.
+ * The agent's memory, as users run it (the shipped file in lab namespaces), in the states the
+ * targets name, and what each part of it costs. Prints tables; asserts nothing.
  *
- *   deno run -A bench/agent_memory.ts [--pods=100] [--peer-pods=20]
+ *   deno run -A bench/agent_memory.ts [--pods 20] [--idle-seconds 10]
+ *
+ * Agents (node 1 of two; node 2 is its one peer), each idle after attaching pods:
+ * - `none`: `--datapath none` (mesh, IPAM, API, no data path);
+ * - `fastdp`: the default data path with a peer on kernel VXLAN, checked by a ping;
+ * - `sleeve`: the userspace path forced (`--datapath sleeve`), checked by a ping.
+ * Per agent: VmRSS and the threads of the process (sleeve workers are threads with their own
+ * JavaScript isolate), and the main isolate's heap from /metrics. Process baselines: Deno on an
+ * empty script, and the shipped file loading the CLI with its Node built-ins (`weft --help`).
+ * Differences between rows are the parts: runtime, program, agent services, data path.
+ *
+ * WEFT_TEST_BUNDLE=path/to/weft.js measures another build (e.g. an older version's).
  */
-import { Lab, waitFor } from "../tests/support/lab.ts";
+import { Lab } from "../tests/support/lab.ts";
+import { artifact } from "../tests/support/artifact.ts";
+import { readCost, timeCommand } from "./support/stats.ts";
 
-const pods = Number(Deno.args.find((a) => a.startsWith("--pods="))?.split("=")[1] ?? 100);
-const peerPods = Number(
-  Deno.args.find((a) => a.startsWith("--peer-pods="))?.split("=")[1] ?? 20,
-);
+const flag = (name: string, fallback: number) => {
+  const index = Deno.args.indexOf(name);
+  return index >= 0 ? Number(Deno.args[index + 1]) : fallback;
+};
+const pods = flag("--pods", 20);
+const idleSeconds = flag("--idle-seconds", 10);
+const MiB = 1024 * 1024;
 
-async function rssMiB(pid: number): Promise<number> {
+interface AgentFigures {
+  rssMiB: number;
+  privateMiB: number;
+  threads: number;
+  heapUsedMiB: number;
+  heapTotalMiB: number;
+  externalMiB: number;
+}
+
+/**
+ * VmRSS, the part of it that is the process's own (anonymous: heaps, stacks; the rest is the
+ * deno executable's pages, shared with every other Deno process), and the thread count.
+ */
+async function processFigures(
+  pid: number,
+): Promise<{ rssMiB: number; privateMiB: number; threads: number }> {
   const status = await Deno.readTextFile(`/proc/${pid}/status`);
-  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? NaN);
-  return kb / 1024;
+  const field = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status)?.[1]);
+  return {
+    rssMiB: field("VmRSS") / 1024,
+    privateMiB: field("RssAnon") / 1024,
+    threads: field("Threads"),
+  };
 }
 
-const rows: string[] = [];
-const lab = await Lab.create({ nodes: 1, prefix: "wbmem" });
-let attachSeconds = 0;
-try {
-  const pid = lab.node(1).agent!.pid;
-  await new Promise((r) => setTimeout(r, 3000));
-  rows.push(`| idle, 0 pods | ${(await rssMiB(pid)).toFixed(1)} |`);
-  const started = performance.now();
-  for (let i = 0; i < pods; i++) await lab.addPod(1, `p${i}`);
-  attachSeconds = (performance.now() - started) / 1000;
-  await new Promise((r) => setTimeout(r, 2000));
-  rows.push(`| after ${pods} pods | ${(await rssMiB(pid)).toFixed(1)} |`);
-} finally {
-  await lab.destroy();
+/** Peak RSS of a short process (GNU time), for the baselines. */
+async function peakRssMiB(command: string[]): Promise<number> {
+  const report = await Deno.makeTempFile({ prefix: "weft-bench-mem-" });
+  try {
+    const [time, ...args] = timeCommand(report);
+    await new Deno.Command(time, {
+      args: [...args, ...command],
+      env: { DENO_NO_UPDATE_CHECK: "1" },
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return (await readCost(report)).peakRssKiB / 1024;
+  } finally {
+    await Deno.remove(report).catch(() => {});
+  }
 }
 
-/** Node 1's RSS with one peer, `peerPods` pods and pod traffic to the peer on `path`. */
-async function withPeer(datapath: "auto" | "sleeve", path: string): Promise<number> {
-  const lab = await Lab.create({
-    nodes: 2,
-    prefix: "wbmemp",
-    agentArgs: ["--ipalloc-init", "consensus=2", "--datapath", datapath],
-  });
+async function measureAgent(
+  name: string,
+  datapathArgs: string[],
+  prefix: string,
+): Promise<AgentFigures> {
+  const lab = await Lab.create({ nodes: 2, prefix, agentArgs: datapathArgs });
   try {
     const local = [];
-    for (let i = 0; i < peerPods; i++) local.push(await lab.addPod(1, `p${i}`));
-    const remote = await lab.addPod(2, "r");
-    await waitFor(`node1 -> node2 on ${path}`, async () => {
-      const list = (await lab.api(1, "GET", "/status/connections")).json as Array<
-        { peer?: string; path?: string }
-      >;
-      return list?.some((c) => c.peer === lab.node(2).peerName && c.path === path);
-    });
-    if (!await lab.ping(local[0], remote.ip, { count: 3, timeout: 3 })) {
-      throw new Error(`no pod traffic on ${path}`);
+    for (let i = 0; i < pods; i++) local.push(await lab.addPod(1, `p${i}`));
+    const remote = await lab.addPod(2, "r0");
+    if (name !== "none") {
+      // the data path must be carrying traffic, not just configured
+      let reached = false;
+      for (let attempt = 0; attempt < 10 && !reached; attempt++) {
+        reached = await lab.ping(local[0], remote.ip, { count: 2 });
+      }
+      if (!reached) throw new Error(`${name}: a pod on node1 cannot reach node2's pod`);
     }
-    await new Promise((r) => setTimeout(r, 3000));
-    return await rssMiB(lab.node(1).agent!.pid);
+    await new Promise((resolve) => setTimeout(resolve, idleSeconds * 1000));
+    const pid = lab.node(1).agent!.pid;
+    const { rssMiB, privateMiB, threads } = await processFigures(pid);
+    const metrics = await lab.api(1, "GET", "/metrics");
+    const text = metrics.text;
+    const heap = (kind: string) =>
+      Number(new RegExp(`^weft_heap_bytes\\{kind="${kind}"\\} (\\d+)$`, "m").exec(text)?.[1]) /
+      MiB;
+    return {
+      rssMiB,
+      privateMiB,
+      threads,
+      heapUsedMiB: heap("used"),
+      heapTotalMiB: heap("total"),
+      externalMiB: heap("external"),
+    };
   } finally {
     await lab.destroy();
   }
 }
 
-rows.push(
-  `| one peer on VXLAN, ${peerPods} pods | ${(await withPeer("auto", "fastdp")).toFixed(1)} |`,
-);
-rows.push(
-  `| one peer on the userspace path, ${peerPods} pods | ${
-    (await withPeer("sleeve", "sleeve")).toFixed(1)
-  } |`,
-);
-
-console.log("\nweft agent resident memory (VmRSS)");
-console.log("| state | RSS MiB |");
-console.log("| --- | --- |");
-for (const row of rows) console.log(row);
-console.log(`\n(${pods} sequential CNI ADDs took ${attachSeconds.toFixed(1)} s)`);
+const { bundle, weft } = await artifact();
+const empty = await Deno.makeTempFile({ prefix: "weft-bench-empty-", suffix: ".js" });
+try {
+  const deno = Deno.execPath();
+  const flags = ["run", "-A", "--quiet", "--no-config"];
+  // once each first: the first run of a file fills Deno's caches and peaks higher
+  await peakRssMiB([deno, ...flags, empty]);
+  await peakRssMiB([weft, "--help"]);
+  const baselines = {
+    runtime: await peakRssMiB([deno, ...flags, empty]),
+    cli: await peakRssMiB([weft, "--help"]),
+  };
+  const agents = {
+    none: await measureAgent("none", ["--datapath", "none"], "wbm1"),
+    fastdp: await measureAgent("fastdp", [], "wbm2"),
+    sleeve: await measureAgent("sleeve", ["--datapath", "sleeve"], "wbm3"),
+  };
+  const size = (await Deno.stat(bundle)).size / MiB;
+  console.log(
+    `\nweft agent memory, idle ${idleSeconds} s after ${pods} pods, one peer (bundle ${
+      size.toFixed(2)
+    } MiB)`,
+  );
+  console.log(
+    "| agent | RSS MiB | private MiB | threads | heap used MiB | heap total MiB | external MiB |",
+  );
+  console.log("| --- | --- | --- | --- | --- | --- | --- |");
+  for (const [name, a] of Object.entries(agents)) {
+    console.log(
+      `| ${name} | ${a.rssMiB.toFixed(1)} | ${a.privateMiB.toFixed(1)} | ${a.threads} | ${
+        a.heapUsedMiB.toFixed(1)
+      } | ${a.heapTotalMiB.toFixed(1)} | ${a.externalMiB.toFixed(1)} |`,
+    );
+  }
+  console.log("\nwhat the parts cost (RSS MiB, by difference)");
+  console.log("| part | MiB |");
+  console.log("| --- | --- |");
+  console.log(`| Deno runtime, empty script (peak) | ${baselines.runtime.toFixed(1)} |`);
+  console.log(
+    `| the program loaded with its Node built-ins (\`weft --help\` peak, minus runtime) | ${
+      (baselines.cli - baselines.runtime).toFixed(1)
+    } |`,
+  );
+  console.log(
+    `| agent services: mesh, IPAM + SQLite, API (agent \`none\` minus \`weft --help\`) | ${
+      (agents.none.rssMiB - baselines.cli).toFixed(1)
+    } |`,
+  );
+  console.log(
+    `| kernel VXLAN data path (\`fastdp\` minus \`none\`) | ${
+      (agents.fastdp.rssMiB - agents.none.rssMiB).toFixed(1)
+    } |`,
+  );
+  console.log(
+    `| userspace path in use (\`sleeve\` minus \`none\`; its worker threads) | ${
+      (agents.sleeve.rssMiB - agents.none.rssMiB).toFixed(1)
+    } |`,
+  );
+} finally {
+  await Deno.remove(empty).catch(() => {});
+}

@@ -10,7 +10,8 @@
  * - `empty script`: the baseline, Deno itself.
  * - `deno bundle`: main.ts through plain `deno bundle` (what shipped before scripts/bundle.ts):
  *   its top-level node: imports start the Node compatibility layer in every plugin process.
- * - `scripts/bundle.ts`: the shipped file (node: built-ins on demand); `--minify` variant.
+ * - `scripts/bundle.ts`: the shipped file (node: built-ins on demand, minified with names
+ *   kept), and the same without minifying.
  * - `plugin alone`: only the plugin's code in a file (what a two-file artifact, code
  *   splitting or a compiled binary of the source graph would give the plugin): the floor.
  * Each with Deno's V8 code cache warm (a writable DENO_DIR, primed) and without it (an
@@ -84,13 +85,13 @@ try {
   const variants: Variant[] = [
     { name: "empty script", file: empty },
     { name: "deno bundle (before)", file: `${scratch}/plain.js` },
+    { name: "scripts/bundle.ts --no-minify", file: `${scratch}/weft.full.js` },
     { name: "scripts/bundle.ts (shipped)", file: `${scratch}/weft.js` },
-    { name: "scripts/bundle.ts --minify", file: `${scratch}/weft.min.js` },
     { name: "plugin alone (floor)", file: `${scratch}/plugin.js` },
   ];
   await denoBundle(`${repoRoot}main.ts`, variants[1].file);
-  await bundle(variants[2].file);
-  await bundle(variants[3].file, { minify: true });
+  await bundle(variants[2].file, { minify: false });
+  await bundle(variants[3].file);
   await denoBundle(`${repoRoot}tests/support/cni_entry.ts`, variants[4].file);
 
   const warmDir = `${scratch}/deno-dir`;

@@ -163,6 +163,22 @@ Deno.test("bundle rewrite: every import shape becomes a binding the loader fills
   assert.equal(module.events(), "function");
 });
 
+Deno.test("bundle rewrite: esbuild's own require shim gets a require made on first call", async () => {
+  // what deno bundle --minify --keep-names leaves: esbuild's shim, no createRequire of Deno's
+  const source = [
+    'var shim = ((n) => typeof require < "u" ? require : n)(function (n) {',
+    "  throw Error('Dynamic require of \"' + n + '\" is not supported');",
+    "});",
+    'export const events = () => typeof shim("node:events").EventEmitter;',
+  ].join("\n");
+  const file = await Deno.makeTempFile({ prefix: "weft-rewrite-", suffix: ".js" });
+  await Deno.writeTextFile(file, lazyNodeBuiltins(source));
+  const module = await import(`file://${file}`).finally(() => Deno.remove(file));
+  const load = (globalThis as Record<symbol, () => Promise<void>>)[Symbol.for(LOADER_SYMBOL)];
+  await load();
+  assert.equal(module.events(), "function");
+});
+
 Deno.test("bundle rewrite: an import it cannot rewrite fails the build", () => {
   assert.throws(
     () =>

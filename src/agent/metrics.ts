@@ -120,6 +120,26 @@ export class AgentMetrics {
         type: "counter",
         samples: async () => (await sources.policyDrops?.()) ?? [],
       },
+      // the process's own footprint, under the names Prometheus' client libraries use
+      {
+        name: "process_resident_memory_bytes",
+        help: "Resident memory of the agent process (every thread, sleeve workers included).",
+        type: "gauge",
+        samples: () => [[{}, Deno.memoryUsage().rss]],
+      },
+      {
+        name: "weft_heap_bytes",
+        help: "The agent's main JavaScript heap: used and total, and memory held outside it.",
+        type: "gauge",
+        samples: () => {
+          const memory = Deno.memoryUsage();
+          return [
+            [{ kind: "used" }, memory.heapUsed],
+            [{ kind: "total" }, memory.heapTotal],
+            [{ kind: "external" }, memory.external],
+          ];
+        },
+      },
     ];
   }
 

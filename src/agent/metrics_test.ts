@@ -28,12 +28,16 @@ Deno.test("metrics: every family has HELP and TYPE, samples read from the source
     ["weft_connection_terminations_total", "counter"],
     ["weft_gossip_bytes_sent_total", "counter"],
     ["weft_gossip_bytes_received_total", "counter"],
+    ["process_resident_memory_bytes", "gauge"],
+    ["weft_heap_bytes", "gauge"],
   ];
   for (const [name, type] of expected) {
     assert.match(body, new RegExp(`^# HELP ${name} \\S`, "m"));
     assert.match(body, new RegExp(`^# TYPE ${name} ${type}$`, "m"));
   }
-  const samples = body.split("\n").filter((line) => line && !line.startsWith("#"));
+  const samples = body.split("\n").filter((line) =>
+    line && !line.startsWith("#") && !/^(process_|weft_heap_)/.test(line)
+  );
   assert.deepEqual(samples, [
     'weft_ips{state="used"} 2',
     'weft_ips{state="free"} 12',
@@ -105,4 +109,15 @@ Deno.test("metrics: NetworkPolicy drops per policy and direction, read at scrape
   const { body } = await scrape({ ipam });
   assert.match(body, /^# TYPE weft_policy_dropped_packets_total counter$/m);
   assert.doesNotMatch(body, /^weft_policy_dropped_packets_total/m);
+});
+
+Deno.test("metrics: the process's resident memory and heap are reported in bytes", async () => {
+  const { body } = await scrape({ ipam });
+  const value = (pattern: RegExp) => Number(pattern.exec(body)?.[1]);
+  const rss = value(/^process_resident_memory_bytes (\d+)$/m);
+  const used = value(/^weft_heap_bytes\{kind="used"\} (\d+)$/m);
+  const total = value(/^weft_heap_bytes\{kind="total"\} (\d+)$/m);
+  assert.ok(rss > 10 * 1024 * 1024, `rss ${rss}`);
+  assert.ok(used > 0 && used <= total && total < rss, `heap ${used}/${total}, rss ${rss}`);
+  assert.match(body, /^weft_heap_bytes\{kind="external"\} \d+$/m);
 });

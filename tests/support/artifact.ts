@@ -42,8 +42,11 @@ export async function writeWrapper(path: string, bundle: string): Promise<void> 
 async function build(): Promise<Artifact> {
   const binDir = await Deno.makeTempDir({ prefix: "weft-artifact-" });
   const bundle = `${binDir}/weft.js`;
-  // the same build as `make bundle`
-  await bundleProgram(bundle);
+  // WEFT_TEST_BUNDLE runs the tests (or a benchmark) against a file built elsewhere, e.g. an
+  // older version's for a before/after measurement; otherwise the same build as `make bundle`
+  const given = Deno.env.get("WEFT_TEST_BUNDLE");
+  if (given) await Deno.copyFile(given, bundle);
+  else await bundleProgram(bundle);
   const weft = `${binDir}/weft`;
   await writeWrapper(weft, bundle);
   globalThis.addEventListener("unload", () => {
