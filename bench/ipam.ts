@@ -8,12 +8,21 @@
  * 2. Cluster allocation latency with and without a space request to another peer, over an
  *    in-process transport that delays every message by a simulated one-way network delay.
  * 3. Time from a peer's removal to its space being reusable, manual rmpeer and automatic.
+ * 4. The CPU cost of per-peer signatures (Ed25519, node:crypto) on merges: the same states
+ *    merged by a peer that checks every signature and by one that checks none (the baseline),
+ *    in the same run, from one simulated cluster built once for each.
  *
  * Run: deno run -A bench/ipam.ts [--samples N] [--delay MS]
  */
 import { parseCidr } from "../src/net/cidr.ts";
 import { ClusterIpam, type IpamTransport, openSqliteStore, type Store } from "../src/ipam/mod.ts";
-import { MemoryNetwork, MemoryStore } from "../src/ipam/testing.ts";
+import {
+  MemoryNetwork,
+  MemorySigners,
+  MemoryStore,
+  Simulation,
+  unverifiedSigner,
+} from "../src/ipam/testing.ts";
 
 const args = Deno.args;
 function flag(name: string, fallback: number): number {
@@ -83,6 +92,7 @@ async function localLatency(): Promise<void> {
         peerName: "bench",
         transport: new MemoryNetwork().join("bench"),
         init: { mode: "consensus", peers: 1 },
+        signer: new MemorySigners().for("bench"),
       });
     const sqlite = await solo(openSqliteStore(`${dir}/ipam.db`));
     const memory = await solo(new MemoryStore());
@@ -205,6 +215,7 @@ class DelayedNetwork {
 
 async function startCluster(names: string[], options: { reclaimAfterMs?: number } = {}) {
   const network = new DelayedNetwork(DELAY);
+  const signers = new MemorySigners();
   const peers = new Map<string, ClusterIpam>();
   for (const name of names) {
     peers.set(
@@ -218,6 +229,8 @@ async function startCluster(names: string[], options: { reclaimAfterMs?: number 
           ? { mode: "observer" }
           : { mode: "consensus", peers: names.filter((n) => !n.startsWith("o")).length },
         reclaimAfterMs: options.reclaimAfterMs,
+        removalGraceMs: 0,
+        signer: signers.for(name),
         gossipIntervalMs: 1000,
       }),
     );
@@ -324,6 +337,157 @@ async function removalTime(): Promise<void> {
   console.log(row(["baseline: Weave Net (no automatic reclaim; rmpeer manual)", "n/a"]));
 }
 
+/**
+ * A cluster of 3 consensus peers and 9 observers that each got space (12 peers, a ring of some
+ * dozens of entries), and the states around one more donation: the donor's state before it
+ * and after it. Built with `signers` (real keys, or none for the baseline).
+ */
+async function donationStates(
+  signers?: { for(name: string): ReturnType<typeof unverifiedSigner> },
+) {
+  const sim = new Simulation({ seed: 7, range: "10.32.0.0/20", signers });
+  const founders = ["a", "b", "c"];
+  for (const name of founders) await sim.start(name, { mode: "consensus", peers: 3 });
+  sim.settle();
+  for (let i = 0; i < 9; i++) {
+    await sim.start(`o${i}`, { mode: "observer" });
+    sim.settle();
+    await sim.drive(sim.peer(`o${i}`).allocate("first"));
+    sim.settle();
+  }
+  const newcomer = await sim.start("n", { mode: "observer" });
+  sim.settle();
+  const before = sim.peer("a").ringState();
+  sim.network.partition([["a", "n"]]);
+  await sim.drive(newcomer.allocate("first"));
+  const after = sim.peer("a").ringState();
+  return { sim, before, after };
+}
+
+/** A peer "r" that holds `state`, ready to merge what comes next. */
+async function receiver(state: string, signer: ReturnType<typeof unverifiedSigner>) {
+  const store = new MemoryStore();
+  store.setValue("cluster-range", "10.32.0.0/20");
+  store.setValue("ring", state);
+  return await ClusterIpam.open({
+    store,
+    clusterRange: parseCidr("10.32.0.0/20"),
+    peerName: "r",
+    transport: new MemoryNetwork().join("r"),
+    init: { mode: "observer" },
+    signer,
+  });
+}
+
+async function signatureCost(): Promise<void> {
+  const signed = await donationStates();
+  const unsigned = await donationStates({ for: () => unverifiedSigner() });
+  const n = Math.min(SAMPLES, 40);
+  const measure = async (
+    states: Awaited<ReturnType<typeof donationStates>>,
+    signer: ReturnType<typeof unverifiedSigner>,
+    from: string | undefined,
+    incoming: string,
+  ) => {
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const r = await receiver(from ?? states.before, signer);
+      out.push(await time(() => Promise.resolve(r.handleState("a", incoming))));
+      r.close();
+    }
+    return out;
+  };
+  const cases: Array<[string, string | undefined, "after" | "before"]> = [
+    ["merge one donation's news (split, give, records)", undefined, "after"],
+    ["merge a state with nothing new", "after", "after"],
+  ];
+  console.log(
+    `
+## Cost of per-peer signatures per merge (ms), 13 peers; signed: Ed25519 via node:crypto; ` +
+      `baseline: the same code checking nothing`,
+  );
+  console.log(row(["merge (p50 unless said)", "signed", "baseline", "signed p99", "ratio"]));
+  for (const [name, from, incoming] of cases) {
+    const a = await measure(
+      signed,
+      signed.sim.signers.for("r"),
+      from && signed[from as "after"],
+      signed[incoming],
+    );
+    const b = await measure(
+      unsigned,
+      unverifiedSigner(),
+      from && unsigned[from as "after"],
+      unsigned[incoming],
+    );
+    console.log(
+      row([
+        name,
+        percentile(a, 50),
+        percentile(b, 50),
+        percentile(a, 99),
+        percentile(a, 50) / percentile(b, 50),
+      ]),
+    );
+  }
+  // A new peer takes the whole ring: every signature in it is checked once.
+  const whole = async (
+    states: Awaited<ReturnType<typeof donationStates>>,
+    signer: ReturnType<typeof unverifiedSigner>,
+  ) => {
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const r = await ClusterIpam.open({
+        store: new MemoryStore(),
+        clusterRange: parseCidr("10.32.0.0/20"),
+        peerName: "r",
+        transport: new MemoryNetwork().join("r"),
+        init: { mode: "observer" },
+        signer,
+      });
+      out.push(await time(() => Promise.resolve(r.handleState("a", states.after))));
+      r.close();
+    }
+    return out;
+  };
+  const a = await whole(signed, signed.sim.signers.for("r"));
+  const b = await whole(unsigned, unverifiedSigner());
+  console.log(
+    row([
+      "a new peer merges the whole ring",
+      percentile(a, 50),
+      percentile(b, 50),
+      percentile(a, 99),
+      percentile(a, 50) / percentile(b, 50),
+    ]),
+  );
+  const bytes = new TextEncoder().encode(signed.after).length;
+  const entries = (JSON.parse(signed.after).entries as unknown[]).length;
+  console.log(`ring state: ${bytes} bytes, ${entries} entries, 13 peer records (signed)`);
+  // The primitive itself, as the IPAM calls it.
+  const signer = signed.sim.signers.for("a");
+  const data = new TextEncoder().encode(signed.after.slice(0, 400));
+  const sig = signer.sign(data);
+  const signTimes: number[] = [];
+  const verifyTimes: number[] = [];
+  for (let i = 0; i < 200; i++) {
+    signTimes.push(await time(() => Promise.resolve(signer.sign(data))));
+    verifyTimes.push(await time(() => Promise.resolve(signer.verify("a", data, sig))));
+  }
+  console.log(
+    row([
+      "one Ed25519 signature / verification (ms p50)",
+      percentile(signTimes, 50),
+      percentile(verifyTimes, 50),
+      "-",
+      "-",
+    ]),
+  );
+  signed.sim[Symbol.dispose]();
+  unsigned.sim[Symbol.dispose]();
+}
+
 await localLatency();
 await clusterLatency();
 await removalTime();
+await signatureCost();

@@ -1,6 +1,8 @@
 /**
  * Property test of cluster IPAM: seeded random walks of allocate / release / join / leave /
  * crash / restart / partition / rmpeer steps over a lossy, reordering in-memory network.
+ * Every state is signed (an Ed25519 key per peer), and an insider that knows the password
+ * ("ix": its own key, no IPAM of its own) keeps sending forged states under any peer's name.
  * After every step no address may be held by two pods, no peer may hold an address outside
  * the ranges it owns, and a peer that is not ready explains why (an error diagnostic); at the end, once healed, every peer holds the same ring and the whole
  * range can be allocated again (nothing leaked).
@@ -11,6 +13,10 @@ import assert from "node:assert/strict";
 import { cidrSize, isReservedInCidr } from "../src/net/cidr.ts";
 import { CannotAdoptError, NoSpaceError, NotReadyError } from "../src/ipam/mod.ts";
 import { Simulation } from "../src/ipam/testing.ts";
+import { deedBytes, recordBytes, tombstoneBytes } from "../src/ipam/authority.ts";
+import { deedOf, peerRecord, type RingEntry, withPeer } from "../src/ipam/ring.ts";
+import { decodeRing, encodeRing } from "../src/ipam/ring_codec.ts";
+import { nextDeed } from "../src/ipam/ring_writes.ts";
 
 const STEPS = Number(Deno.env.get("IPAM_STEPS") ?? 400);
 const ONLY = Deno.env.get("IPAM_SEED");
@@ -20,6 +26,76 @@ const SEEDS = ONLY ? [Number(ONLY)] : Array.from({ length: COUNT }, (_, i) => i 
 const TRACE = Deno.env.get("IPAM_TRACE") !== undefined;
 const FOUNDERS = ["p0", "p1", "p2"];
 const EXTRA = ["p3", "p4"];
+
+/**
+ * The insider "ix": knows the password, has its own key, runs no IPAM of its own, and sends
+ * forged states under any peer's name: another peer's record, another peer's range given to
+ * itself (signed as itself, or in the owner's name), the removal of a crashed peer with claims
+ * of its space, or an old state again. Returns what it did, for the trace.
+ */
+function forge(
+  sim: Simulation,
+  pick: <T>(items: T[]) => T,
+  captured: string[],
+  crashed: string[],
+  removed: Set<string>,
+): string {
+  const insider = sim.signers.for("ix");
+  const victim = pick(sim.running);
+  let state = decodeRing(sim.peer(victim).ringState());
+  const from = pick([...sim.running, "ix"]);
+  const kind = pick(["record", "give-as-owner", "give-as-self", "remove-and-claim", "replay"]);
+  const signAs = (d: RingEntry) => ({
+    ...d,
+    sig: insider.sign(deedBytes(state, { ...deedOf(d), sig: "" })),
+  });
+  const others = state.entries.filter((e) => e.owner !== "ix");
+  if (kind === "replay" && captured.length > 0) {
+    sim.network.forge({ from, kind: "state", body: pick(captured) });
+    return `forge: replay an old state as ${from}`;
+  }
+  if (kind === "record" && state.peers.length > 0) {
+    const target = pick([...state.peers]);
+    const lie = { ...target, version: target.version + 3, left: true, seen: {} };
+    state = withPeer(state, { ...lie, sig: insider.sign(recordBytes(state.range, lie)) });
+  } else if ((kind === "give-as-owner" || kind === "give-as-self") && others.length > 0) {
+    const target = pick(others);
+    const writer = kind === "give-as-owner"
+      ? { name: target.owner, gen: target.gen }
+      : { name: "ix", gen: 0 };
+    const gift = signAs(nextDeed(target, { owner: "ix", gen: 0, writer, kind: "give" }));
+    state = { ...state, entries: state.entries.map((e) => e.token === gift.token ? gift : e) };
+  } else if (kind === "remove-and-claim" && crashed.length > 0) {
+    // A removal is only as good as the peers' acknowledgements, which come once the peer is
+    // out of reach: removing a live peer that a partition then hides, or one that comes back
+    // with its pods, is rmpeer's documented hazard (docs/ipam.md), whoever removes. So the
+    // insider removes crashed peers, which from then on count as removed (gone for good, or
+    // back only as new installs), and claims their space.
+    const target = peerRecord(state, pick(crashed));
+    if (!target) return "forge: nothing to forge";
+    removed.add(target.name);
+    const proof = {
+      by: "ix",
+      sig: insider.sign(
+        tombstoneBytes(state.range, { name: target.name, gen: target.gen, by: "ix" }),
+      ),
+    };
+    state = {
+      ...state,
+      tombstones: { ...state.tombstones, [target.name]: target.gen },
+      proofs: { ...state.proofs, [target.name]: proof },
+      entries: state.entries.map((e) =>
+        e.owner === target.name
+          ? signAs(
+            nextDeed(e, { owner: "ix", gen: 0, writer: { name: "ix", gen: 0 }, kind: "claim" }),
+          )
+          : e
+      ),
+    };
+  } else return "forge: nothing to forge";
+  sim.network.forge({ from, kind: "state", body: encodeRing(state) });
+  return `forge: ${kind} from ${victim}'s state, sent as ${from}`;
+}
 
 function expectedError(error: unknown): boolean {
   return error instanceof NoSpaceError || error instanceof NotReadyError;
@@ -84,6 +160,7 @@ async function walk(
   const note = (text: string) =>
     TRACE && sim.events.push({ peer: "test", kind: "ignored", message: text });
   let allocations = 0;
+  const captured: string[] = [];
   for (const name of FOUNDERS) await sim.start(name, { mode: "consensus", peers: 3 });
   // The first split is agreed over the lossy network before the walk removes anyone: removing
   // a consensus member before the split exists leaves the rest waiting, by design.
@@ -169,10 +246,15 @@ async function walk(
       }
     } else if (r < 0.72) {
       sim.network.setDropRate(rand() < 0.5 ? 0 : 0.2);
+    } else if (r < 0.75 && running.length > 0) {
+      note(forge(sim, pick, captured, crashed, removed));
     } else {
       sim.step();
     }
     for (let k = 0; k < 5; k++) await null;
+    if (step % 40 === 0 && sim.running.length > 0) {
+      captured.push(sim.peer(pick(sim.running)).ringState());
+    }
     if (TRACE) console.log(`step ${step} r=${r.toFixed(3)} running=${sim.running.join(",")}`);
     checkUniqueTraced(sim, removed, `seed ${seed} step ${step}`);
   }
@@ -206,15 +288,33 @@ async function walk(
   // Every owner gone: the operator adopts the space on one node, retrying while the peers
   // have not yet agreed on who is live (the error says what it waits for).
   for (let tries = 0; sim.running.some((n) => sim.peer(n).status().ownerless); tries++) {
+    // (on a peer that is a member: one whose removal is contested is not)
+    const adopter = sim.running.find((n) => {
+      const self = sim.peer(n).status().peers.find((p) => p.name === n);
+      return self && !self.removed && !self.left;
+    }) ?? sim.running[0];
+    if (Deno.env.get("IPAM_DEBUG")) {
+      for (const n of sim.running) console.log(n, JSON.stringify(sim.peer(n).status().peers));
+    }
     try {
-      sim.peer(sim.running[0]).adoptOrphans();
+      sim.peer(adopter).adoptOrphans();
     } catch (error) {
-      if (!(error instanceof CannotAdoptError) || tries >= 5) throw error;
+      if (!(error instanceof CannotAdoptError) || tries >= 5) {
+        if (Deno.env.get("IPAM_DEBUG")) {
+          console.log(sim.events.map((e) => `${e.peer}: ${e.message}`).join("\n"));
+          for (const name of sim.running) console.log(name, sim.peer(name).ringState());
+        }
+        throw error;
+      }
       for (const name of sim.running) sim.peer(name).gossip();
     }
     sim.settle();
   }
   const rings = new Set(sim.running.map((n) => sim.peer(n).ringState()));
+  if (rings.size !== 1 && Deno.env.get("IPAM_DEBUG")) {
+    console.log(sim.events.map((e) => `${e.peer}: ${e.message}`).join("\n"));
+    for (const name of sim.running) console.log(name, sim.peer(name).ringState());
+  }
   assert.equal(rings.size, 1, `seed ${seed}: peers did not converge`);
   checkUniqueTraced(sim, removed, `seed ${seed} healed`);
 

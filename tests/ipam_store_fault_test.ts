@@ -14,7 +14,7 @@ import {
   openSqliteStore,
   StoreUnavailableError,
 } from "../src/ipam/mod.ts";
-import { MemoryNetwork, MemoryStore } from "../src/ipam/testing.ts";
+import { MemoryNetwork, MemorySigners, MemoryStore } from "../src/ipam/testing.ts";
 import { tmpfs } from "./support/tmpfs.ts";
 
 const RANGE = parseCidr("10.32.0.0/24");
@@ -57,12 +57,14 @@ Deno.test("a full state disk: nothing half done, the error names the file, servi
   const path = `${disk.path}/weft.db`;
   let clock = 1_000_000;
   const network = new MemoryNetwork();
+  const signers = new MemorySigners();
   using donor = await ClusterIpam.open({
     store: openSqliteStore(path),
     clusterRange: RANGE,
     peerName: "donor",
     transport: network.join("donor"),
     init: { mode: "consensus", peers: 1 },
+    signer: signers.for("donor"),
     now: () => clock,
   });
   using asker = await ClusterIpam.open({
@@ -71,6 +73,7 @@ Deno.test("a full state disk: nothing half done, the error names the file, servi
     peerName: "asker",
     transport: network.join("asker"),
     init: { mode: "observer" },
+    signer: signers.for("asker"),
     now: () => clock,
   });
   const peers = [donor, asker];

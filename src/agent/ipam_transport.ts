@@ -54,6 +54,8 @@ export async function openMeshIpam(
     peerName: mesh.name,
     transport: meshIpamTransport(mesh),
     init: options.init,
+    // every IPAM record and ring write is signed with this peer's identity key (CONTRACTS #2)
+    signer: mesh.signer(),
     reclaimAfterMs: options.reclaimAfterMs,
     onEvent: (event) => options.log(`ipam: ${event.message}`),
   });

@@ -14,14 +14,16 @@ import { Allocator } from "./allocator.ts";
 import { CannotAdoptError, NoSpaceError, NotReadyError, StoreUnavailableError } from "./errors.ts";
 import { ipamDiagnostics } from "./diagnostics.ts";
 import { LocalRing } from "./local_ring.ts";
-import { decodeMessage, type Message } from "./protocol.ts";
+import type { Message } from "./protocol.ts";
 import { IpamWire } from "./wire.ts";
 import { Reachability } from "./reachability.ts";
-import { encodeRing, entryRanges, giveRange, isDead, livePeers } from "./ring.ts";
+import { isDead, livePeers } from "./ring.ts";
+import { encodeRing } from "./ring_codec.ts";
+import { giveRange } from "./ring_writes.ts";
 import { chooseDonation, donorsInOrder, leaveRecipient } from "./space.ts";
 import { Handovers, SpaceRequests } from "./space_exchange.ts";
 import { notReadyReason, type PeerView } from "./standing.ts";
-import { clusterStatus, noSpaceMessage } from "./status.ts";
+import { clusterStatus, noSpaceMessage, reclaimUnfinished, ringSegments } from "./status.ts";
 import { type Allocation, WatchedStore } from "./store.ts";
 import type {
   ClusterIpamOptions,
@@ -41,6 +43,7 @@ export class ClusterIpam implements Disposable {
   #resendMs: number;
   #gossipIntervalMs: number;
   #reclaimAfterMs: number | undefined;
+  #removalGraceMs: number;
   #onEvent: (event: IpamEvent) => void;
   #book: AllocationBook;
   #allocator: Allocator;
@@ -63,6 +66,7 @@ export class ClusterIpam implements Disposable {
     this.#resendMs = options.resendMs ?? 1000;
     this.#gossipIntervalMs = options.gossipIntervalMs ?? 30_000;
     this.#reclaimAfterMs = options.reclaimAfterMs;
+    this.#removalGraceMs = options.removalGraceMs ?? 10_000;
     this.#onEvent = options.onEvent ?? (() => {});
     this.#book = new AllocationBook(this.#store, options.clusterRange);
     this.#ring = LocalRing.load({
@@ -72,12 +76,17 @@ export class ClusterIpam implements Disposable {
       me: options.peerName,
       init: options.init,
       onEvent: this.#onEvent,
+      signer: options.signer,
+      now: () => this.#now(),
+      canAcknowledge: (name) =>
+        (this.#reachability.unreachableFor(name, this.#now()) ?? -1) >= this.#removalGraceMs,
     });
     this.#wire = new IpamWire(options.transport, {
       me: options.peerName,
       gen: () => this.#ring.gen,
       now: () => this.#now(),
       random: options.random ?? Math.random,
+      signer: options.signer,
     });
     this.#requests = new SpaceRequests(this.#wire, {
       timeoutMs: options.requestTimeoutMs ?? 2000,
@@ -118,10 +127,7 @@ export class ClusterIpam implements Disposable {
 
   /** Who owns which part of the range, in address order (for the topology page). */
   segments(): Array<{ start: number; end: number; owner: string }> {
-    return entryRanges(this.#ring.state).map(({ entry, range }) => ({
-      ...range,
-      owner: entry.owner,
-    }));
+    return ringSegments(this.#ring.state);
   }
 
   /** This peer's ring state, encoded (for `GET /ring`). */
@@ -173,25 +179,18 @@ export class ClusterIpam implements Disposable {
       this.#storeFailed(error, `a state from "${from}" was not taken in`);
       return false;
     }
-    if (received.kind === "refused") {
-      this.#event("ignored", `Ignored IPAM state from "${from}": ${received.why}`);
-    } else if (received.kind === "removed") {
-      // A removed peer is back with its old identity; our state tells it to start clean.
-      this.#event(
-        "ignored",
-        `Ignored IPAM state from removed peer "${from}" (gen ${received.gen})`,
-      );
-      this.#tellRemoved(from);
-    } else if (received.changed) this.#broadcast(false);
+    // A removed peer back with its old identity: our state tells it to start clean.
+    if (received.removedSender) this.#tellRemoved(from);
+    else if (received.changed) this.#broadcast(false);
     return true;
   }
 
   /** Handles a unicast protocol message from a peer. */
   handleMessage(from: string, text: string): void {
     if (this.#closed || from === this.#me) return;
-    const message = decodeMessage(text);
-    if (!message) {
-      this.#event("ignored", `Ignored malformed IPAM message from "${from}"`);
+    const message = this.#wire.open(from, text);
+    if ("refused" in message) {
+      this.#event("ignored", `Ignored IPAM message from "${from}": ${message.refused}`);
       return;
     }
     if (this.#left && message.t !== "ack") return;
@@ -232,7 +231,6 @@ export class ClusterIpam implements Disposable {
     this.#checkOpen();
     const { gen, addresses } = this.#ring.remove(name);
     this.#reachability.forget(name);
-    this.#event("reclaim", `Removed peer "${name}" (gen ${gen}) owning ${addresses} addresses`);
     this.#broadcast(false);
     return { peer: name, gen, addresses };
   }
@@ -251,7 +249,6 @@ export class ClusterIpam implements Disposable {
     const addresses = this.#ring.leave(recipient);
     this.#left = true;
     this.#broadcast(true);
-    this.#event("left", `Left the ring, ${addresses} addresses to ${recipient?.name ?? "nobody"}`);
     if (!recipient) return Promise.resolve({ givenTo: undefined, addresses });
     const id = this.#wire.newId();
     this.#wire.send(recipient.name, { t: "give", id, state: encodeRing(this.#ring.state) });
@@ -283,12 +280,8 @@ export class ClusterIpam implements Disposable {
     // A reclaim finishes only when every live peer has acknowledged it, and a broadcast can be
     // lost (e.g. sent along a path through the peer that just died). While one is unfinished,
     // re-send our state as often as donations are re-sent rather than every gossip interval.
-    const interval = this.#reclaimUnfinished() ? this.#resendMs : this.#gossipIntervalMs;
+    const interval = reclaimUnfinished(this.#ring.state) ? this.#resendMs : this.#gossipIntervalMs;
     if (now - this.#wire.lastGossipAt >= interval) this.#broadcast(true);
-  }
-
-  #reclaimUnfinished(): boolean {
-    return this.#ring.state.entries.some((e) => isDead(this.#ring.state, e.owner, e.gen));
   }
 
   #resendGives(now: number): void {
@@ -323,6 +316,8 @@ export class ClusterIpam implements Disposable {
       left: this.#left,
       owned: owned.reduce((sum, r) => sum + r.range.end - r.range.start, 0),
       strayAllocations: this.#book.size - used,
+      integrity: this.#ring.integrity,
+      now: this.#now(),
       store: this.#store.failure && {
         error: this.#store.failure.error,
         forMs: this.#now() - this.#store.failure.since,
@@ -457,7 +452,7 @@ export class ClusterIpam implements Disposable {
     const choice = chooseDonation(this.#ring.state, {
       me: this.#me,
       requester: { name: to, gen: message.gen },
-      ready: this.#waitingFor() === undefined,
+      ready: this.#waitingFor() === undefined && !this.#ring.contested,
       owned: this.#ring.owned(),
       scope: message.subnet ?? formatCidr(this.#cluster),
       used: this.#book.list().map((a) => a.address),
@@ -486,12 +481,11 @@ export class ClusterIpam implements Disposable {
   }
 
   #trackReachability(now: number): void {
-    const others = livePeers(this.#ring.state).filter((p) => p.name !== this.#me);
-    const majority = this.#reachability.update(
-      now,
-      this.#wire.reachable(),
-      others.map((p) => p.name),
-    );
+    const state = this.#ring.state;
+    const others = livePeers(state).filter((p) => p.name !== this.#me).map((p) => p.name);
+    // Removed peers too: their removal is acknowledged only after the grace period out of reach.
+    const removed = Object.keys(state.tombstones).filter((name) => name !== this.#me);
+    const majority = this.#reachability.update(now, this.#wire.reachable(), { others, removed });
     if (this.#reclaimAfterMs === undefined || !majority) return;
     // Only a peer that reaches a majority reclaims, so a cut-off minority never takes the
     // majority's space; the minority stops allocating at half the delay (see #waitingFor).

@@ -3,8 +3,14 @@ import { formatIp, parseCidr } from "../net/cidr.ts";
 import { ClusterIpam } from "./cluster_ipam.ts";
 import { parseIpamInit } from "./cluster_types.ts";
 import { CannotAdoptError, NoSpaceError, NotReadyError } from "./errors.ts";
-import { decodeRing } from "./ring.ts";
-import { MemoryNetwork, Simulation, type SimulationOptions, tempSqliteStore } from "./testing.ts";
+import { decodeRing } from "./ring_codec.ts";
+import {
+  MemoryNetwork,
+  MemorySigners,
+  Simulation,
+  type SimulationOptions,
+  tempSqliteStore,
+} from "./testing.ts";
 
 const consensus3 = { mode: "consensus", peers: 3 } as const;
 
@@ -259,6 +265,7 @@ Deno.test("donations wait until every live peer knows the new peer, and the erro
 Deno.test("ClusterIpam over SQLite: a restart keeps ring, generation and allocations", async () => {
   using temp = tempSqliteStore();
   const network = new MemoryNetwork();
+  const signer = new MemorySigners().for("solo");
   const open = () =>
     ClusterIpam.open({
       store: temp.open(),
@@ -266,6 +273,7 @@ Deno.test("ClusterIpam over SQLite: a restart keeps ring, generation and allocat
       peerName: "solo",
       transport: network.join("solo"),
       init: { mode: "consensus", peers: 1 },
+      signer,
     });
   const first = await open();
   const pod = await first.allocate("pod", { ifname: "net1" });

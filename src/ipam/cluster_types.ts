@@ -7,6 +7,7 @@ import type { Cidr } from "../net/cidr.ts";
 import type { IpamStatus } from "./common.ts";
 import type { IpamMode } from "./ring.ts";
 import type { Store } from "./store.ts";
+import type { PeerSigner } from "./authority.ts";
 
 export interface IpamTransport {
   /** Gossip our ring state to every peer (channel "ipam"). */
@@ -65,6 +66,12 @@ export interface ClusterIpamOptions {
   peerName: string;
   transport: IpamTransport;
   init: IpamInit;
+  /**
+   * Signs what this peer writes and checks what others wrote (CONTRACTS #2): the agent passes
+   * `mesh.signer()`. Required: an IPAM that checked nothing would let anyone with the mesh
+   * password write in any peer's name. (Tests use the signers of testing.ts.)
+   */
+  signer: PeerSigner;
   /** Milliseconds since the epoch; defaults to Date.now. */
   now?: () => number;
   /** In [0, 1); used for request ids only. Defaults to Math.random. */
@@ -77,6 +84,11 @@ export interface ClusterIpamOptions {
   gossipIntervalMs?: number;
   /** Reclaim peers unreachable this long. Default undefined: off. */
   reclaimAfterMs?: number;
+  /**
+   * A removal (rmpeer, from any peer) is acknowledged only once its peer has been out of reach
+   * this long, so a live, reachable peer's space is never reclaimed. Default 10000.
+   */
+  removalGraceMs?: number;
   /** Log hook: resets, reclaims, donations. */
   onEvent?: (event: IpamEvent) => void;
 }

@@ -3,22 +3,30 @@
  * with the specifics (quorum, peer names, addresses) and what to do about it. Pure: the agent
  * gathers these into GET /status (`problems`) and the readiness answer.
  */
-import { formatCidr } from "../net/cidr.ts";
+import { formatCidr, formatIp } from "../net/cidr.ts";
 import type { Diagnostic } from "./cluster_types.ts";
 import type { StoreUnavailableError } from "./errors.ts";
 import { consensusProgress } from "./consensus.ts";
 import { adoptionBlocker } from "./reclaim.ts";
+import type { Integrity } from "./local_ring.ts";
+import { reclaimWaitingOn } from "./reclaim.ts";
 import { isDead, livePeers, peerRecord } from "./ring.ts";
-import type { PeerView } from "./standing.ts";
+import { type PeerView, removal } from "./standing.ts";
 import { hasOwnerlessSpace, pendingReclaims } from "./status.ts";
 
+/** How long refused forgeries are reported after the last one. */
+const SUSPICION_SHOWN_MS = 3_600_000;
+
 export interface DiagnosticsInput extends PeerView {
+  now: number;
   left: boolean;
   /** Addresses this peer owns (0: it needs a donation before its first allocation). */
   owned: number;
   strayAllocations: number;
   /** The state file's failure since the last successful write, with how long it has lasted. */
   store?: { error: StoreUnavailableError; forMs: number };
+  /** What this peer could not take in from others (signatures, rights, missed versions). */
+  integrity: Integrity;
 }
 
 export function ipamDiagnostics(input: DiagnosticsInput): Diagnostic[] {
@@ -64,6 +72,7 @@ export function ipamDiagnostics(input: DiagnosticsInput): Diagnostic[] {
   }
   const unknown = notKnownToAll(input);
   if (unknown) out.push(unknown);
+  out.push(...integrityDiagnostics(input));
   if (input.strayAllocations > 0) {
     out.push({
       code: "stray-allocations",
@@ -181,6 +190,77 @@ function notKnownToAll(input: DiagnosticsInput): Diagnostic | undefined {
     fix: `Make sure those peers can reach this node; remove any that is gone for good ` +
       `("weft rmpeer NAME")`,
   };
+}
+
+/** A removal of this peer it contests, other rings, writes it could not check or that conflict. */
+function integrityDiagnostics(input: DiagnosticsInput): Diagnostic[] {
+  const { state, me, gen, integrity } = input;
+  const out: Diagnostic[] = [];
+  if (removal(state, { me, gen }) === "contested") {
+    const waiting = reclaimWaitingOn(state, me).filter((name) => name !== me);
+    out.push({
+      code: "removal-contested",
+      severity: "warning",
+      message: `Peer "${state.proofs[me]?.by ?? "?"}" removed this peer (gen ${gen}) while it ` +
+        `runs; ${waiting.join(", ") || "no peer"} can still reach it and will not acknowledge ` +
+        `that, so it keeps its ranges and pods but gets no new space`,
+      fix: `If this node should go, drain its pods and run "weft reset" on it; if not, find out ` +
+        `why "${state.proofs[me]?.by ?? "?"}" removed it (a mistaken rmpeer, or a hostile peer)`,
+    });
+  }
+  if (integrity.foreignRing) {
+    const { ringId, from } = integrity.foreignRing;
+    out.push({
+      code: "ring-conflict",
+      severity: "error",
+      message: `Peer "${from}" uses another first split of the range (${ringId}) than this ` +
+        `peer (${state.ringId}); their states are refused, and both may hand out the same ` +
+        `addresses`,
+      fix: `Two groups of peers each made a first split (consensus=N on more than 2N nodes, ` +
+        `or a peer that is not one of ours): drain the nodes of one group and run "weft reset" ` +
+        `on them so they join this ring`,
+    });
+  }
+  if (integrity.conflicts.size > 0) {
+    const tokens = [...integrity.conflicts.keys()].map(formatIp).join(", ");
+    out.push({
+      code: "ring-conflict",
+      severity: "error",
+      message: `A peer signed two different writes of the same version for the range(s) at ` +
+        `${tokens} (last seen from "${[...integrity.conflicts.values()].at(-1)}"): two peers ` +
+        `may believe they own the same addresses`,
+      fix: `A peer gave the same range away twice: look for a peer that misbehaves (weft ` +
+        `status ipam on the owners), remove it with "weft rmpeer", and reset the nodes whose ` +
+        `pods it misled`,
+    });
+  }
+  if (integrity.unverified.size > 0) {
+    const tokens = [...integrity.unverified.keys()].map(formatIp).join(", ");
+    out.push({
+      code: "ring-unverified",
+      severity: "warning",
+      message: `Newer writes for the range(s) at ${tokens} could not be checked yet (last ` +
+        `from "${[...integrity.unverified.values()].at(-1)?.from}": a version this peer missed, ` +
+        `or a deed they build on still on its way); it keeps what it could check and claims ` +
+        `nothing meanwhile`,
+      fix: `Usually clears by itself as the owners write again; if it stays, drain this node and ` +
+        `run "weft reset" on it (it then takes the cluster's ring afresh)`,
+    });
+  }
+  const suspicious = integrity.suspicious;
+  if (suspicious && input.now - suspicious.at < SUSPICION_SHOWN_MS) {
+    out.push({
+      code: "ring-forgery",
+      severity: "warning",
+      message: `${suspicious.count} write(s) in states from other peers were refused as not ` +
+        `signed by a peer with the right to make them, the last ${
+          Math.round((input.now - suspicious.at) / 1000)
+        }s ago ${suspicious.last}`,
+      fix: `Writes that are not signed by a peer with the right to make them are refused on ` +
+        `purpose; if the writer is one of ours, check its identity key (weft status peers)`,
+    });
+  }
+  return out;
 }
 
 function unreachableNote(name: string, reachable: ReadonlySet<string>, me: string): string {

@@ -97,7 +97,7 @@ Deno.test("ownerless space: the fix is weft ipam adopt on one node; adopt says w
   await sim.start("a", { mode: "consensus", peers: 1 });
   sim.settle();
   sim.crash("a");
-  // Before c has acknowledged a's removal, adopting is refused, naming c.
+  // Until c hears of the removal, the peers disagree on who is live: adopting is refused.
   sim.network.partition([["a", "b"], ["c"]]);
   b.rmpeer("a");
   sim.settle();
@@ -105,8 +105,8 @@ Deno.test("ownerless space: the fix is weft ipam adopt on one node; adopt says w
   assert.match(ownerless.fix, /Run "weft ipam adopt" on exactly one node/);
   assert.throws(() => b.adoptOrphans(), (e: Error) => {
     assert.ok(e instanceof CannotAdoptError);
-    assert.equal(e.reason, "unacknowledged");
-    assert.match(e.message, /removal of a \(waiting for c\)/);
+    assert.equal(e.reason, "disagreement");
+    assert.match(e.message, /do not agree yet on who is live.*c lists a@1/);
     return true;
   });
   sim.network.heal();

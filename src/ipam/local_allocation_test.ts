@@ -7,7 +7,13 @@ import { formatIp, parseCidr, parseIp } from "../net/cidr.ts";
 import { ClusterIpam } from "./cluster_ipam.ts";
 import { IpamConflictError, NoSpaceError } from "./errors.ts";
 import type { Store } from "./store.ts";
-import { MemoryNetwork, MemoryStore, tempSqliteStore, unclosable } from "./testing.ts";
+import {
+  MemoryNetwork,
+  MemorySigners,
+  MemoryStore,
+  tempSqliteStore,
+  unclosable,
+} from "./testing.ts";
 
 interface Backend {
   name: string;
@@ -44,6 +50,7 @@ function open(store: Store, range = "10.32.0.0/24", now = () => 1000) {
     peerName: "node-a",
     transport: new MemoryNetwork().join("node-a"),
     init: { mode: "consensus", peers: 1 },
+    signer: new MemorySigners().for("node-a"),
     now,
   });
 }

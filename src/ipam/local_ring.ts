@@ -5,20 +5,22 @@
  * ClusterIpam tells anyone about it. A change is one transition: if the store cannot write it
  * (a full disk), the state, the generation and the allocations are as before and the error
  * propagates; its events are told only once it is on disk.
+ *
+ * What this peer writes it signs (authority.ts: signOwn, as the last step of a transition);
+ * what it merges it checks first (verifyIncoming), keeping what it could not check apart for
+ * the diagnostics. A removal of this peer by another peer takes effect only once every other
+ * live peer acknowledged it; until then this peer contests it and keeps serving (standing.ts).
  */
 import { type AddressRange, type Cidr, cidrToRange, formatRange, parseCidr } from "../net/cidr.ts";
 import type { AllocationBook } from "./book.ts";
 import type { IpamEvent, IpamInit } from "./cluster_types.ts";
 import { firstSplitStep } from "./consensus.ts";
 import { CannotAdoptError } from "./errors.ts";
+import { type PeerSigner, signOwn, verifyIncoming } from "./authority.ts";
 import { adoptionBlocker, claimOrphans } from "./reclaim.ts";
 import {
-  decodeRing,
   emptyRing,
-  encodeRing,
   entryRanges,
-  giveRange,
-  initialRing,
   isDead,
   livePeers,
   mergeRings,
@@ -30,16 +32,20 @@ import {
   withPeer,
   withTombstone,
 } from "./ring.ts";
-import { ownRecord, refreshedRecord, startCleanReason, startedClean } from "./standing.ts";
+import { decodeRing, encodeRing } from "./ring_codec.ts";
+import { giveRange, initialRing } from "./ring_writes.ts";
+import { ownRecord, refreshedRecord, removal, startCleanReason, startedClean } from "./standing.ts";
 import type { Store } from "./store.ts";
 
 const KEY_RING = "ring";
 const KEY_GEN = "gen";
 
-export type Received =
-  | { kind: "refused"; why: string }
-  | { kind: "removed"; gen: number }
-  | { kind: "merged"; changed: boolean };
+/**
+ * What became of a received state: merged (`changed`: the steps after the merge changed it
+ * further, ours to gossip), or refused because its sender is a removed peer that does not know
+ * it (`removedSender`; it should be told). Refusals of parts are logged here.
+ */
+export type Received = { changed: boolean; removedSender?: boolean };
 
 export interface LocalRingOptions {
   store: Store;
@@ -49,10 +55,32 @@ export interface LocalRingOptions {
   me: string;
   init: IpamInit;
   onEvent: (event: IpamEvent) => void;
+  signer: PeerSigner;
+  now: () => number;
+  /** Whether peer `name` has been out of reach long enough to acknowledge its removal. */
+  canAcknowledge: (name: string) => boolean;
+}
+
+/** What this peer could not take in from others: for the diagnostics. */
+export interface Integrity {
+  /** A peer sent a state of another ring (a second first split). */
+  foreignRing?: { ringId: string; from: string };
+  /** Tokens with newer deeds we could not check (we missed too many versions), and from whom. */
+  unverified: Map<number, { version: number; from: string }>;
+  /** Tokens for which one writer signed two different deeds of one version. */
+  conflicts: Map<number, string>;
+  /** Writes refused as forged or not allowed: how many, the last in words, and when. */
+  suspicious: { count: number; last: string; at: number } | undefined;
 }
 
 export class LocalRing {
   #store: Store;
+  #signer: PeerSigner;
+  #now: () => number;
+  #canAcknowledge: (name: string) => boolean;
+  /** Signatures found good already. */
+  #verified = new Set<string>();
+  #integrity: Integrity = { unverified: new Map(), conflicts: new Map(), suspicious: undefined };
   #book: AllocationBook;
   #me: string;
   #init: IpamInit;
@@ -72,6 +100,9 @@ export class LocalRing {
 
   private constructor(options: LocalRingOptions, state: RingState, gen: number) {
     this.#store = options.store;
+    this.#signer = options.signer;
+    this.#now = options.now;
+    this.#canAcknowledge = options.canAcknowledge;
     this.#book = options.book;
     this.#me = options.me;
     this.#init = options.init;
@@ -107,9 +138,18 @@ export class LocalRing {
     return this.#mustHear;
   }
 
-  /** The ranges this peer owns at its current generation. */
+  /** Another peer removed this peer, and not every live peer has acknowledged it yet. */
+  get contested(): boolean {
+    return removal(this.#state, { me: this.#me, gen: this.#gen }) === "contested";
+  }
+
+  get integrity(): Integrity {
+    return this.#integrity;
+  }
+
+  /** The ranges this peer owns at its current generation (also while it contests a removal). */
   owned(): AddressRange[] {
-    return ownedBy(this.#state, this.#me, this.#gen);
+    return ownedBy(this.#state, this.#me, this.#gen, { ignoreTombstone: this.contested });
   }
 
   ownRecord(): PeerRecord {
@@ -130,13 +170,54 @@ export class LocalRing {
         throw new Error(`its range ${incoming.range} is not ours (${this.#state.range})`);
       }
     } catch (error) {
-      return { kind: "refused", why: (error as Error).message };
+      this.#event("ignored", `Ignored IPAM state from "${from}": ${(error as Error).message}`);
+      return { changed: false };
     }
     const sender = peerRecord(incoming, from);
     if (sender && isDead(this.#state, from, sender.gen) && !isDead(incoming, from, sender.gen)) {
-      return { kind: "removed", gen: sender.gen };
+      this.#event("ignored", `Ignored IPAM state from removed peer "${from}" (gen ${sender.gen})`);
+      return { changed: false, removedSender: true };
     }
-    return { kind: "merged", changed: this.#transition(() => this.#merge(incoming)) };
+    const checked = verifyIncoming(this.#state, incoming, {
+      signer: this.#signer,
+      me: this.#me,
+      verified: this.#verified,
+    });
+    const integrity = this.#integrity;
+    if ("foreignRing" in checked) {
+      integrity.foreignRing = { ringId: checked.foreignRing, from };
+      this.#event(
+        "ignored",
+        `Ignored IPAM state from "${from}": another ring, ${checked.foreignRing}`,
+      );
+      return { changed: false };
+    }
+    const { refused, suspicious } = checked;
+    if (suspicious.length > 0) {
+      integrity.suspicious = {
+        count: (integrity.suspicious?.count ?? 0) + suspicious.length,
+        last: `from "${from}": ${suspicious[0]}`,
+        at: this.#now(),
+      };
+    }
+    if (refused.length > 0) {
+      const more = refused.length > 1 ? ` (and ${refused.length - 1} more)` : "";
+      this.#event("ignored", `Refused from "${from}": ${refused[0]}${more}`);
+    }
+    for (const token of checked.conflicts) integrity.conflicts.set(token, from);
+    // What this state says about a token replaces what an earlier one said: a deed we could
+    // not check then may be taken, or refused for good, now.
+    for (const entry of incoming.entries) integrity.unverified.delete(entry.token);
+    for (const token of checked.unverified) {
+      const version = incoming.entries.find((e) => e.token === token)?.version ?? 0;
+      integrity.unverified.set(token, { version, from });
+    }
+    const changed = this.#transition(() => this.#merge(checked.accepted));
+    for (const [token, { version }] of integrity.unverified) {
+      const have = this.#state.entries.find((e) => e.token === token);
+      if (have && have.version >= version) integrity.unverified.delete(token);
+    }
+    return { changed };
   }
 
   /**
@@ -154,7 +235,8 @@ export class LocalRing {
     }
     const gen = Math.max(record?.gen ?? -1, ...gens);
     const addresses = ownedSize(this.#state, name);
-    this.write((state) => withTombstone(state, name, gen));
+    this.write((state) => withTombstone(state, name, { gen, by: this.#me }));
+    this.#event("reclaim", `Removed peer "${name}" (gen ${gen}) owning ${addresses} addresses`);
     return { gen, addresses };
   }
 
@@ -198,9 +280,17 @@ export class LocalRing {
       }
       this.#pending!.dropAllocations = true;
       const mine = this.ownRecord();
-      this.#state = withPeer(this.#state, { ...mine, version: mine.version + 1, left: true });
-      this.#state = withTombstone(this.#state, this.#me, this.#gen);
-      return owned.reduce((sum, r) => sum + r.end - r.start, 0);
+      this.#state = withPeer(this.#state, {
+        ...mine,
+        version: mine.version + 1,
+        left: true,
+        sig: "",
+      });
+      this.#state = withTombstone(this.#state, this.#me, { gen: this.#gen, by: this.#me });
+      const addresses = owned.reduce((sum, r) => sum + r.end - r.start, 0);
+      const to = recipient?.name ?? "nobody";
+      this.#event("left", `Left the ring, ${addresses} addresses to ${to}`);
+      return addresses;
     });
   }
 
@@ -244,6 +334,7 @@ export class LocalRing {
     let result: T;
     try {
       result = change();
+      this.#state = signOwn(this.#state, this.#me, this.#signer);
       this.#persist(false);
     } catch (error) {
       this.#state = saved.state;
@@ -278,6 +369,8 @@ export class LocalRing {
   }
 
   #claim(): void {
+    // Entries we could not check may hide who the heir is: claim nothing until they are.
+    if (this.#integrity.unverified.size > 0) return;
     const before = this.#state;
     this.#state = claimOrphans(this.#state, { name: this.#me, gen: this.#gen }, {
       adopt: this.#adopt,
@@ -326,11 +419,20 @@ export class LocalRing {
     let step = firstSplitStep(this.#state, this.#me, this.#init);
     if (step.kind === "vote") {
       const mine = this.ownRecord();
-      this.#state = withPeer(this.#state, { ...mine, version: mine.version + 1, vote: step.vote });
+      this.#state = withPeer(this.#state, {
+        ...mine,
+        version: mine.version + 1,
+        vote: step.vote,
+        sig: "",
+      });
       step = firstSplitStep(this.#state, this.#me, this.#init);
     }
     if (step.kind !== "create") return;
-    this.#state = initialRing(this.#state, step.members, step.ringId);
+    this.#state = initialRing(this.#state, {
+      members: step.members,
+      ringId: step.ringId,
+      creator: { name: this.#me, gen: this.#gen },
+    });
     this.#ringId = this.#state.ringId;
     const names = step.members.map((m) => m.name).join(", ");
     if (this.#init.mode === "seed") {
@@ -358,6 +460,7 @@ export class LocalRing {
       mode: this.#init.mode,
       free: size - used,
       used,
+      canAcknowledge: this.#canAcknowledge,
     });
     if (next) this.#state = withPeer(this.#state, next);
   }

@@ -21,6 +21,7 @@ export { type Allocation, DuplicateAllocationError, type Store } from "./store.t
 export { openSqliteStore } from "./sqlite_store.ts";
 export type { AllocateOptions, IpamStatus, OwnedRangeStatus } from "./common.ts";
 export { ClusterIpam } from "./cluster_ipam.ts";
+export type { PeerSigner } from "./authority.ts";
 export {
   type ClusterIpamOptions,
   type ClusterIpamStatus,

@@ -9,16 +9,26 @@ export class Reachability {
   #live = new Set<string>();
 
   /**
-   * Records the mesh's view at `now` for the live peers `others` (this peer excluded). Returns
-   * whether we reach a majority of the live peers, counting ourselves.
+   * Records the mesh's view at `now` for the live peers `others` (this peer excluded) and the
+   * removed ones whose removal we may have to acknowledge (`removed`). Returns whether we reach
+   * a majority of the live peers, counting ourselves.
    */
-  update(now: number, reachable: ReadonlySet<string>, others: readonly string[]): boolean {
+  update(
+    now: number,
+    reachable: ReadonlySet<string>,
+    peers: { others: readonly string[]; removed?: readonly string[] },
+  ): boolean {
+    const { others } = peers;
     this.#live = new Set(others);
     const seen = others.filter((name) => reachable.has(name)).length;
     const majority = (seen + 1) * 2 > others.length + 1;
     if (majority) this.#cutOffSince = undefined;
     else this.#cutOffSince ??= now;
-    for (const name of others) {
+    const tracked = new Set([...others, ...(peers.removed ?? [])]);
+    for (const name of [...this.#unreachableSince.keys()]) {
+      if (!tracked.has(name)) this.#unreachableSince.delete(name);
+    }
+    for (const name of tracked) {
       if (reachable.has(name)) this.#unreachableSince.delete(name);
       else if (!this.#unreachableSince.has(name)) this.#unreachableSince.set(name, now);
     }
@@ -32,10 +42,10 @@ export class Reachability {
       .sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0);
   }
 
-  /** Milliseconds `name` has been unreachable at `now` (0 when reachable or unknown). */
-  unreachableFor(name: string, now: number): number {
+  /** Milliseconds `name` has been unreachable at `now`; undefined when reachable or not tracked. */
+  unreachableFor(name: string, now: number): number | undefined {
     const since = this.#unreachableSince.get(name);
-    return since === undefined ? 0 : now - since;
+    return since === undefined ? undefined : now - since;
   }
 
   /** Milliseconds we have been cut off from most peers, or undefined when we are not. */

@@ -4,7 +4,17 @@
  * every live peer has acknowledged a removal so that the heir may claim. Only the heir writes
  * its claim; docs/ipam.md argues why that gives every orphan exactly one new owner.
  */
-import { compare, isDead, livePeers, type PeerRecord, type RingState } from "./ring.ts";
+import {
+  compare,
+  deedOf,
+  isDead,
+  livePeers,
+  type PeerRecord,
+  type RingEntry,
+  type RingState,
+} from "./ring.ts";
+import { nextDeed } from "./ring_writes.ts";
+import { cidrToRange, parseCidr } from "../net/cidr.ts";
 
 /**
  * Orphans are entries whose owner was removed. Each goes to a deterministic heir: the owner of
@@ -20,42 +30,76 @@ export function claimOrphans(
 ): RingState {
   const live = livePeers(state);
   if (!live.some((p) => p.name === me.name && p.gen === me.gen)) return state;
-  const entries = state.entries;
-  const dead = entries.map((e) => isDead(state, e.owner, e.gen));
-  if (!dead.some(Boolean)) return state;
-  const anyLive = dead.some((d) => !d);
+  if (!state.entries.some((e) => isDead(state, e.owner, e.gen))) return state;
   // No live owner at all (everyone who owned space is gone): nothing anchors an heir the way
   // the previous entry's owner does, and two peers cut off from each other would each pick
   // themselves. So only a peer told to adopt (an operator, on one node) claims, and only when
   // every live peer it knows publishes the same set of live peers.
-  const fallback = options.adopt && disagreeing(live).length === 0 ? me.name : undefined;
+  const adopt = options.adopt && disagreeing(live).length === 0 && hasNoLiveOwner(state);
   let changed = false;
-  const result = entries.map((entry, i) => {
-    if (!dead[i]) return entry;
-    if (!reclaimAcknowledged(state, entry.owner, live)) return entry;
-    let heir = fallback;
-    if (anyLive) {
-      // Walk back over dead entries only while their removal is acknowledged too: the gives
-      // of a removed peer whose removal is not acknowledged yet may still be unknown here (it
-      // may have given the entry before ours to a live peer), so two peers could see different
-      // nearest live entries. The long property run found this (docs/ipam.md, step 5).
-      for (let k = 1; k <= entries.length; k++) {
-        const j = (i - k + entries.length) % entries.length;
-        if (!dead[j]) {
-          heir = entries[j].owner;
-          break;
-        }
-        if (!reclaimAcknowledged(state, entries[j].owner, live)) {
-          heir = undefined;
-          break;
-        }
-      }
-    }
-    if (heir !== me.name) return entry;
+  const entries = state.entries.map((entry, i) => {
+    if (!isDead(state, entry.owner, entry.gen)) return entry;
+    if (!reclaimAcknowledged(state, entry.owner, live, entry.gen)) return entry;
+    const walk = adopt ? undefined : heirWalk(state, i, live);
+    if (!adopt && walk?.witness.owner !== me.name) return entry;
     changed = true;
-    return { token: entry.token, owner: me.name, gen: me.gen, version: entry.version + 1 };
+    const claim = nextDeed(entry, {
+      owner: me.name,
+      gen: me.gen,
+      writer: me,
+      kind: adopt ? "adopt" : "claim",
+    });
+    // The claim carries why we are the heir, for peers that check it later (authority.ts).
+    if (!walk) return claim;
+    const bare = (d: RingEntry) => {
+      const { evidence: _, ...rest } = deedOf(d);
+      return rest;
+    };
+    return { ...claim, evidence: { witness: bare(walk.witness), walk: walk.walk.map(bare) } };
   });
-  return changed ? { ...state, entries: result } : state;
+  return changed ? { ...state, entries } : state;
+}
+
+/**
+ * Who inherits the orphan at `index`: the owner of the nearest live entry before it, or
+ * undefined while that cannot be known yet (or when no entry is live). The walk passes dead
+ * entries only while their removal is acknowledged too: the gives of a removed peer whose
+ * removal is not acknowledged yet may still be unknown here (it may have given the entry
+ * before ours to a live peer), so two peers could see different nearest live entries. The
+ * long property run found this (docs/ipam.md, step 5).
+ */
+export function heirOf(
+  state: RingState,
+  index: number,
+  live: readonly PeerRecord[] = livePeers(state),
+): string | undefined {
+  return heirWalk(state, index, live)?.witness.owner;
+}
+
+/** The walk behind heirOf: the heir's entry, and the dead entries from it to the orphan. */
+function heirWalk(
+  state: RingState,
+  index: number,
+  live: readonly PeerRecord[],
+): { witness: RingEntry; walk: RingEntry[] } | undefined {
+  const entries = state.entries;
+  const { start, end } = cidrToRange(parseCidr(state.range));
+  const walk: RingEntry[] = [];
+  let next = entries[index];
+  for (let k = 1; k < entries.length; k++) {
+    const entry = entries[(index - k + entries.length) % entries.length];
+    // A part of the ring we do not know (a gap) could hold anyone's entry: no heir yet.
+    if (entry.end !== next.token && !(entry.end === end && next.token === start)) return undefined;
+    if (!isDead(state, entry.owner, entry.gen)) return { witness: entry, walk: walk.reverse() };
+    if (!reclaimAcknowledged(state, entry.owner, live, entry.gen)) return undefined;
+    walk.push(entry);
+    next = entry;
+  }
+  return undefined;
+}
+
+function hasNoLiveOwner(state: RingState): boolean {
+  return state.entries.every((e) => isDead(state, e.owner, e.gen));
 }
 
 export type AdoptionBlocker = {
@@ -90,7 +134,9 @@ export function adoptionBlocker(
     return { reason: "not-live", message: `this peer is not a live member of the ring` };
   }
   const unacknowledged = [...new Set(state.entries.map((e) => e.owner))]
-    .filter((name) => !reclaimAcknowledged(state, name, live))
+    .filter((name) =>
+      state.entries.some((e) => e.owner === name && !reclaimAcknowledged(state, name, live, e.gen))
+    )
     .map((name) => `${name} (waiting for ${reclaimWaitingOn(state, name).join(", ")})`);
   if (unacknowledged.length > 0) {
     return {
@@ -126,15 +172,19 @@ function disagreeing(live: readonly PeerRecord[]): PeerRecord[] {
   );
 }
 
-/** True when every live peer has published that it merged the tombstone of `name`. */
+/**
+ * True when every live peer has acknowledged the removal of `name` (up to generation `gen`, by
+ * default the highest removed). An entry of an older generation needs only that generation's
+ * removal acknowledged: a later removal of a newer generation does not make it less dead.
+ */
 export function reclaimAcknowledged(
   state: RingState,
   name: string,
-  live: PeerRecord[] = livePeers(state),
+  live: readonly PeerRecord[] = livePeers(state),
+  gen: number | undefined = state.tombstones[name],
 ): boolean {
-  const tomb = state.tombstones[name];
-  if (tomb === undefined) return false;
-  return live.every((p) => (p.seen[name] ?? -1) >= tomb);
+  if (gen === undefined || (state.tombstones[name] ?? -1) < gen) return false;
+  return live.every((p) => (p.seen[name] ?? -1) >= gen);
 }
 
 /** Live peers that have not yet acknowledged the tombstone of `name`. */

@@ -1,25 +1,60 @@
 /**
  * The ring: who owns which part of the cluster range, as a value every peer holds a copy of.
  *
- * A state is a set of entries `token -> (owner, generation, version)`; entry i covers
- * [token_i, token_i+1). Only the current owner of an entry changes it (bumping its version), so
- * for any token the versions form one chain and "higher version wins" is a correct merge. Peer
- * records (free/used, votes, what tombstones a peer has seen) are changed only by that peer.
- * Tombstones (`name -> highest removed generation`) only grow. All three merge as a join, so
- * merge is commutative, associative and idempotent, and encode() is canonical: two peers with
- * the same knowledge produce byte-identical states.
+ * A state is a set of entries, one per token; entry i covers [token_i, token_i+1). Each entry is
+ * the latest *deed* for its token: a signed write saying who owns [token, end) at this version,
+ * who wrote it and why (the first split, a split, a give, a claim, an adoption), with the few
+ * deeds before it, so that a peer that missed some versions can still check each step (see
+ * authority.ts). Only the current owner of an entry changes it (bumping its version), so for
+ * any token the versions form one chain and "higher version wins" is a correct merge. Peer
+ * records (free/used, votes, what tombstones a peer has seen) are written and signed only by
+ * their peer. Tombstones (`name -> highest removed generation`, signed by whoever removed it)
+ * only grow. All three merge as a join, so merge is commutative, associative and idempotent,
+ * and the encoding (ring_codec.ts) is canonical: peers with the same knowledge hold
+ * byte-identical states. Everything here is pure; deeds this peer writes start unsigned and
+ * LocalRing signs them.
  */
 import { type AddressRange, type Cidr, cidrToRange, formatCidr, parseCidr } from "../net/cidr.ts";
 
 export type IpamMode = "consensus" | "seed" | "observer";
 
-export interface RingEntry {
+export type DeedKind = "init" | "split" | "give" | "claim" | "adopt";
+
+/** One write of one entry: who owns [token, end) from this version on, and who said so. */
+export interface Deed {
   readonly token: number;
+  /** Where the entry ends when written; a split shrinks it, nothing else changes it. */
+  readonly end: number;
   readonly owner: string;
   /** The owner's generation when it got the entry; a tombstone for that generation orphans it. */
   readonly gen: number;
   readonly version: number;
+  readonly writer: string;
+  readonly writerGen: number;
+  readonly kind: DeedKind;
+  /** A token created by a split (version 1): the token it was cut from, at this version. */
+  readonly parent?: { readonly token: number; readonly version: number };
+  /**
+   * A claim: why its writer was the heir, as the deeds the writer saw when it claimed (each
+   * signed by its own writer): the writer's entry (`witness`) and the dead entries between it
+   * and the orphan (`walk`), which end where the next begins.
+   */
+  readonly evidence?: { readonly witness: Deed; readonly walk: readonly Deed[] };
+  /** The writer's signature (base64), "" until LocalRing signs its own writes. */
+  readonly sig: string;
 }
+
+/** The current deed of a token, with the deeds before it (at most HISTORY_DEPTH, oldest first). */
+export interface RingEntry extends Deed {
+  readonly history: readonly Deed[];
+}
+
+/**
+ * How many earlier deeds an entry carries: how many versions of one entry a peer may miss
+ * (while away) and still check. Entries change hands rarely (a donation, a leave, a reclaim);
+ * one that changed more often while a peer was away stays old for that peer (ring-unverified).
+ */
+export const HISTORY_DEPTH = 16;
 
 export interface PeerRecord {
   readonly name: string;
@@ -31,7 +66,7 @@ export interface PeerRecord {
   readonly used: number;
   /** consensus mode: the set of peers this peer agreed to split the range among. */
   readonly vote?: readonly string[];
-  /** The tombstones this peer has merged: reclaim waits until every live peer has seen one. */
+  /** The tombstones this peer has acknowledged: reclaim waits until every live peer has. */
   readonly seen: Readonly<Record<string, number>>;
   /**
    * The live peers this peer knows, as "name@gen". A donor gives only to an incarnation every
@@ -40,6 +75,14 @@ export interface PeerRecord {
   readonly known?: readonly string[];
   /** Left cleanly: owns nothing and takes part in nothing until it returns with a new gen. */
   readonly left?: boolean;
+  /** The peer's signature over the rest (base64), "" until LocalRing signs it. */
+  readonly sig?: string;
+}
+
+/** Who removed a peer's generation (the highest tombstone), and their signature. */
+export interface TombstoneProof {
+  readonly by: string;
+  readonly sig: string;
 }
 
 export interface RingState {
@@ -50,6 +93,8 @@ export interface RingState {
   readonly entries: readonly RingEntry[];
   readonly peers: readonly PeerRecord[];
   readonly tombstones: Readonly<Record<string, number>>;
+  /** For each tombstone, who issued its current generation. */
+  readonly proofs: Readonly<Record<string, TombstoneProof>>;
 }
 
 export class RingError extends Error {
@@ -60,45 +105,48 @@ export class RingError extends Error {
 }
 
 export function emptyRing(range: Cidr): RingState {
-  return { range: formatCidr(range), ringId: "", entries: [], peers: [], tombstones: {} };
-}
-
-/** Splits the range into equal parts, one per member in name order. */
-export function initialRing(
-  state: RingState,
-  members: ReadonlyArray<{ name: string; gen: number }>,
-  ringId: string,
-): RingState {
-  const { start, end } = cidrToRange(parseCidr(state.range));
-  const sorted = [...members].sort((a, b) => compare(a.name, b.name));
-  const entries = sorted.map((m, i) => ({
-    token: start + Math.floor((i * (end - start)) / sorted.length),
-    owner: m.name,
-    gen: m.gen,
-    version: 1,
-  }));
-  return { ...state, ringId, entries: dedupeTokens(entries) };
-}
-
-function dedupeTokens(entries: RingEntry[]): RingEntry[] {
-  // Tiny ranges with many members give some members nothing rather than empty entries.
-  const out: RingEntry[] = [];
-  for (const e of entries) {
-    if (out.length > 0 && out[out.length - 1].token === e.token) out[out.length - 1] = e;
-    else out.push(e);
-  }
-  return out;
+  return {
+    range: formatCidr(range),
+    ringId: "",
+    entries: [],
+    peers: [],
+    tombstones: {},
+    proofs: {},
+  };
 }
 
 export function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-function entryBeats(a: RingEntry, b: RingEntry): boolean {
+/** The deed without its history (what is signed and compared). */
+export function deedOf(entry: Deed): Deed {
+  const { token, end, owner, gen, version, writer, writerGen, kind, parent, evidence, sig } = entry;
+  return {
+    token,
+    end,
+    owner,
+    gen,
+    version,
+    writer,
+    writerGen,
+    kind,
+    ...(parent ? { parent } : {}),
+    ...(evidence ? { evidence } : {}),
+    sig,
+  };
+}
+
+/** A stable text of a deed: equal deeds, equal keys (ties broken alike everywhere). */
+export function deedKey(deed: Deed): string {
+  return JSON.stringify(deedOf(deed));
+}
+
+function deedBeats(a: Deed, b: Deed): boolean {
   if (a.version !== b.version) return a.version > b.version;
-  // Equal versions with different content only arise from a reclaim race the protocol rules
-  // out; pick deterministically so every peer at least agrees.
-  return compare(`${a.owner}\u0000${a.gen}`, `${b.owner}\u0000${b.gen}`) < 0;
+  // Equal versions with different content come only from a writer that signed two successors
+  // (an insider, or a reclaim race the protocol rules out): pick alike everywhere.
+  return compare(deedKey(a), deedKey(b)) < 0;
 }
 
 function recordBeats(a: PeerRecord, b: PeerRecord): boolean {
@@ -107,13 +155,27 @@ function recordBeats(a: PeerRecord, b: PeerRecord): boolean {
   return compare(JSON.stringify(a), JSON.stringify(b)) < 0;
 }
 
+/** The deeds of one token known to either side: the winner, and up to HISTORY_DEPTH before it. */
+function mergeEntry(a: RingEntry, b: RingEntry): RingEntry {
+  const winner = deedBeats(a, b) ? a : b;
+  const byVersion = new Map<number, Deed>();
+  for (const deed of [...a.history, ...b.history, deedOf(a), deedOf(b)]) {
+    if (deed.version >= winner.version) continue;
+    const have = byVersion.get(deed.version);
+    if (!have || deedBeats(deed, have)) byVersion.set(deed.version, deed);
+  }
+  const history = [...byVersion.values()].sort((x, y) => x.version - y.version)
+    .slice(-HISTORY_DEPTH);
+  return { ...deedOf(winner), history };
+}
+
 /** Joins two states. Pure, commutative, associative, idempotent. */
 export function mergeRings(a: RingState, b: RingState): RingState {
   if (a.range !== b.range) {
     throw new RingError(`Cannot merge ring for range ${b.range} into ring for ${a.range}`);
   }
-  // Two different initial splits cannot both be right; the lower id wins everywhere, and a
-  // peer whose entries vanish that way starts clean (see ClusterIpam).
+  // Two different initial splits cannot both be right; the lower id wins here, and a peer only
+  // ever merges states of its own ring (LocalRing refuses the others).
   let entries: RingEntry[];
   let ringId: string;
   if (a.ringId === b.ringId) {
@@ -121,7 +183,7 @@ export function mergeRings(a: RingState, b: RingState): RingState {
     const byToken = new Map<number, RingEntry>();
     for (const e of [...a.entries, ...b.entries]) {
       const have = byToken.get(e.token);
-      if (!have || entryBeats(e, have)) byToken.set(e.token, e);
+      byToken.set(e.token, have ? mergeEntry(have, e) : e);
     }
     entries = [...byToken.values()].sort((x, y) => x.token - y.token);
   } else {
@@ -134,78 +196,37 @@ export function mergeRings(a: RingState, b: RingState): RingState {
     const have = peers.get(p.name);
     if (!have || recordBeats(p, have)) peers.set(p.name, p);
   }
-  const tombstones: Record<string, number> = { ...a.tombstones };
+  let tombstones = { ...a.tombstones };
+  let proofs = { ...a.proofs };
   for (const [name, gen] of Object.entries(b.tombstones)) {
-    tombstones[name] = Math.max(gen, tombstones[name] ?? -1);
+    const have = tombstones[name];
+    const proof = b.proofs[name];
+    if (have === undefined || gen > have) {
+      tombstones[name] = gen;
+      if (proof) proofs[name] = proof;
+      else delete proofs[name];
+    } else if (gen === have && proof && (!proofs[name] || proofBeats(proof, proofs[name]))) {
+      proofs[name] = proof;
+    }
   }
+  tombstones = sortKeys(tombstones);
+  proofs = sortKeys(proofs);
   return {
     range: a.range,
     ringId,
     entries,
     peers: [...peers.values()].sort((x, y) => compare(x.name, y.name)),
-    tombstones: sortKeys(tombstones),
+    tombstones,
+    proofs,
   };
 }
 
-function sortKeys<T>(record: Record<string, T>): Record<string, T> {
+function proofBeats(a: TombstoneProof, b: TombstoneProof): boolean {
+  return compare(`${a.by}\u0000${a.sig}`, `${b.by}\u0000${b.sig}`) < 0;
+}
+
+export function sortKeys<T>(record: Record<string, T>): Record<string, T> {
   return Object.fromEntries(Object.entries(record).sort(([x], [y]) => compare(x, y)));
-}
-
-/** Canonical text: equal states encode to equal strings. */
-export function encodeRing(state: RingState): string {
-  return JSON.stringify({
-    v: 1,
-    range: state.range,
-    ringId: state.ringId,
-    entries: state.entries.map((e) => [e.token, e.owner, e.gen, e.version]),
-    peers: state.peers.map((p) => ({
-      name: p.name,
-      gen: p.gen,
-      version: p.version,
-      mode: p.mode,
-      free: p.free,
-      used: p.used,
-      ...(p.vote ? { vote: [...p.vote] } : {}),
-      seen: sortKeys({ ...p.seen }),
-      ...(p.known ? { known: [...p.known] } : {}),
-      ...(p.left ? { left: true } : {}),
-    })),
-    tombstones: sortKeys({ ...state.tombstones }),
-  });
-}
-
-export function decodeRing(text: string): RingState {
-  let raw: {
-    v?: number;
-    range?: string;
-    ringId?: string;
-    entries?: Array<[number, string, number, number]>;
-    peers?: PeerRecord[];
-    tombstones?: Record<string, number>;
-  };
-  try {
-    raw = JSON.parse(text);
-  } catch (error) {
-    throw new RingError(`Cannot decode IPAM ring state: ${(error as Error).message}`, {
-      cause: error,
-    });
-  }
-  if (
-    raw?.v !== 1 || typeof raw.range !== "string" || typeof raw.ringId !== "string" ||
-    !Array.isArray(raw.entries) || !Array.isArray(raw.peers) || typeof raw.tombstones !== "object"
-  ) {
-    throw new RingError(`Cannot decode IPAM ring state: unexpected shape ${text.slice(0, 80)}`);
-  }
-  const entries = raw.entries.map(([token, owner, gen, version]) => ({
-    token,
-    owner,
-    gen,
-    version,
-  }))
-    .sort((x, y) => x.token - y.token);
-  const peers = raw.peers.map((p) => ({ ...p, seen: p.seen ?? {} }))
-    .sort((x, y) => compare(x.name, y.name));
-  return { range: raw.range, ringId: raw.ringId, entries, peers, tombstones: raw.tombstones };
 }
 
 export function isDead(state: RingState, name: string, gen: number): boolean {
@@ -222,20 +243,29 @@ export function livePeers(state: RingState): PeerRecord[] {
   return state.peers.filter((p) => !p.left && !isDead(state, p.name, p.gen));
 }
 
-/** The range each entry covers, in token order. */
+/** The range each entry covers, in token order (up to the next token, or its deed's end). */
 export function entryRanges(state: RingState): Array<{ entry: RingEntry; range: AddressRange }> {
   const end = cidrToRange(parseCidr(state.range)).end;
   return state.entries.map((entry, i) => ({
     entry,
-    range: { start: entry.token, end: state.entries[i + 1]?.token ?? end },
+    range: { start: entry.token, end: Math.min(state.entries[i + 1]?.token ?? end, entry.end) },
   }));
 }
 
-/** Ranges owned by (name, gen), merged where adjacent. */
-export function ownedBy(state: RingState, name: string, gen: number): AddressRange[] {
+/**
+ * Ranges owned by (name, gen), merged where adjacent. `ignoreTombstone`: a peer contesting its
+ * own removal (see LocalRing) still counts what it owns.
+ */
+export function ownedBy(
+  state: RingState,
+  name: string,
+  gen: number,
+  options: { ignoreTombstone?: boolean } = {},
+): AddressRange[] {
+  if (!options.ignoreTombstone && isDead(state, name, gen)) return [];
   const out: AddressRange[] = [];
   for (const { entry, range } of entryRanges(state)) {
-    if (entry.owner !== name || entry.gen !== gen || isDead(state, name, gen)) continue;
+    if (entry.owner !== name || entry.gen !== gen || range.end <= range.start) continue;
     const last = out.at(-1);
     if (last && last.end === range.start) {
       out[out.length - 1] = { start: last.start, end: range.end };
@@ -255,47 +285,26 @@ export function ownedSize(state: RingState, name: string): number {
   return size;
 }
 
-/**
- * Hands `range` from `from` to `to`. Only the owner may call it, and only for a range it
- * owns entirely: tokens are inserted at the range's edges (new tokens start at version 1,
- * owned by the old owner) and every entry inside gets the new owner and version + 1.
- */
-export function giveRange(
-  state: RingState,
-  range: AddressRange,
-  options: { from: { name: string; gen: number }; to: { name: string; gen: number } },
-): RingState {
-  const { from, to } = options;
-  const clusterEnd = cidrToRange(parseCidr(state.range)).end;
-  let entries = [...state.entries];
-  for (const cut of [range.start, range.end]) {
-    if (cut >= clusterEnd || entries.some((e) => e.token === cut)) continue;
-    const holder = [...entries].reverse().find((e) => e.token < cut);
-    if (!holder) throw new RingError(`Cannot split the ring at ${cut}: no entry covers it`);
-    entries.push({ token: cut, owner: holder.owner, gen: holder.gen, version: 1 });
-    entries = entries.sort((x, y) => x.token - y.token);
-  }
-  const next: RingState = { ...state, entries };
-  const result = entryRanges(next).map(({ entry, range: r }) => {
-    if (r.start < range.start || r.start >= range.end) return entry;
-    if (entry.owner !== from.name || entry.gen !== from.gen) {
-      throw new RingError(
-        `Peer "${from.name}" cannot give away ${r.start}-${r.end - 1}: owned by "${entry.owner}"`,
-      );
-    }
-    return { token: entry.token, owner: to.name, gen: to.gen, version: entry.version + 1 };
-  });
-  return { ...state, entries: result };
-}
-
 export function withPeer(state: RingState, record: PeerRecord): RingState {
   const peers = state.peers.filter((p) => p.name !== record.name).concat([record])
     .sort((x, y) => compare(x.name, y.name));
   return { ...state, peers };
 }
 
-export function withTombstone(state: RingState, name: string, gen: number): RingState {
-  const tombstones = { ...state.tombstones };
-  tombstones[name] = Math.max(gen, tombstones[name] ?? -1);
-  return { ...state, tombstones: sortKeys(tombstones) };
+/**
+ * Tombstones generation `gen` of `name`, issued by `by` (unsigned until LocalRing signs it). A
+ * tombstone only grows: a lower generation than the one held changes nothing.
+ */
+export function withTombstone(
+  state: RingState,
+  name: string,
+  options: { gen: number; by: string },
+): RingState {
+  const have = state.tombstones[name];
+  if (have !== undefined && have >= options.gen) return state;
+  return {
+    ...state,
+    tombstones: sortKeys({ ...state.tombstones, [name]: options.gen }),
+    proofs: sortKeys({ ...state.proofs, [name]: { by: options.by, sig: "" } }),
+  };
 }

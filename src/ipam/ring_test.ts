@@ -2,18 +2,9 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { cidrToRange, parseCidr } from "../net/cidr.ts";
 import { claimOrphans } from "./reclaim.ts";
-import {
-  decodeRing,
-  emptyRing,
-  encodeRing,
-  giveRange,
-  initialRing,
-  mergeRings,
-  ownedBy,
-  type RingState,
-  withPeer,
-  withTombstone,
-} from "./ring.ts";
+import { emptyRing, mergeRings, ownedBy, type RingState, withPeer, withTombstone } from "./ring.ts";
+import { decodeRing, encodeRing } from "./ring_codec.ts";
+import { giveRange, initialRing } from "./ring_writes.ts";
 
 const RANGE = parseCidr("10.32.0.0/24");
 const NAMES = ["a", "b", "c", "d"];
@@ -23,11 +14,11 @@ function record(name: string, gen = 0, version = 1, seen: Record<string, number>
 }
 
 function base(ringId = "consensus:a,b,c"): RingState {
-  let state = initialRing(
-    emptyRing(RANGE),
-    NAMES.slice(0, 3).map((name) => ({ name, gen: 0 })),
+  let state = initialRing(emptyRing(RANGE), {
+    members: NAMES.slice(0, 3).map((name) => ({ name, gen: 0 })),
     ringId,
-  );
+    creator: { name: "a", gen: 0 },
+  });
   for (const name of NAMES) state = withPeer(state, record(name));
   return state;
 }
@@ -47,7 +38,7 @@ type Operation = typeof operation extends fc.Arbitrary<infer T> ? T : never;
 function apply(state: RingState, ops: Operation[]): RingState {
   const end = cidrToRange(RANGE).end;
   for (const op of ops) {
-    if (op.kind === "tomb") state = withTombstone(state, op.to, op.bump % 2);
+    if (op.kind === "tomb") state = withTombstone(state, op.to, { gen: op.bump % 2, by: "a" });
     else if (op.kind === "peer") state = withPeer(state, record(op.to, op.bump % 2, op.pick % 7));
     else {
       const i = op.pick % state.entries.length;
@@ -109,7 +100,7 @@ Deno.test("giveRange refuses a range the giver does not own", () => {
 });
 
 Deno.test("orphans go to the owner of the previous live entry, once all live peers saw it", () => {
-  let state = withTombstone(base(), "b", 0);
+  let state = withTombstone(base(), "b", { gen: 0, by: "a" });
   const seen = { b: 0 };
   // d owns nothing and has not seen the tombstone: no claim yet.
   state = withPeer(state, record("a", 0, 2, seen));
@@ -132,7 +123,10 @@ Deno.test("an heir waits while a removed neighbour's gives may be unknown (a lon
   // acknowledged. b gave its range (the one before c's) to d before it went: a peer that has
   // not heard of that give sees b's range dead and would walk past it to a's, while a peer
   // that has sees d's. Both would claim c's range at the same version.
-  let common = withTombstone(withTombstone(base(), "c", 0), "b", 0);
+  let common = withTombstone(withTombstone(base(), "c", { gen: 0, by: "a" }), "b", {
+    gen: 0,
+    by: "a",
+  });
   for (const name of ["a", "d"]) common = withPeer(common, record(name, 0, 2, { c: 0 }));
   const bRange = ownedBy(base(), "b", 0)[0];
   const aware = giveRange(common, bRange, {
@@ -161,7 +155,8 @@ Deno.test("different initial splits: the lower ring id wins on every peer", () =
 
 Deno.test("decodeRing names bad input", () => {
   assert.throws(() => decodeRing("{"), /Cannot decode IPAM ring state/);
-  assert.throws(() => decodeRing('{"v":2}'), /unexpected shape/);
+  assert.throws(() => decodeRing('{"v":1}'), /format 1, expected 2.*weft reset/);
+  assert.throws(() => decodeRing('{"v":2,"range":"10.32.0.0/24"}'), /bad ringId/);
   assert.throws(
     () => mergeRings(emptyRing(RANGE), emptyRing(parseCidr("10.0.0.0/8"))),
     /10\.0\.0\.0\/8/,

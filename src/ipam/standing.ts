@@ -6,12 +6,14 @@
 import { type Cidr, formatCidr } from "../net/cidr.ts";
 import type { IpamInit } from "./cluster_types.ts";
 import { consensusProgress, describeConsensus } from "./consensus.ts";
+import { reclaimAcknowledged } from "./reclaim.ts";
 import {
   type IpamMode,
   livePeers,
   type PeerRecord,
   peerRecord,
   type RingState,
+  sortKeys,
   withPeer,
   withTombstone,
 } from "./ring.ts";
@@ -28,7 +30,7 @@ export function startCleanReason(
   const { me, gen, ringId, impostor } = options;
   const tomb = state.tombstones[me];
   const recorded = peerRecord(state, me);
-  const removed = tomb !== undefined && tomb >= gen;
+  const removed = removal(state, { me, gen }) === "effective";
   const newer = impostor || (recorded !== undefined && recorded.gen > gen);
   const replaced = ringId !== "" && state.ringId !== ringId;
   if (!removed && !newer && !replaced) return undefined;
@@ -41,6 +43,59 @@ export function startCleanReason(
 }
 
 /**
+ * Whether this peer's current generation is removed: not at all, `effective` (it removed
+ * itself, or every other live peer acknowledged it: the others may now reuse its space), or
+ * `contested` (another peer removed it, and some live peer has not acknowledged that yet: a
+ * peer acknowledges only a removal of a peer it cannot reach, so while this peer is up and
+ * reachable the removal never takes effect and it keeps serving from its ranges).
+ */
+export function removal(
+  state: RingState,
+  options: { me: string; gen: number },
+): "none" | "effective" | "contested" {
+  const { me, gen } = options;
+  const tomb = state.tombstones[me];
+  if (tomb === undefined || tomb < gen) return "none";
+  const self = state.proofs[me]?.by === me;
+  // Someone claimed our space: the removal took effect where it was claimed, whoever has
+  // acknowledged it since (a peer that joined later, and cannot, as it reaches us).
+  const claimed = state.entries.some((entry) => {
+    const deeds = [...entry.history, entry];
+    return deeds.some((d, i) =>
+      (d.kind === "claim" || d.kind === "adopt") && deeds[i - 1]?.owner === me &&
+      deeds[i - 1]?.gen === gen
+    );
+  });
+  return self || claimed || reclaimAcknowledged(state, me) ? "effective" : "contested";
+}
+
+/**
+ * The tombstones this peer acknowledges now (its record's `seen`): the ones it acknowledged
+ * before, and any whose peer removed itself, moved on to a newer generation, or cannot be
+ * reached (`canAcknowledge`: unreachable for the removal grace period). So a peer that is up
+ * and reachable is never acknowledged as removed, whoever issued its tombstone.
+ */
+export function acknowledgedRemovals(
+  state: RingState,
+  options: {
+    me: string;
+    previous: Readonly<Record<string, number>>;
+    canAcknowledge: (name: string) => boolean;
+  },
+): Record<string, number> {
+  const seen: Record<string, number> = { ...options.previous };
+  for (const [name, gen] of Object.entries(state.tombstones)) {
+    if ((seen[name] ?? -1) >= gen) continue;
+    const record = peerRecord(state, name);
+    if (
+      name === options.me || state.proofs[name]?.by === name ||
+      (record !== undefined && record.gen > gen) || options.canAcknowledge(name)
+    ) seen[name] = gen;
+  }
+  return sortKeys(seen);
+}
+
+/**
  * The state after starting clean as generation `gen`: whatever older generations of us still
  * own goes back through the normal reclaim, and our record starts over.
  */
@@ -49,7 +104,7 @@ export function startedClean(
   options: { me: string; gen: number; mode: IpamMode },
 ): RingState {
   const { me, gen, mode } = options;
-  const tombstoned = withTombstone(state, me, gen - 1);
+  const tombstoned = withTombstone(state, me, { gen: gen - 1, by: me });
   return withPeer(tombstoned, {
     name: me,
     gen,
@@ -58,6 +113,7 @@ export function startedClean(
     free: 0,
     used: 0,
     seen: { ...tombstoned.tombstones },
+    sig: "",
   });
 }
 
@@ -83,11 +139,22 @@ export function ownRecord(
  */
 export function refreshedRecord(
   state: RingState,
-  options: { me: string; gen: number; mode: IpamMode; free: number; used: number },
+  options: {
+    me: string;
+    gen: number;
+    mode: IpamMode;
+    free: number;
+    used: number;
+    canAcknowledge: (name: string) => boolean;
+  },
 ): PeerRecord | undefined {
   const { gen, mode, free, used } = options;
   const mine = ownRecord(state, options);
-  const seen = { ...state.tombstones };
+  const seen = acknowledgedRemovals(state, {
+    me: options.me,
+    previous: mine.gen === gen ? mine.seen : {},
+    canAcknowledge: options.canAcknowledge,
+  });
   const known = livePeers(withPeer(state, { ...mine, gen }))
     .map((p) => `${p.name}@${p.gen}`).sort();
   if (
@@ -95,7 +162,7 @@ export function refreshedRecord(
     JSON.stringify(mine.seen) === JSON.stringify(seen) && mine.mode === mode &&
     JSON.stringify(mine.known) === JSON.stringify(known)
   ) return undefined;
-  return { ...mine, gen, mode, free, used, seen, known, version: mine.version + 1 };
+  return { ...mine, gen, mode, free, used, seen, known, version: mine.version + 1, sig: "" };
 }
 
 /** What this peer knows of itself and the others now: what readiness, status and diagnostics read. */

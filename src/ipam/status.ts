@@ -97,6 +97,18 @@ export function hasOwnerlessSpace(state: RingState): boolean {
   return state.entries.length > 0 && state.entries.every((e) => isDead(state, e.owner, e.gen));
 }
 
+/** Who owns which part of the range, in address order (the topology page's ring). */
+export function ringSegments(
+  state: RingState,
+): Array<{ start: number; end: number; owner: string }> {
+  return entryRanges(state).map(({ entry, range }) => ({ ...range, owner: entry.owner }));
+}
+
+/** True while a removed peer still owns space (its reclaim is unfinished). */
+export function reclaimUnfinished(state: RingState): boolean {
+  return state.entries.some((e) => isDead(state, e.owner, e.gen));
+}
+
 /** Addresses still held by removed generations of `name`. */
 function deadSize(state: RingState, name: string): number {
   let size = 0;

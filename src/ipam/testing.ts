@@ -3,10 +3,12 @@
  * production code imports mod.ts only. A whole cluster runs in one process (`Simulation`:
  * ClusterIpam peers over a lossy `MemoryNetwork`, memory stores, a fake clock); `storeSuite` is
  * the behaviour every `Store` must have; `tempSqliteStore` is a SQLite file that removes itself.
+ * `MemorySigners` gives each peer an Ed25519 key (the mesh's identity keys, in memory).
  * Fixtures that own something implement Symbol.dispose, so tests write `using`.
  */
 export { MemoryStore, unclosable } from "./testing/memory_store.ts";
 export { FailingStore } from "./testing/failing_store.ts";
+export { MemorySigners, unverifiedSigner } from "./testing/memory_signers.ts";
 export {
   MemoryNetwork,
   type MemoryNetworkOptions,

@@ -2,10 +2,26 @@
  * What this peer says to the others, in one place: its ring state, broadcast when it changed
  * (or when the periodic gossip forces it), and unicast messages stamped with its generation
  * and a fresh id. Everything goes through the `IpamTransport` the agent adapts from the mesh.
+ *
+ * A unicast message travels in an envelope signed by its sender, and is opened only when the
+ * signature is the named sender's and the mesh says it came from that sender: a relaying peer
+ * cannot ask for space, acknowledge a give or answer in another peer's name. A space request
+ * is answered once per id (a replayed one is dropped). States need no envelope: every part of
+ * them is signed by its writer (authority.ts).
  */
+import type { PeerSigner } from "./authority.ts";
 import type { IpamTransport } from "./cluster_types.ts";
-import { encodeMessage, type Outgoing } from "./protocol.ts";
-import { encodeRing, type RingState } from "./ring.ts";
+import { decodeMessage, encodeMessage, type Message, type Outgoing } from "./protocol.ts";
+import type { RingState } from "./ring.ts";
+import { encodeRing } from "./ring_codec.ts";
+
+const encoder = new TextEncoder();
+/** How many request ids are remembered to drop replays. */
+const SEEN_REQUESTS = 4096;
+
+function envelopeBytes(from: string, body: string): Uint8Array {
+  return encoder.encode(`weft-ipam-message-v1\n${from}\n${body}`);
+}
 
 export class IpamWire {
   #transport: IpamTransport;
@@ -13,13 +29,22 @@ export class IpamWire {
   #gen: () => number;
   #now: () => number;
   #random: () => number;
+  #signer: PeerSigner;
+  #seenRequests = new Set<string>();
   #lastBroadcast = "";
   #lastGossipAt = -Infinity;
 
   constructor(
     transport: IpamTransport,
-    options: { me: string; gen: () => number; now: () => number; random: () => number },
+    options: {
+      me: string;
+      gen: () => number;
+      now: () => number;
+      random: () => number;
+      signer: PeerSigner;
+    },
   ) {
+    this.#signer = options.signer;
     this.#transport = transport;
     this.#me = options.me;
     this.#gen = options.gen;
@@ -42,7 +67,40 @@ export class IpamWire {
   }
 
   send(peer: string, message: Outgoing): void {
-    this.#transport.send(peer, encodeMessage(message, this.#gen()));
+    const body = encodeMessage(message, this.#gen());
+    const sig = this.#signer.sign(envelopeBytes(this.#me, body));
+    this.#transport.send(peer, JSON.stringify({ from: this.#me, body, sig }));
+  }
+
+  /**
+   * The message in envelope `text` that the mesh delivered from `from`, or why it is refused:
+   * not an envelope, not signed by `from`, not a message, or a request answered before.
+   */
+  open(from: string, text: string): Message | { refused: string } {
+    let envelope: { from?: unknown; body?: unknown; sig?: unknown };
+    try {
+      envelope = JSON.parse(text);
+    } catch {
+      return { refused: "not an IPAM message" };
+    }
+    const { body, sig } = envelope ?? {};
+    if (envelope?.from !== from || typeof body !== "string" || typeof sig !== "string") {
+      return { refused: "not an IPAM message from this peer" };
+    }
+    if (!this.#signer.verify(from, envelopeBytes(from, body), sig)) {
+      return { refused: "not signed by this peer" };
+    }
+    const message = decodeMessage(body);
+    if (!message) return { refused: "not an IPAM message" };
+    if (message.t === "req") {
+      const key = `${from}\u0000${message.id}`;
+      if (this.#seenRequests.has(key)) return { refused: `request ${message.id} answered before` };
+      this.#seenRequests.add(key);
+      if (this.#seenRequests.size > SEEN_REQUESTS) {
+        this.#seenRequests.delete(this.#seenRequests.values().next().value!);
+      }
+    }
+    return message;
   }
 
   /** A request id nobody else uses: our name and 48 random bits. */

@@ -80,6 +80,24 @@ export class MemoryNetwork {
     };
   }
 
+  /**
+   * Queues `body` for `to` (every other peer when omitted) as if `from` had sent it: what a
+   * hostile peer can make a relaying mesh report. Delivered like anything else (reachability
+   * is checked between `from` and the receiver only when `from` is a joined peer).
+   */
+  forge(options: { from: string; to?: string; kind: "state" | "message"; body: string }): void {
+    const targets = options.to ? [options.to] : [...this.#nodes.keys()];
+    for (const to of targets.filter((t) => t !== options.from)) {
+      this.#queue.push({
+        from: options.from,
+        to,
+        kind: options.kind,
+        body: options.body,
+        due: this.#round + 1,
+      });
+    }
+  }
+
   /** Takes a peer down: its queued messages are lost and nothing reaches it. */
   crash(name: string): void {
     const node = this.#nodes.get(name);
@@ -129,7 +147,9 @@ export class MemoryNetwork {
     }
     let delivered = 0;
     for (const q of due) {
-      if (!this.canReach(q.from, q.to)) continue;
+      const forged = !this.#nodes.has(q.from);
+      if (!forged && !this.canReach(q.from, q.to)) continue;
+      if (forged && !this.#nodes.get(q.to)?.up) continue;
       const node = this.#nodes.get(q.to)!;
       delivered++;
       if (q.kind === "state") node.onState?.(q.from, q.body);

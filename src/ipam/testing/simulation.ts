@@ -11,6 +11,8 @@ import { MemoryNetwork, seededRandom } from "./memory_network.ts";
 import type { Allocation } from "../store.ts";
 import { MemoryStore, unclosable } from "./memory_store.ts";
 import { FailingStore } from "./failing_store.ts";
+import { MemorySigners } from "./memory_signers.ts";
+import type { PeerSigner } from "../authority.ts";
 import type { StoreFailure } from "../errors.ts";
 
 export interface SimulationOptions {
@@ -24,6 +26,10 @@ export interface SimulationOptions {
   reclaimAfterMs?: number;
   /** Periodic re-gossip, in fake milliseconds. Default 5000 (10 ticks). */
   gossipIntervalMs?: number;
+  /** A removed peer is acknowledged after this long out of reach. Default 1000 (2 ticks). */
+  removalGraceMs?: number;
+  /** Signs for each peer; default: an Ed25519 key per peer (MemorySigners). */
+  signers?: { for(name: string): PeerSigner };
 }
 
 export class Simulation implements Disposable {
@@ -31,6 +37,8 @@ export class Simulation implements Disposable {
   readonly range: Cidr;
   readonly random: () => number;
   readonly events: Array<IpamEvent & { peer: string }> = [];
+  /** Every peer's identity key (an insider in a test gets its signer here too). */
+  readonly signers: { for(name: string): PeerSigner };
   #clock = 1_000_000;
   #tickMs: number;
   #options: SimulationOptions;
@@ -49,6 +57,7 @@ export class Simulation implements Disposable {
       maxDelay: options.maxDelay,
     });
     this.#tickMs = options.tickMs ?? 500;
+    this.signers = options.signers ?? new MemorySigners();
   }
 
   /** A simulation whose peers `names` started with `init` and settled (e.g. an agreed ring). */
@@ -98,6 +107,8 @@ export class Simulation implements Disposable {
       random: this.random,
       requestTimeoutMs: this.#options.requestTimeoutMs ?? 2000,
       reclaimAfterMs: this.#options.reclaimAfterMs,
+      removalGraceMs: this.#options.removalGraceMs ?? 1000,
+      signer: this.signers.for(name),
       gossipIntervalMs: this.#options.gossipIntervalMs ?? 5000,
       onEvent: (event) => this.events.push({ ...event, peer: name }),
     });
