@@ -22,7 +22,6 @@ import { cidrToRange, parseCidr } from "../net/cidr.ts";
 import { encodeDeed, encodeRecord, RING_FORMAT } from "./ring_codec.ts";
 import {
   type Deed,
-  deedKey,
   deedOf,
   entryRanges,
   HISTORY_DEPTH,
@@ -33,6 +32,7 @@ import {
   peerRecord,
   type RingEntry,
   type RingState,
+  sameDeed,
   type TombstoneProof,
 } from "./ring.ts";
 import { initialShares } from "./ring_writes.ts";
@@ -87,7 +87,12 @@ export function signOwn(state: RingState, me: string, signer: PeerSigner): RingS
     const sig = d.sig !== "" || d.writer !== me ? d.sig : signer.sign(deedBytes(state, d));
     return { ...d, ...(evidence ? { evidence } : {}), sig };
   };
+  // (a pre-scan: nearly always nothing is unsigned, and most states are large)
+  const unsigned = (d: Deed): boolean =>
+    (d.sig === "" && d.writer === me) ||
+    (d.evidence !== undefined && (unsigned(d.evidence.witness) || d.evidence.walk.some(unsigned)));
   const entries = state.entries.map((e) => {
+    if (!unsigned(e) && !e.history.some(unsigned)) return e;
     const history = e.history.map(sign);
     const current = sign(deedOf(e));
     return current === deedOf(e) && history.every((h, i) => h === e.history[i])
@@ -221,12 +226,13 @@ export function verifyIncoming(
    */
   const check = (
     entry: RingEntry,
-    view: RingState,
+    view: () => RingState,
   ): { take: RingEntry; rest?: string } | "same" | string => {
     const mine = result.get(entry.token) ?? localByToken.get(entry.token);
     if (mine && entry.version <= mine.version) {
+      if (sameDeed(entry, mine)) return "same";
       const same = known(entry.token, entry.version);
-      if (same && deedKey(same) !== deedKey(entry)) conflicts.add(entry.token);
+      if (same && !sameDeed(same, entry)) conflicts.add(entry.token);
       return "same";
     }
     const chain = [...entry.history, deedOf(entry)].filter((d) => d.version > (mine?.version ?? 0));
@@ -252,7 +258,7 @@ export function verifyIncoming(
         why = creation(d, { state: checked, known });
       } else if (prev) {
         why = allowed(prev, d, {
-          view,
+          view: view(),
           local,
           me: ctx.me,
           ok,
@@ -279,7 +285,10 @@ export function verifyIncoming(
   const failures = new Map<number, string>();
   for (let progress = true; progress && pending.length > 0;) {
     progress = false;
-    const view = mergeRings(local, { ...checked, entries: [...result.values()] });
+    // (what the rounds before took; merged only if a deed needs it)
+    const taken = [...result.values()];
+    let merged: RingState | undefined;
+    const view = () => merged ??= mergeRings(local, { ...checked, entries: taken });
     pending = pending.filter((entry) => {
       const outcome = check(entry, view);
       if (outcome === "same") return false;

@@ -96,7 +96,7 @@ export class LocalRing {
   /** The transition running now: what it will tell and whether it drops our allocations. */
   #pending: { events: IpamEvent[]; dropAllocations: boolean } | undefined;
   /** What the store holds (the ring and generation as written), to skip writes of no news. */
-  #persisted: string;
+  #persisted: { state: RingState; gen: number; ring: string };
 
   private constructor(options: LocalRingOptions, state: RingState, gen: number) {
     this.#store = options.store;
@@ -113,7 +113,7 @@ export class LocalRing {
     // A restart with a ring that has other live members must hear from one of them before
     // allocating: we may have been removed while away.
     this.#mustHear = state.ringId !== "" && livePeers(state).some((p) => p.name !== options.me);
-    this.#persisted = this.#snapshotText();
+    this.#persisted = { state: this.#state, gen: this.#gen, ring: encodeRing(this.#state) };
   }
 
   /** The ring and generation the store holds (an empty ring the first time). */
@@ -165,7 +165,7 @@ export class LocalRing {
   receive(from: string, text: string): Received {
     let incoming: RingState;
     try {
-      incoming = decodeRing(text);
+      incoming = decodeRing(text, this.#state);
       if (incoming.range !== this.#state.range) {
         throw new Error(`its range ${incoming.range} is not ours (${this.#state.range})`);
       }
@@ -334,7 +334,7 @@ export class LocalRing {
     let result: T;
     try {
       result = change();
-      this.#state = signOwn(this.#state, this.#me, this.#signer);
+      if (this.#state !== saved.state) this.#state = signOwn(this.#state, this.#me, this.#signer);
       this.#persist(false);
     } catch (error) {
       this.#state = saved.state;
@@ -467,19 +467,20 @@ export class LocalRing {
 
   /** Writes the ring and generation when they changed (or when `force`d), in one transaction. */
   #persist(force: boolean): void {
-    const text = this.#snapshotText();
     const drop = this.#pending?.dropAllocations ?? false;
-    if (!force && !drop && text === this.#persisted) return;
+    const written = this.#persisted;
+    if (!force && !drop && written.state === this.#state && written.gen === this.#gen) return;
+    const ring = encodeRing(this.#state);
+    if (!force && !drop && ring === written.ring && written.gen === this.#gen) {
+      this.#persisted = { ...written, state: this.#state };
+      return;
+    }
     this.#store.transaction(() => {
-      this.#store.setValue(KEY_RING, encodeRing(this.#state));
+      this.#store.setValue(KEY_RING, ring);
       this.#store.setValue(KEY_GEN, String(this.#gen));
       if (drop) this.#store.clearAllocations();
     });
-    this.#persisted = text;
-  }
-
-  #snapshotText(): string {
-    return `${this.#gen}\n${encodeRing(this.#state)}`;
+    this.#persisted = { state: this.#state, gen: this.#gen, ring };
   }
 
   #event(kind: IpamEvent["kind"], message: string): void {

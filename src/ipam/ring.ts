@@ -142,14 +142,25 @@ export function deedKey(deed: Deed): string {
   return JSON.stringify(deedOf(deed));
 }
 
+/** Equal deeds (the history apart); as `deedKey(a) === deedKey(b)`, without building texts. */
+export function sameDeed(a: Deed, b: Deed): boolean {
+  return a === b || (a.token === b.token && a.version === b.version && a.sig === b.sig &&
+    a.end === b.end && a.owner === b.owner && a.gen === b.gen && a.writer === b.writer &&
+    a.writerGen === b.writerGen && a.kind === b.kind &&
+    a.parent?.token === b.parent?.token && a.parent?.version === b.parent?.version &&
+    (a.evidence === b.evidence || deedKey(a) === deedKey(b)));
+}
+
 function deedBeats(a: Deed, b: Deed): boolean {
   if (a.version !== b.version) return a.version > b.version;
+  if (sameDeed(a, b)) return false;
   // Equal versions with different content come only from a writer that signed two successors
   // (an insider, or a reclaim race the protocol rules out): pick alike everywhere.
   return compare(deedKey(a), deedKey(b)) < 0;
 }
 
 function recordBeats(a: PeerRecord, b: PeerRecord): boolean {
+  if (a === b) return false;
   if (a.gen !== b.gen) return a.gen > b.gen;
   if (a.version !== b.version) return a.version > b.version;
   return compare(JSON.stringify(a), JSON.stringify(b)) < 0;
@@ -157,6 +168,13 @@ function recordBeats(a: PeerRecord, b: PeerRecord): boolean {
 
 /** The deeds of one token known to either side: the winner, and up to HISTORY_DEPTH before it. */
 function mergeEntry(a: RingEntry, b: RingEntry): RingEntry {
+  // (most merges meet the same entry on both sides)
+  if (
+    sameDeed(a, b) && a.history.length === b.history.length &&
+    a.history.every((h, i) => sameDeed(h, b.history[i]))
+  ) {
+    return a;
+  }
   const winner = deedBeats(a, b) ? a : b;
   const byVersion = new Map<number, Deed>();
   for (const deed of [...a.history, ...b.history, deedOf(a), deedOf(b)]) {
@@ -211,7 +229,7 @@ export function mergeRings(a: RingState, b: RingState): RingState {
   }
   tombstones = sortKeys(tombstones);
   proofs = sortKeys(proofs);
-  return {
+  const merged = {
     range: a.range,
     ringId,
     entries,
@@ -219,6 +237,18 @@ export function mergeRings(a: RingState, b: RingState): RingState {
     tombstones,
     proofs,
   };
+  // `a` itself when `b` brought nothing: callers tell news by identity.
+  return sameParts(merged, a) ? a : merged;
+}
+
+function sameParts(x: RingState, y: RingState): boolean {
+  const same = <T>(p: readonly T[], q: readonly T[]) =>
+    p.length === q.length && p.every((v, i) => v === q[i]);
+  const sameKeys = <T>(p: Record<string, T>, q: Record<string, T>, eq: (v: T, w: T) => boolean) =>
+    same(Object.keys(p), Object.keys(q)) && Object.keys(p).every((k) => eq(p[k], q[k]));
+  return x.ringId === y.ringId && same(x.entries, y.entries) && same(x.peers, y.peers) &&
+    sameKeys(x.tombstones, y.tombstones, (v, w) => v === w) &&
+    sameKeys(x.proofs, y.proofs, (v, w) => v.by === w.by && v.sig === w.sig);
 }
 
 function proofBeats(a: TombstoneProof, b: TombstoneProof): boolean {

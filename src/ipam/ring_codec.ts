@@ -73,8 +73,30 @@ export function encodeRing(state: RingState): string {
 const KINDS = new Set<string>(["init", "split", "give", "claim", "adopt"]);
 const MODES = new Set<string>(["consensus", "seed", "observer"]);
 const MAX_ITEMS = 100_000;
+// deno-lint-ignore no-control-regex
+const CONTROL = /[\x00-\x1f\x7f]/;
 
-export function decodeRing(text: string): RingState {
+/**
+ * `raw` is the encoding of `d` (a deed without evidence): checked field by field, so that a
+ * state that mostly repeats what we hold is not decoded and validated again.
+ */
+function encodes(raw: unknown, d: Deed): boolean {
+  if (!Array.isArray(raw) || raw.length < 11 || raw[10] !== 0 || d.evidence) return false;
+  const parent = raw[8];
+  return raw[0] === d.token && raw[4] === d.version && raw[9] === d.sig && raw[1] === d.end &&
+    raw[2] === d.owner && raw[3] === d.gen && raw[5] === d.writer && raw[6] === d.writerGen &&
+    raw[7] === d.kind &&
+    (d.parent
+      ? Array.isArray(parent) && parent.length === 2 && parent[0] === d.parent.token &&
+        parent[1] === d.parent.version
+      : parent === 0);
+}
+
+/**
+ * The state `text` encodes, validated. Entries equal to one of `reuse` (the state we hold)
+ * are taken from it as they are.
+ */
+export function decodeRing(text: string, reuse?: RingState): RingState {
   let raw: Record<string, unknown>;
   try {
     raw = JSON.parse(text);
@@ -98,9 +120,9 @@ export function decodeRing(text: string): RingState {
     fail(`range ${JSON.stringify(range).slice(0, 40)}`);
   }
   const ringId = str(raw.ringId, "ringId", 65536);
-  const token = (v: unknown, what: string) => {
-    const n = int(v, what);
-    if (n < bounds.start || n > bounds.end) fail(`${what} ${n} outside ${range}`);
+  const token = (v: unknown, what: string, field: string) => {
+    const n = int(v, what, field);
+    if (n < bounds.start || n > bounds.end) fail(what, `${field} ${n} outside ${range}`);
     return n;
   };
   const deed = (v: unknown, what: string, depth = 0): Deed => {
@@ -120,25 +142,35 @@ export function decodeRing(text: string): RingState {
     let parentRef: Deed["parent"];
     if (parent !== 0) {
       if (!Array.isArray(parent) || parent.length !== 2) fail(`${what} parent`);
-      parentRef = { token: token(parent[0], `${what} parent`), version: int(parent[1], what) };
+      parentRef = { token: token(parent[0], what, "parent"), version: int(parent[1], what) };
     }
     const d: Deed = {
-      token: token(t, `${what} token`),
-      end: token(end, `${what} end`),
-      owner: name(owner, `${what} owner`),
-      gen: int(gen, `${what} gen`),
-      version: int(version, `${what} version`),
-      writer: name(writer, `${what} writer`),
-      writerGen: int(writerGen, `${what} writerGen`),
+      token: token(t, what, "token"),
+      end: token(end, what, "end"),
+      owner: name(owner, what, "owner"),
+      gen: int(gen, what, "gen"),
+      version: int(version, what, "version"),
+      writer: name(writer, what, "writer"),
+      writerGen: int(writerGen, what, "writerGen"),
       kind: kind as DeedKind,
       ...(parentRef ? { parent: parentRef } : {}),
       ...(proof ? { evidence: proof } : {}),
-      sig: str(sig, `${what} sig`, 512),
+      sig: str(sig, what, 512, "sig"),
     };
     if (d.end <= d.token || d.version < 1) fail(`${what} is empty or has version 0`);
     return d;
   };
+  const held = new Map(reuse?.range === range ? reuse.entries.map((e) => [e.token, e]) : []);
   const entries: RingEntry[] = list(raw.entries, "entries").map((v, i) => {
+    const mine = Array.isArray(v) ? held.get(v[0]) : undefined;
+    const carried: unknown = mine && (v as unknown[])[11];
+    if (
+      mine && Array.isArray(carried) && encodes(v, mine) &&
+      carried.length === mine.history.length &&
+      carried.every((h: unknown, k: number) => encodes(h, mine.history[k]))
+    ) {
+      return mine;
+    }
     const d = deed(v, `entry ${i}`);
     const history = list((v as unknown[])[11], `entry ${i} history`).map((h, k) =>
       deed(h, `entry ${i} history ${k}`)
@@ -178,17 +210,17 @@ function record(v: unknown, what: string): PeerRecord {
   const names = (x: unknown, field: string) =>
     list(x, `${what} ${field}`).map((n) => str(n, `${what} ${field}`, 300));
   return {
-    name: name(p.name, `${what} name`),
-    gen: int(p.gen, `${what} gen`),
-    version: int(p.version, `${what} version`),
+    name: name(p.name, what, "name"),
+    gen: int(p.gen, what, "gen"),
+    version: int(p.version, what, "version"),
     mode: p.mode as IpamMode,
-    free: int(p.free, `${what} free`),
-    used: int(p.used, `${what} used`),
+    free: int(p.free, what, "free"),
+    used: int(p.used, what, "used"),
     ...(p.vote === undefined ? {} : { vote: names(p.vote, "vote") }),
     seen: gens(p.seen, `${what} seen`),
     ...(p.known === undefined ? {} : { known: names(p.known, "known") }),
     ...(p.left === true ? { left: true } : {}),
-    sig: str(p.sig ?? "", `${what} sig`, 512),
+    sig: str(p.sig ?? "", what, 512, "sig"),
   };
 }
 
@@ -209,24 +241,25 @@ function list(v: unknown, what: string): unknown[] {
   return v;
 }
 
-function str(v: unknown, what: string, max = 300): string {
-  if (typeof v !== "string" || v.length > max) fail(what);
+function str(v: unknown, what: string, max = 300, field = ""): string {
+  if (typeof v !== "string" || v.length > max) fail(what, field);
   return v;
 }
 
 /** A peer name: 1-253 characters, none of them a control character. */
-function name(v: unknown, what: string): string {
+function name(v: unknown, what: string, field = ""): string {
   const printable = typeof v === "string" && v.length > 0 && v.length <= 253 &&
-    [...v].every((c) => c.charCodeAt(0) >= 0x20 && c.charCodeAt(0) !== 0x7f);
-  if (!printable) fail(`${what} ${JSON.stringify(v)?.slice(0, 40)}`);
+    !CONTROL.test(v);
+  if (!printable) fail(what, `${field} ${JSON.stringify(v)?.slice(0, 40)}`.trim());
   return v as string;
 }
 
-function int(v: unknown, what: string): number {
-  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) fail(what);
+function int(v: unknown, what: string, field = ""): number {
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) fail(what, field);
   return v;
 }
 
-function fail(what: string): never {
-  throw new RingError(`Cannot decode IPAM ring state: bad ${what}`);
+/** (`field` apart from `what`, so that the message is built only when something is wrong) */
+function fail(what: string, field = ""): never {
+  throw new RingError(`Cannot decode IPAM ring state: bad ${field ? `${what} ${field}` : what}`);
 }

@@ -69,6 +69,10 @@ Deno.test("mergeRings is commutative, associative and idempotent; encode is cano
       );
       assert.equal(encodeRing(mergeRings(a, a)), encodeRing(a));
       assert.equal(encodeRing(decodeRing(ab)), ab);
+      // (shortcuts: what brings nothing returns the state itself; what we hold is not decoded)
+      assert.equal(mergeRings(a, a), a);
+      assert.deepEqual(decodeRing(ab, a), decodeRing(ab));
+      assert.deepEqual(decodeRing(ab, b), decodeRing(ab));
     }),
     { numRuns: 300 },
   );
