@@ -25,8 +25,8 @@ export interface BundleOptions {
   entry?: string;
   /**
    * Minify (default true), keeping function and class names so stack traces stay readable:
-   * 0.5 MB instead of 1 MB, about 5 MiB less resident in the agent, and a start without
-   * Deno's caches 2.3x the empty script instead of 2.8x (docs/footprint.md).
+   * half the bytes, a faster start without Deno's caches, and about 7 MiB less resident when
+   * the userspace path's two worker isolates each load the file too (docs/footprint.md).
    */
   minify?: boolean;
 }
