@@ -35,6 +35,8 @@ const repoRoot = new URL("../", import.meta.url).pathname;
 
 /** Bundles `options.entry` into `output` with node: built-ins loaded on demand. */
 export async function bundle(output: string, options: BundleOptions = {}): Promise<void> {
+  // deno bundle runs from the repository root: make the caller's relative path absolute first
+  if (!output.startsWith("/")) output = `${Deno.cwd()}/${output}`;
   const raw = `${output}.raw.js`;
   const args = [
     "bundle",
@@ -137,6 +139,7 @@ export function lazyNodeBuiltins(source: string): string {
 if (import.meta.main) {
   const index = Deno.args.indexOf("-o");
   const output = index >= 0 ? Deno.args[index + 1] : "dist/weft.js";
-  await Deno.mkdir(new URL(".", `file://${Deno.realPathSync(".")}/${output}`), { recursive: true });
+  const slash = output.lastIndexOf("/");
+  if (slash > 0) await Deno.mkdir(output.slice(0, slash), { recursive: true });
   await bundle(output, { minify: !Deno.args.includes("--no-minify") });
 }
