@@ -23,12 +23,13 @@ import {
   startClusterState,
   startInformer,
 } from "../src/kube/mod.ts";
+import {
+  measureInChild,
+  option,
+  percentile,
+  startFakeKubeProcess,
+} from "../tests/support/bench_support.ts";
 
-const args = Deno.args;
-function option(name: string, fallback: string): string {
-  const at = args.indexOf(name);
-  return at >= 0 ? args[at + 1] : fallback;
-}
 const PODS = Number(option("--pods", "1000"));
 const POLICIES = Number(option("--policies", "200"));
 const NAMESPACES = 20;
@@ -43,11 +44,6 @@ function heapMiB(): number {
   if (!gc) throw new Error("run the measurement with --v8-flags=--expose-gc");
   for (let i = 0; i < 3; i++) gc();
   return Deno.memoryUsage().heapUsed / 2 ** 20;
-}
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
 function realisticPod(i: number) {
@@ -275,46 +271,16 @@ async function measure(kind: string, server: string): Promise<void> {
   }));
 }
 
-async function child(kind: string, server: string) {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--v8-flags=--expose-gc",
-      new URL(import.meta.url).pathname,
-      "--measure",
-      kind,
-      "--server",
-      server,
-    ],
-    stdout: "piped",
-    stderr: "inherit",
-  }).output();
-  if (!output.success) throw new Error(`the ${kind} measurement failed`);
-  return JSON.parse(new TextDecoder().decode(output.stdout).trim().split("\n").at(-1)!);
+function child(kind: string, server: string) {
+  // deno-lint-ignore no-explicit-any
+  return measureInChild<any>(new URL(import.meta.url), ["--measure", kind, "--server", server]);
 }
 
 async function main() {
-  const server = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      new URL("../tests/support/fake_kube_server.ts", import.meta.url).pathname,
-      "127.0.0.1",
-      "0",
-      TOKEN,
-    ],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
+  const server = await startFakeKubeProcess(TOKEN);
   try {
-    const reader = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    const first = (await reader.read()).value ?? "";
-    reader.releaseLock();
-    const port = /listening (\d+)/.exec(first)?.[1];
-    if (!port) throw new Error(`the fake API server did not start: ${first}`);
-    const url = `http://127.0.0.1:${port}`;
     const populated = performance.now();
+    const url = server.url;
     await populate(url);
     console.log(
       `\ncluster state: ${PODS} pods in ${NAMESPACES} namespaces, ${POLICIES} policies ` +
@@ -343,12 +309,10 @@ async function main() {
         `p99 ${weft.p99.toFixed(2)} ms`,
     );
   } finally {
-    server.kill();
-    await server.status;
-    await server.stdout.cancel().catch(() => {});
+    await server.close();
   }
 }
 
-const measureKind = args.includes("--measure") ? option("--measure", "") : undefined;
+const measureKind = Deno.args.includes("--measure") ? option("--measure", "") : undefined;
 if (measureKind) await measure(measureKind, option("--server", ""));
 else await main();

@@ -7,6 +7,7 @@
  *   gets its real sets when it appears;
  * - its DEL takes its address out of every set and deletes its tracked connections;
  * - policies added, changed and removed are followed;
+ * - denied connections are counted per policy in /metrics and logged (--policy-log-rate);
  * - the agent stopping leaves the table (nothing opens), a restart reconciles it with the API,
  *   `weft reset` removes it.
  */
@@ -43,7 +44,12 @@ async function tableOf(lab: PolicyLab, node: number) {
 }
 
 Deno.test("NetworkPolicy over a pod's life and an agent's", async (t) => {
-  await using lab = await PolicyLab.create({ prefix: "wtpl", nodes: 2, datapath: "fastdp" });
+  await using lab = await PolicyLab.create({
+    prefix: "wtpl",
+    nodes: 2,
+    datapath: "fastdp",
+    agentArgs: ["--policy-log-rate", "20/s"],
+  });
   await lab.addNamespace("x", { team: "x" });
   await lab.addNamespace("y", { team: "y" });
   const friend = await lab.addPod("x", "friend", { node: 1, labels: { app: "friend" } });
@@ -162,6 +168,35 @@ Deno.test("NetworkPolicy over a pod's life and an agent's", async (t) => {
       await lab.flushConntrack();
       return (await reach(stranger, fresh, 500)).every((ok) => !ok);
     });
+  });
+
+  await t.step("denied connections are counted per policy and logged", async () => {
+    const dropped = async () => {
+      const text = await lab.metrics(1);
+      const line =
+        /weft_policy_dropped_packets_total\{namespace="x",policy="guard",direction="ingress"\} (\d+)/
+          .exec(text);
+      return Number(line?.[1] ?? -1);
+    };
+    const before = await dropped();
+    assert.ok(before >= 0, await lab.metrics(1));
+    // a lab node is a network namespace: the kernel logs from one only with this switch
+    const LOG_ALL = "/proc/sys/net/netfilter/nf_log_all_netns";
+    const was = (await Deno.readTextFile(LOG_ALL)).trim();
+    await Deno.writeTextFile(LOG_ALL, "1");
+    try {
+      assert.deepEqual(await stranger.probe.probe(both(fresh.lab.ip), 500), [false, false]);
+      const log = await sh(["dmesg"]);
+      const lines = log.stdout.split("\n").filter((l) =>
+        l.includes("weft-policy deny x/guard ingress: ") &&
+        l.includes(`SRC=${stranger.lab.ip} DST=${fresh.lab.ip}`)
+      );
+      assert.ok(lines.some((l) => l.includes("PROTO=TCP")), log.stdout.slice(-2000));
+      assert.ok(lines.some((l) => l.includes("PROTO=UDP")), log.stdout.slice(-2000));
+    } finally {
+      await Deno.writeTextFile(LOG_ALL, was);
+    }
+    assert.ok((await dropped()) >= before + 2, `${before} -> ${await dropped()}`);
   });
 
   await t.step(

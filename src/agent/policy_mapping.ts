@@ -21,24 +21,40 @@ export function outsidePolicy(pod: KubePod): boolean {
   return pod.hostNetwork || FINISHED.has(pod.phase);
 }
 
+/** Store objects are replaced, never changed, on an update: their mapping can be kept. */
+const mapped = new WeakMap<KubePod, Pod | null>();
+
 /**
  * The pod as policy sees it, or undefined when policy ignores it. `ip` replaces the API's
  * address (for a local pod, the address the CNI ADD was given, which the API learns later);
- * `null` leaves the pod without one.
+ * `null` leaves the pod without one. `node` replaces spec.nodeName.
  */
 export function policyPod(
   pod: KubePod,
   options: { ip?: string | null; node?: string } = {},
 ): Pod | undefined {
+  let base = mapped.get(pod);
+  if (base === undefined) {
+    base = mapPod(pod) ?? null;
+    mapped.set(pod, base);
+  }
+  if (base === null) return undefined;
+  if (options.ip === undefined && options.node === undefined) return base;
+  const { ip: _, ...rest } = base;
+  const ip = options.ip === null ? undefined : options.ip ?? base.ip;
+  const node = options.node ?? base.node;
+  return { ...rest, ...(ip ? { ip } : {}), ...(node ? { node } : {}) };
+}
+
+function mapPod(pod: KubePod): Pod | undefined {
   if (outsidePolicy(pod)) return undefined;
-  const ip = options.ip === null ? undefined : options.ip ?? pod.ips.find((a) => IPV4.test(a));
-  const node = options.node ?? pod.nodeName;
+  const ip = pod.ips.find((a) => IPV4.test(a));
   return {
     namespace: pod.namespace,
     name: pod.name,
     labels: pod.labels as Record<string, string>,
     ...(ip ? { ip } : {}),
-    ...(node ? { node } : {}),
+    ...(pod.nodeName ? { node: pod.nodeName } : {}),
     ...(pod.namedPorts.length ? { ports: pod.namedPorts.flatMap(containerPort) } : {}),
   };
 }

@@ -127,6 +127,8 @@ export function reportConfig(config: AgentConfig): Record<string, unknown> {
     nodeName: config.nodeName,
     kubeconfig: config.kubeconfig,
     reclaimConfigMap: config.reclaimConfigMap,
+    networkPolicy: config.networkPolicy,
+    policyLogRate: config.policyLogRate ?? "off",
   };
 }
 

@@ -1,8 +1,9 @@
 /**
  * Pods and namespaces indexed for the questions policy asks: which pods a group means, the
- * labels of a pod's namespace, the pod behind an address. Both the evaluator and the compiler
- * answer group membership through `inGroup`, so the two can only disagree about rules, which
- * is what the conformance test compares.
+ * labels of a pod's namespace, the pod behind an address. The evaluator answers group
+ * membership through `inGroup` and the compiler through `select`, side by side here with the
+ * same two matches, so the two can only disagree about rules, which is what the conformance test
+ * compares.
  */
 import { parseIp } from "../net/cidr.ts";
 import type { PodGroup } from "./model.ts";
@@ -49,6 +50,24 @@ export class ClusterView {
   /** The pod's IPv4 address as a number; undefined when it has none (yet). */
   address(pod: Pod): number | undefined {
     return this.#addresses.get(pod);
+  }
+
+  /**
+   * The entries of `group`'s pods, from entries filed by namespace: `inGroup` for many pods at
+   * once, choosing namespaces first (one label match per namespace, not one per pod), which is
+   * what keeps recomputing every set on each change cheap.
+   */
+  select<T extends { pod: Pod }>(
+    group: PodGroup,
+    byNamespace: ReadonlyMap<string, readonly T[]>,
+  ): T[] {
+    const scope = group.namespaces;
+    const namespaces = "name" in scope
+      ? [scope.name]
+      : [...byNamespace.keys()].filter((ns) => matches(scope.selector, this.namespaceLabels(ns)));
+    return namespaces.flatMap((ns) =>
+      (byNamespace.get(ns) ?? []).filter(({ pod }) => matches(group.pods, pod.labels))
+    );
   }
 
   inGroup(group: PodGroup, pod: Pod): boolean {

@@ -333,17 +333,16 @@ export function computeMembers(
   const local = addressed.filter(({ pod }) =>
     options.node === undefined || pod.node === options.node
   );
+  const byNamespace = Map.groupBy(addressed, ({ pod }) => pod.namespace);
+  const localByNamespace = Map.groupBy(local, ({ pod }) => pod.namespace);
   const members = new Map<string, Element[]>();
   const isolated: [string, readonly string[]][] = [];
   for (const [name, source] of plan.sources) {
     switch (source.kind) {
       case "target":
       case "peer": {
-        const pool = source.kind === "target" ? local : addressed;
-        members.set(
-          name,
-          pool.filter(({ pod }) => cluster.inGroup(source.group, pod)).map((x) => [x.address]),
-        );
+        const pool = source.kind === "target" ? localByNamespace : byNamespace;
+        members.set(name, cluster.select(source.group, pool).map((x) => [x.address]));
         break;
       }
       case "block":

@@ -70,7 +70,9 @@ export function diffRuleSets(before: CompiledRuleSet, after: CompiledRuleSet): R
       add: after.chains.filter((c) => !oldChains.has(c.name)),
       replace: after.chains.filter((c) => {
         const old = oldChains.get(c.name);
-        return old !== undefined && JSON.stringify(old.rules) !== JSON.stringify(c.rules);
+        // the same plan gives the same rule objects (pod churn): no need to compare their text
+        return old !== undefined && old.rules !== c.rules &&
+          JSON.stringify(old.rules) !== JSON.stringify(c.rules);
       }),
       remove: before.chains.filter((c) => !newChains.has(c.name)).map((c) => c.name),
     },

@@ -15,6 +15,7 @@ import {
 } from "../../src/policy/mod.ts";
 import { describeProbe } from "../../src/policy/testing.ts";
 import { Lab, type LabOptions, type LabPod, must, waitFor } from "./lab.ts";
+import { JsonLinesProcess } from "./json_lines.ts";
 import { LabKubeApi } from "./lab_kube_api.ts";
 
 const TOKEN = "lab-policy-token";
@@ -36,78 +37,43 @@ export type ProbeTarget = [ip: string, protocol: "tcp" | "udp", port: number];
 
 /** A pod's policy_probe.ts process, spoken to over its stdin and stdout. */
 export class ProbeProcess {
-  readonly #child: Deno.ChildProcess;
-  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
-  readonly #waiting = new Map<number, (answer: Record<string, unknown>) => void>();
+  readonly #process: JsonLinesProcess;
   readonly ready: Promise<void>;
-  #next = 1;
 
   constructor(netns: string) {
-    const child = new Deno.Command("ip", {
-      args: ["netns", "exec", netns, Deno.execPath(), "run", "-A", "--no-config", PROBE_SCRIPT],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    this.#child = child;
-    this.#writer = child.stdin.getWriter();
     const ready = Promise.withResolvers<void>();
     this.ready = ready.promise;
-    (async () => {
-      let buffer = "";
-      for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-        buffer += chunk;
-        let newline;
-        while ((newline = buffer.indexOf("\n")) >= 0) {
-          const answer = JSON.parse(buffer.slice(0, newline));
-          buffer = buffer.slice(newline + 1);
-          if (answer.ready) ready.resolve();
-          const id = answer.id as number | undefined;
-          if (id !== undefined) {
-            this.#waiting.get(id)?.(answer);
-            this.#waiting.delete(id);
-          }
-        }
-      }
-      ready.reject(new Error(`probe process in ${netns} ended before it was ready`));
-    })().catch(() => {});
-  }
-
-  async #call(command: Record<string, unknown>): Promise<Record<string, unknown>> {
-    const id = this.#next++;
-    const answer = new Promise<Record<string, unknown>>((resolve) =>
-      this.#waiting.set(id, resolve)
+    this.#process = new JsonLinesProcess(
+      ["ip", "netns", "exec", netns, Deno.execPath(), "run", "-A", "--no-config", PROBE_SCRIPT],
+      { onLine: (line) => line.ready && ready.resolve() },
     );
-    await this.#writer.write(new TextEncoder().encode(JSON.stringify({ ...command, id }) + "\n"));
-    return await answer;
+    this.#process.ended.then(() =>
+      ready.reject(new Error(`probe process in ${netns} ended before it was ready`))
+    );
   }
 
   async probe(targets: ProbeTarget[], timeoutMs: number): Promise<boolean[]> {
-    return (await this.#call({ op: "probe", targets, timeoutMs })).results as boolean[];
+    return (await this.#process.call({ op: "probe", targets, timeoutMs })).results as boolean[];
   }
 
   /** Sources that reached this pod's servers, as `tcp/80 10.32.0.3`. */
   async seen(options: { clear?: boolean } = {}): Promise<string[]> {
-    return (await this.#call({ op: "seen", clear: options.clear ?? false })).seen as string[];
+    const answer = await this.#process.call({ op: "seen", clear: options.clear ?? false });
+    return answer.seen as string[];
   }
 
   /** Probes `targets` over and over until stopped; returns the loop's id. */
   async startLoop(targets: ProbeTarget[], options: { intervalMs?: number; timeoutMs?: number }) {
-    return (await this.#call({ op: "loop", targets, ...options })).id as number;
+    return (await this.#process.call({ op: "loop", targets, ...options })).id as number;
   }
 
   async stopLoop(loop: number): Promise<{ rounds: number; successes: number[] }> {
-    const answer = await this.#call({ op: "stop", loop });
+    const answer = await this.#process.call({ op: "stop", loop });
     return { rounds: answer.rounds as number, successes: answer.successes as number[] };
   }
 
-  async close(): Promise<void> {
-    try {
-      this.#child.kill("SIGKILL");
-    } catch {
-      // gone
-    }
-    await this.#child.status;
+  close(): Promise<void> {
+    return this.#process.close();
   }
 }
 
