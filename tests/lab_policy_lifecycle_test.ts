@@ -120,6 +120,13 @@ Deno.test("NetworkPolicy over a pod's life and an agent's", async (t) => {
     const late = await lab.addPod("x", "late", { node: 1, labels: { app: "new" }, inApi: false });
     const status = await lab.policyStatus(1);
     assert.equal(status.pods.find((p) => p.pod === "x/late")?.state, "pending");
+    // as people see it
+    const cli = await lab.lab.weft(1, ["status", "policy"]);
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.match(cli.stdout, /^Enforcing: +yes, node node1$/m);
+    assert.match(cli.stdout, /^x\/fresh +\S+ +enforced +x\/guard +x\/guard$/m);
+    assert.match(cli.stdout, /^x\/late +\S+ +pending since /m);
+    assert.match(cli.stdout, /^x\/friend +\S+ +enforced +open +open$/m);
     // everything dropped, even what its policy will allow
     assert.deepEqual(await reach(friend, late, 500), [false, false]);
     assert.deepEqual(await reach(late, friend, 500), [false, false]);

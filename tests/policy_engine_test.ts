@@ -205,12 +205,20 @@ Deno.test("a pod the API does not show yet is pending, then gets its sets when i
   assert.equal(kernel.allows(REMOTE, "10.32.0.5"), false);
   assert.equal(kernel.allows("10.32.9.2", "10.32.0.5"), true);
 
+  // an ADD for another incarnation than the API shows (K8S_POD_UID) is not that pod
+  await engine.attach({ containerID: "c3", ifname: "eth0" }, "10.32.0.7", {
+    namespace: "x",
+    name: "late",
+    uid: "not-the-stored-uid",
+  });
+  assert.deepEqual(kernel.pending(), ["10.32.0.7"]);
+
   // in a namespace no policy isolates, an unknown pod is not held pending
   await engine.attach({ containerID: "c2", ifname: "eth0" }, "10.32.0.6", {
     namespace: "y",
     name: "unseen",
   });
-  assert.deepEqual(kernel.pending(), []);
+  assert.deepEqual(kernel.pending(), ["10.32.0.7"]);
   assert.equal(engine.snapshot().state?.local.find((l) => l.ip === "10.32.0.6")?.state, "unknown");
   await engine.stop();
 });

@@ -48,9 +48,7 @@ export function policyStatusView(
         ? { pendingSince: new Date(since).toISOString() }
         : {}),
     };
-  }).sort((a, b) =>
-    (a.pod ?? "~").localeCompare(b.pod ?? "~") || a.address.localeCompare(b.address)
-  );
+  }).sort((a, b) => byText(a.pod ?? "\uffff", b.pod ?? "\uffff") || byText(a.address, b.address));
   const last = snapshot.lastApply;
   return {
     enabled: true,
@@ -70,6 +68,11 @@ export function policyStatusView(
       : {}),
     problems,
   };
+}
+
+/** Pods by name, those the ADD named none last. */
+function byText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function safeSelecting(oracle: Reachability, pod: string) {

@@ -120,7 +120,14 @@ export async function startPolicy(start: PolicyStart): Promise<PolicyEnforcement
     health,
     log: warn,
   });
-  await engine.start();
+  try {
+    await engine.start();
+  } catch (error) {
+    throw new ConfigError(
+      `Cannot enforce NetworkPolicy: ${(error as Error).message}; install nftables, or run ` +
+        "with --no-network-policy",
+    );
+  }
   state.synced.then(() => warn("pods, namespaces and policies listed; enforcing"), () => {});
   return new PolicyEnforcement(engine);
 }
